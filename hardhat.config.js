@@ -1,0 +1,14 @@
+import { createRequire } from "node:module";
+import { defineConfig } from "hardhat/config";
+
+const require = createRequire(import.meta.url);
+
+export default defineConfig({
+  solidity: {
+    version: "0.8.28",
+    path: require.resolve("solc/soljson.js"),
+    settings: { optimizer: { enabled: true, runs: 200 }, evmVersion: "cancun" },
+  },
+  paths: { sources: "./contracts", tests: { solidity: "./contracts/test" } },
+  test: { solidity: { fuzz: { runs: 256 } } },
+});

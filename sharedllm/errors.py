@@ -1,0 +1,113 @@
+"""The project's one exception tree.
+
+Every error carries a stable, machine-readable ``code`` that the HTTP layer puts in
+its JSON body and the command line prints, so scripts and peers can branch on it
+without parsing prose. Codes that mirror a contract's custom error use the
+Solidity error name verbatim (see ``sharedllm.protocol.codes``), so a node refusing
+a job and the chain reverting it say the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SharedLLMError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    code: str = "ERROR"
+    http_status: int = 400
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = {k: _plain(v) for k, v in self.details.items()}
+        return body
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+class ConfigError(SharedLLMError):
+    """Bad command-line option, configuration value or local file."""
+
+    code = "BAD_CONFIG"
+
+
+class KeystoreError(SharedLLMError):
+    """A key could not be loaded: missing file, locked keystore, wrong password."""
+
+    code = "KEYSTORE"
+
+
+class ChainError(SharedLLMError):
+    """Talking to the chain failed: unreachable RPC, wrong chain, unknown deployment."""
+
+    code = "CHAIN"
+    http_status = 502
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted; ``code`` is the Solidity custom error's name."""
+
+    code = "CONTRACT_REVERT"
+    http_status = 400
+
+
+class ModelError(SharedLLMError):
+    """A model, manifest or shard is missing, corrupt or does not fit."""
+
+    code = "MODEL"
+    http_status = 404
+
+
+class ProtocolError(SharedLLMError):
+    """Bytes from a peer do not parse: malformed frame, job, receipt or body."""
+
+    code = "BAD_REQUEST"
+    http_status = 400
+
+
+class JobRejected(ProtocolError):
+    """A job fails the checks the JobMarket applies; ``code`` matches the contract's error."""
+
+    code = "JOB_REJECTED"
+    http_status = 402
+
+
+class SessionError(SharedLLMError):
+    """An inference session is unknown, closed, out of order or over a limit."""
+
+    code = "SESSION"
+    http_status = 409
+
+
+class PeerError(SharedLLMError):
+    """A peer (node or RPC) failed, stalled or answered with an error."""
+
+    code = "PEER_FAILED"
+    http_status = 502
+
+
+class RouteError(SharedLLMError):
+    """No chain of known nodes covers the model's layers."""
+
+    code = "NO_ROUTE"
+    http_status = 503
