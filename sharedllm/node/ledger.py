@@ -1,0 +1,161 @@
+"""The node's ledger: every job it served, its receipts, its submission and its payout.
+
+The ledger is the node's memory across restarts. A job is written as ``served`` (with all its
+receipts) before the node tells the client the session is closed, so a crash afterwards cannot
+forget it; the submitter then asks the chain before sending, so a crash between sending the
+transaction and recording it cannot submit twice (the contract's replay guard would refuse a
+second submission anyway, but asking first keeps the ledger honest and the gas unspent).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+# Status of a job in the node's ledger, in the order it moves through them.
+SERVED = "served"  # receipts recorded, not yet on-chain
+SUBMITTED = "submitted"  # commitment on-chain, challenge window running
+FINALIZED = "finalized"  # paid
+CHALLENGED = "challenged"  # slashed or refunded
+STATUSES = (SERVED, SUBMITTED, FINALIZED, CHALLENGED)
+
+
+@dataclass(frozen=True)
+class LedgerJob:
+    job_id: str
+    job: dict
+    signature: str
+    hop: int
+    hops: int
+    tokens: int
+    commitment: str
+    status: str
+    submit_tx: str | None
+    payout: int | None
+    reward: int | None
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite_utils.Database(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        jobs = self._db["jobs"]
+        if not jobs.exists():
+            jobs.create(
+                {
+                    "job_id": str,
+                    "job": str,
+                    "signature": str,
+                    "hop": int,
+                    "hops": int,
+                    "tokens": int,
+                    "commitment": str,
+                    "status": str,
+                    "submit_tx": str,
+                    "payout": str,
+                    "reward": str,
+                    "created_at": float,
+                    "updated_at": float,
+                },
+                pk="job_id",
+                not_null={"job", "signature", "status"},
+            )
+            jobs.create_index(["status"])
+        receipts = self._db["receipts"]
+        if not receipts.exists():
+            receipts.create(
+                {"job_id": str, "step": int, "hop": int, "receipt": str},
+                pk=("job_id", "step", "hop"),
+            )
+
+    def record_served(
+        self,
+        job_id: str,
+        job: dict,
+        signature: str,
+        hop: int,
+        hops: int,
+        tokens: int,
+        commitment: str,
+        receipts: Iterable[tuple[int, int, str]],
+    ) -> None:
+        """Record a served job and its receipts in one transaction; idempotent per job."""
+        now = time.time()
+        with self._db.conn:
+            if self._db["jobs"].count_where("job_id = ?", [job_id]):
+                return
+            self._db["jobs"].insert(
+                {
+                    "job_id": job_id,
+                    "job": json.dumps(job, sort_keys=True),
+                    "signature": signature,
+                    "hop": hop,
+                    "hops": hops,
+                    "tokens": tokens,
+                    "commitment": commitment,
+                    "status": SERVED,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            self._db["receipts"].insert_all(
+                ({"job_id": job_id, "step": s, "hop": h, "receipt": r} for s, h, r in receipts),
+                replace=True,
+            )
+
+    def set_status(self, job_id: str, status: str, **fields: object) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown ledger status {status!r}")
+        values = {k: (str(v) if isinstance(v, int) else v) for k, v in fields.items()}
+        with self._db.conn:
+            self._db["jobs"].update(
+                job_id, {"status": status, "updated_at": time.time(), **values}
+            )
+
+    def get(self, job_id: str) -> LedgerJob | None:
+        rows = list(self._db["jobs"].rows_where("job_id = ?", [job_id]))
+        return _job(rows[0]) if rows else None
+
+    def with_status(self, *statuses: str) -> Iterator[LedgerJob]:
+        marks = ",".join("?" for _ in statuses)
+        for row in self._db["jobs"].rows_where(
+            f"status in ({marks})", list(statuses), order_by="created_at"
+        ):
+            yield _job(row)
+
+    def all(self) -> list[LedgerJob]:
+        return [_job(row) for row in self._db["jobs"].rows_where(order_by="created_at")]
+
+    def receipts(self, job_id: str) -> list[str]:
+        return [
+            row["receipt"]
+            for row in self._db["receipts"].rows_where(
+                "job_id = ?", [job_id], order_by="step, hop"
+            )
+        ]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _job(row: dict) -> LedgerJob:
+    return LedgerJob(
+        job_id=row["job_id"],
+        job=json.loads(row["job"]),
+        signature=row["signature"],
+        hop=row["hop"],
+        hops=row["hops"],
+        tokens=row["tokens"],
+        commitment=row["commitment"],
+        status=row["status"],
+        submit_tx=row["submit_tx"],
+        payout=int(row["payout"]) if row["payout"] is not None else None,
+        reward=int(row["reward"]) if row["reward"] is not None else None,
+    )
