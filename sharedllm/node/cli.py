@@ -1,9 +1,134 @@
-"""Command-line commands of this part."""
+"""``sharedllm-node run``: serve a span of the model's layers over HTTP."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+
+from sharedllm.errors import ConfigError
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this part's commands."""
+    run = sub.add_parser("run", help="serve a span of a model's layers")
+    run.add_argument("--layers", default="auto", help="A:B (half-open), or auto (default)")
+    run.add_argument("--model", help="model id (default: the store's default model)")
+    run.add_argument(
+        "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
+    )
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    run.add_argument("--public-url", help="the URL peers should use, if not http://host:port")
+    run.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        help="URL of another node (repeatable): "
+        "source of missing shards, and of the coverage that --layers auto balances",
+    )
+    run.add_argument("--memory-budget", help="e.g. 2G; default: half the available RAM")
+    run.add_argument("--max-sessions", type=int, default=16)
+    run.add_argument("--cache-mb", type=int, default=512, help="KV cache + history budget")
+    run.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
+    run.add_argument("--step-timeout", type=float, default=30.0, help="seconds")
+    run.add_argument("--max-body-mb", type=int, default=64, help="largest request body")
+    run.add_argument("--price", type=int, default=0, help="SHARE wei per token per layer")
+    run.add_argument("--public-key", help="shown at /info")
+    run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    run.add_argument(
+        "--link-delay-ms",
+        type=float,
+        default=0.0,
+        help="TEST/BENCH ONLY: delay every outbound frame by this one-way latency",
+    )
+    run.set_defaults(func=_run)
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ConfigError(f"--memory-budget: cannot read {text!r} (e.g. 512M, 2G)", field="size")
+    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[match[2].upper()]
+    return int(float(match[1]) * scale)
+
+
+def parse_layers(text: str) -> tuple[int, int] | None:
+    if text == "auto":
+        return None
+    match = re.fullmatch(r"(\d+):(\d+)", text)
+    if not match or int(match[1]) >= int(match[2]):
+        raise ConfigError(f"--layers: expected A:B with A < B, or auto; got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def available_ram() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def _run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Heavy imports (torch, transformers) happen once, here, not at CLI start-up.
+    from sharedllm.model.store import ModelStore
+    from sharedllm.node.app import serve
+    from sharedllm.node.config import NodeConfig
+    from sharedllm.protocol.session_msgs import parse_url
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    peers = tuple(parse_url(p, "--peer") for p in args.peer)
+    config = NodeConfig(
+        host=args.host,
+        port=args.port,
+        public_url=parse_url(args.public_url, "--public-url") if args.public_url else None,
+        max_sessions=args.max_sessions,
+        cache_budget_bytes=args.cache_mb << 20,
+        idle_timeout_s=args.idle_timeout,
+        step_timeout_s=args.step_timeout,
+        link_delay_ms=args.link_delay_ms,
+        price=args.price,
+        client_max_size=args.max_body_mb << 20,
+        public_key=args.public_key,
+        peers=peers,
+    )
+    store = ModelStore(args.models_dir)
+    manifest = store.manifest(args.model)
+    span = parse_layers(args.layers)
+    if span is None:
+        span = asyncio.run(_auto_span(args, store, manifest, config))
+    asyncio.run(serve(config, store, manifest, span[0], span[1], started_at=started))
+    return 0
+
+
+async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
+    from sharedllm.client.directory import StaticDirectory
+    from sharedllm.client.probe import probe_all
+    from sharedllm.node.span_choice import choose_span, layers_that_fit
+    from sharedllm.protocol.peer_http import PeerClient
+
+    budget = parse_size(args.memory_budget) if args.memory_budget else available_ram() // 2
+    first = manifest.layer_shards[0]
+    if store.has_shard(first):
+        layer_bytes = store.shard_path(first).stat().st_size
+    else:  # no local shard to measure: a Llama-style layer holds about 12 H^2 float32s
+        layer_bytes = 12 * manifest.hidden_size**2 * 4
+    count = layers_that_fit(budget, layer_bytes, config.cache_budget_bytes, manifest.num_layers)
+    async with PeerClient() as peers:
+        urls = await StaticDirectory(config.peers).endpoints()
+        found = await probe_all(peers, urls)
+    spans = [(c.info.start, c.info.end) for c in found if c.info.model_id == manifest.model_id]
+    return choose_span(manifest.num_layers, count, spans)

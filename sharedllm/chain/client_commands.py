@@ -1,0 +1,189 @@
+"""``sharedllm`` commands that move money: devnet, deposit, withdraw, balance, faucet, account."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from sharedllm import paths
+from sharedllm.chain.accounts import (
+    DEV_ACCOUNT_COUNT,
+    dev_account,
+    list_keystores,
+    new_keystore,
+    read_password,
+    require_dev_chain,
+)
+from sharedllm.chain.amounts import format_share, parse_positive_share
+from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
+from sharedllm.chain.devnet import Devnet
+from sharedllm.errors import ConfigError
+
+
+def devnet(args: argparse.Namespace) -> int:
+    """Run anvil with the contracts deployed until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with Devnet(
+            port=args.port, deployment_path=args.deployment or paths.deployment_file()
+        ) as net:
+            d = net.deployment
+            assert d is not None
+            data = {
+                "rpcUrl": net.rpc_url,
+                "deploymentFile": str(args.deployment or paths.deployment_file()),
+                **d.to_json(),
+                "devAccounts": [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)],
+            }
+            emit(args, data, _devnet_lines(net.rpc_url, data))
+            if not args.json:
+                print("devnet running; Ctrl-C to stop", flush=True)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not args.json:
+        print("devnet stopped")
+    return 0
+
+
+def _devnet_lines(rpc_url: str, data: dict[str, Any]) -> list[str]:
+    lines = [f"rpc url:       {rpc_url}", f"chain id:      {data['chainId']}"]
+    lines += [f"{name + ':':<14} {addr}" for name, addr in data["addresses"].items()]
+    lines.append(f"deployment:    {data['deploymentFile']}")
+    lines += [f"dev account {i}: {addr}" for i, addr in enumerate(data["devAccounts"])]
+    return lines
+
+
+@chain_command
+def deposit(args: argparse.Namespace) -> int:
+    amount = parse_positive_share(args.amount)
+    chain = open_chain(args)
+    account = signer(args, chain)
+    tx = chain.market.deposit(account, amount, chain.token)
+    escrow = chain.market.escrow_of(account.address)
+    emit(
+        args,
+        {
+            "client": account.address,
+            "deposited": str(amount),
+            "escrow": str(escrow),
+            "tx": tx.tx_hash,
+        },
+        [f"deposited {format_share(amount)} SHARE; escrow now {format_share(escrow)} SHARE"],
+    )
+    return 0
+
+
+@chain_command
+def withdraw(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    account = signer(args, chain)
+    if args.action == "request":
+        if args.amount is None:
+            raise ConfigError("withdraw request: AMOUNT is required", field="amount")
+        amount = parse_positive_share(args.amount)
+        escrow = chain.market.escrow_of(account.address)
+        if amount > escrow:
+            raise ConfigError(
+                f"amount: escrow holds {format_share(escrow)} SHARE, cannot withdraw "
+                f"{format_share(amount)}",
+                code="InsufficientEscrow",
+            )
+        tx = chain.market.request_withdrawal(account, amount)
+        pending = chain.market.pending_withdrawal(account.address)
+        emit(
+            args,
+            {
+                "client": account.address,
+                "requested": str(amount),
+                "readyAt": pending.ready_at,
+                "tx": tx.tx_hash,
+            },
+            [
+                f"withdrawal of {format_share(amount)} SHARE requested; executable after "
+                f"timestamp {pending.ready_at} (run `sharedllm withdraw execute`)"
+            ],
+        )
+        return 0
+    before = chain.token.balance_of(account.address)
+    tx = chain.market.withdraw(account)
+    paid = chain.token.balance_of(account.address) - before
+    emit(
+        args,
+        {"client": account.address, "withdrawn": str(paid), "tx": tx.tx_hash},
+        [f"withdrew {format_share(paid)} SHARE from escrow"],
+    )
+    return 0
+
+
+@chain_command
+def balance(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    who = address_of(args, chain)
+    wallet = chain.token.balance_of(who)
+    escrow = chain.market.escrow_of(who)
+    pending = chain.market.pending_withdrawal(who)
+    data = {
+        "address": who,
+        "wallet": str(wallet),
+        "escrow": str(escrow),
+        "pendingWithdrawal": {"amount": str(pending.amount), "readyAt": pending.ready_at},
+        "eth": str(chain.eth_balance(who)),
+    }
+    lines = [
+        f"address: {who}",
+        f"wallet:  {format_share(wallet)} SHARE",
+        f"escrow:  {format_share(escrow)} SHARE",
+    ]
+    if pending.amount:
+        lines.append(
+            f"pending withdrawal: {format_share(pending.amount)} SHARE after {pending.ready_at}"
+        )
+    emit(args, data, lines)
+    return 0
+
+
+@chain_command
+def faucet(args: argparse.Namespace) -> int:
+    """Mint SHARE on a devnet; the token owner is dev account 0."""
+    amount = parse_positive_share(args.amount)
+    chain = open_chain(args)
+    require_dev_chain(chain.chain_id)
+    to = address_of(args, chain) if (args.address or args.keystore or args.dev_account) else None
+    if to is None:
+        raise ConfigError("faucet: pass --address, --dev-account or --keystore", field="address")
+    tx = chain.token.mint(dev_account(0), to, amount)
+    emit(
+        args,
+        {"to": to, "minted": str(amount), "tx": tx.tx_hash},
+        [f"minted {format_share(amount)} SHARE to {to}"],
+    )
+    return 0
+
+
+def account(args: argparse.Namespace) -> int:
+    if args.action == "new":
+        password = read_password(args.password_file)
+        if not password:
+            raise ConfigError("password: refusing to create a keystore with an empty password")
+        created, path = new_keystore(password, args.keystore)
+        emit(
+            args,
+            {"address": created.address, "keystore": str(path)},
+            [f"created {created.address}", f"keystore: {path}"],
+        )
+        return 0
+    found = list_keystores()
+    emit(
+        args,
+        {"keystores": [{"address": a, "path": str(p)} for a, p in found]},
+        [f"{a}  {p}" for a, p in found] or ["no keystores"],
+    )
+    return 0

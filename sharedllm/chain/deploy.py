@@ -1,0 +1,67 @@
+"""Deploy ShareToken, NodeRegistry and JobMarket to any RPC and wire them together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.artifacts import load_artifact
+from sharedllm.chain.connection import contract
+from sharedllm.chain.deployment import Deployment, MarketParams
+from sharedllm.chain.transact import send
+from sharedllm.errors import ChainError
+
+DEFAULT_INITIAL_SUPPLY = 1_000_000 * WEI_PER_SHARE
+
+
+def _deploy_one(w3: Web3, deployer: LocalAccount, name: str, *args: object) -> tuple[str, int]:
+    artifact = load_artifact(name)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = send(w3, deployer, factory.constructor(*args), f"deploy {name}")
+    address = receipt["contractAddress"]
+    if not address:
+        raise ChainError(f"deploy {name}: the receipt has no contract address")
+    return address, receipt["blockNumber"]
+
+
+def _token_args(initial_supply: int) -> tuple[object, ...]:
+    """The token's constructor may or may not take the initial supply; follow its ABI."""
+    constructor = [e for e in load_artifact("ShareToken")["abi"] if e["type"] == "constructor"]
+    inputs = constructor[0]["inputs"] if constructor else []
+    return (initial_supply,) if len(inputs) == 1 else ()
+
+
+def deploy(
+    w3: Web3,
+    deployer: LocalAccount,
+    params: MarketParams | None = None,
+    initial_supply: int = DEFAULT_INITIAL_SUPPLY,
+    rpc_url: str | None = None,
+    save_to: Path | None = None,
+) -> Deployment:
+    """Deploy all three, call ``setMarket``, and write the deployment file if ``save_to``."""
+    params = params or MarketParams()
+    if params.withdrawal_delay <= params.max_job_ttl:
+        raise ChainError("params: withdrawalDelay must exceed maxJobTtl", field="params")
+    token, first_block = _deploy_one(w3, deployer, "ShareToken", *_token_args(initial_supply))
+    registry, _ = _deploy_one(
+        w3, deployer, "NodeRegistry", token, params.min_stake, params.unbonding_delay
+    )
+    market, _ = _deploy_one(w3, deployer, "JobMarket", token, registry, params.market_tuple())
+    registry_contract = contract(w3, "NodeRegistry", registry)
+    send(w3, deployer, registry_contract.functions.setMarket(market), "setMarket")
+    deployment = Deployment(
+        chain_id=w3.eth.chain_id,
+        token=token,
+        registry=registry,
+        market=market,
+        params=params,
+        deploy_block=first_block,
+        rpc_url=rpc_url,
+    )
+    if save_to is not None:
+        deployment.save(save_to)
+    return deployment

@@ -1,0 +1,131 @@
+"""What a deployment is (addresses, market parameters) and its JSON file.
+
+File shape: ``{"chainId", "rpcUrl"?, "addresses": {"ShareToken", "NodeRegistry",
+"JobMarket"}, "params": {...MarketParams, "minStake", "unbondingDelay"}, "deployBlock"}``.
+Amounts in ``params`` are integers in wei; durations are seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sharedllm import paths
+from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.errors import ConfigError, ProtocolError
+from sharedllm.protocol.types import Address, parse_address, parse_uint
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """The JobMarket's ``MarketParams`` plus the registry's constructor arguments."""
+
+    challenge_window: int = 10
+    withdrawal_delay: int = 7200
+    max_job_ttl: int = 3600
+    min_verifier_stake: int = 100 * WEI_PER_SHARE
+    verifier_unbonding_delay: int = 60
+    slash_amount: int = 50 * WEI_PER_SHARE
+    bounty_bps: int = 2000
+    quorum: int = 1
+    reward_per_token: int = 10**12
+    min_stake: int = 100 * WEI_PER_SHARE
+    unbonding_delay: int = 60
+
+    def market_tuple(self) -> tuple[int, ...]:
+        """In the field order of the Solidity struct."""
+        return (
+            self.challenge_window,
+            self.withdrawal_delay,
+            self.max_job_ttl,
+            self.min_verifier_stake,
+            self.verifier_unbonding_delay,
+            self.slash_amount,
+            self.bounty_bps,
+            self.quorum,
+            self.reward_per_token,
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {_camel(k): v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> MarketParams:
+        values = {}
+        for f in fields(cls):
+            key = _camel(f.name)
+            if key in body:
+                values[f.name] = parse_uint(body[key], f"params.{key}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    token: Address
+    registry: Address
+    market: Address
+    params: MarketParams = field(default_factory=MarketParams)
+    deploy_block: int = 0
+    rpc_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "chainId": self.chain_id,
+            "addresses": {
+                "ShareToken": self.token,
+                "NodeRegistry": self.registry,
+                "JobMarket": self.market,
+            },
+            "params": self.params.to_json(),
+            "deployBlock": self.deploy_block,
+        }
+        if self.rpc_url:
+            body["rpcUrl"] = self.rpc_url
+        return body
+
+    @classmethod
+    def from_json(cls, body: Any) -> Deployment:
+        try:
+            addresses = body["addresses"]
+            return cls(
+                chain_id=parse_uint(body["chainId"], "chainId"),
+                token=parse_address(addresses["ShareToken"], "addresses.ShareToken"),
+                registry=parse_address(addresses["NodeRegistry"], "addresses.NodeRegistry"),
+                market=parse_address(addresses["JobMarket"], "addresses.JobMarket"),
+                params=MarketParams.from_json(body.get("params", {})),
+                deploy_block=parse_uint(body.get("deployBlock", 0), "deployBlock"),
+                rpc_url=body.get("rpcUrl"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"deployment file: missing or bad entry {exc}") from None
+        except ProtocolError as exc:
+            raise ConfigError(f"deployment file: {exc.message}") from None
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or paths.deployment_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Deployment:
+        path = path or paths.deployment_file()
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no deployment file at {path}; start `sharedllm devnet` or pass --deployment",
+                field="deployment",
+            ) from None
+        try:
+            return cls.from_json(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"deployment file {path} is not JSON: {exc}") from None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)

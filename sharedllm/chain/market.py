@@ -1,0 +1,143 @@
+"""The JobMarket: client escrow, job settlement, verifier stakes and the reward pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from sharedllm.chain.token import Token
+from sharedllm.chain.transact import TxResult, call, send
+from sharedllm.errors import ChainError
+from sharedllm.protocol.job import Job
+from sharedllm.protocol.types import JobId
+
+JOB_STATUS = ("None", "Submitted", "Finalized", "Challenged")
+
+
+@dataclass(frozen=True)
+class PendingWithdrawal:
+    amount: int
+    ready_at: int
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """The on-chain record of a submitted job; field names follow the contract's struct."""
+
+    job_id: JobId
+    status: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: JobId
+    cost: int
+    tx: TxResult
+
+
+class Market:
+    def __init__(self, w3: Web3, contract: Any) -> None:
+        self.w3 = w3
+        self.contract = contract
+        self.address: str = contract.address
+
+    # -- views -------------------------------------------------------------------------
+
+    def escrow_of(self, client: str) -> int:
+        return call(self.contract.functions.escrowOf(client), "escrowOf")
+
+    def pending_withdrawal(self, client: str) -> PendingWithdrawal:
+        amount, ready_at = call(
+            self.contract.functions.pendingWithdrawal(client), "pendingWithdrawal"
+        )
+        return PendingWithdrawal(amount, ready_at)
+
+    def reward_pool(self) -> int:
+        return call(self.contract.functions.rewardPool(), "rewardPool")
+
+    def verifier_stake(self, verifier: str) -> int:
+        return call(self.contract.functions.verifierStake(verifier), "verifierStake")
+
+    def total_escrow(self) -> int:
+        return call(self.contract.functions.totalEscrow(), "totalEscrow")
+
+    def total_locked(self) -> int:
+        return call(self.contract.functions.totalLocked(), "totalLocked")
+
+    def hash_job(self, job: Job) -> bytes:
+        return bytes(call(self.contract.functions.hashJob(job.as_tuple()), "hashJob"))
+
+    def get_job(self, job_id: str) -> JobRecord:
+        raw = call(self.contract.functions.getJob(bytes.fromhex(job_id[2:])), "getJob")
+        fields = {k: _plain(v) for k, v in raw._asdict().items()}
+        status = fields.get("status", 0)
+        return JobRecord(JobId(job_id), JOB_STATUS[status], fields)
+
+    # -- escrow ------------------------------------------------------------------------
+
+    def deposit(self, account: LocalAccount, amount: int, token: Token) -> TxResult:
+        token.prepare_spend(account, self.address, amount, "deposit")
+        fn = self.contract.functions.deposit(amount)
+        return TxResult.of(send(self.w3, account, fn, "deposit"))
+
+    def request_withdrawal(self, account: LocalAccount, amount: int) -> TxResult:
+        fn = self.contract.functions.requestWithdrawal(amount)
+        return TxResult.of(send(self.w3, account, fn, "requestWithdrawal"))
+
+    def withdraw(self, account: LocalAccount) -> TxResult:
+        fn = self.contract.functions.withdraw()
+        return TxResult.of(send(self.w3, account, fn, "withdraw"))
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def submit_result(
+        self,
+        account: LocalAccount,
+        job: Job,
+        signature: bytes,
+        tokens_served: int,
+        commitment: bytes,
+    ) -> Submitted:
+        fn = self.contract.functions.submitResult(
+            job.as_tuple(), signature, tokens_served, commitment
+        )
+        receipt = send(self.w3, account, fn, "submitResult")
+        events = self.contract.events.ResultSubmitted().process_receipt(receipt)
+        if not events:
+            raise ChainError("submitResult: no ResultSubmitted event in the receipt")
+        args = events[0]["args"]
+        return Submitted(
+            JobId("0x" + bytes(args["jobHash"]).hex()), args["cost"], TxResult.of(receipt)
+        )
+
+    def finalize(self, account: LocalAccount, job_id: str) -> TxResult:
+        fn = self.contract.functions.finalize(bytes.fromhex(job_id[2:]))
+        return TxResult.of(send(self.w3, account, fn, "finalize"))
+
+    # -- verifiers and rewards ---------------------------------------------------------
+
+    def stake_verifier(self, account: LocalAccount, amount: int, token: Token) -> TxResult:
+        token.prepare_spend(account, self.address, amount, "stakeVerifier")
+        fn = self.contract.functions.stakeVerifier(amount)
+        return TxResult.of(send(self.w3, account, fn, "stakeVerifier"))
+
+    def challenge(self, account: LocalAccount, job_id: str, hop: int, evidence: bytes) -> TxResult:
+        fn = self.contract.functions.challenge(bytes.fromhex(job_id[2:]), hop, evidence)
+        return TxResult.of(send(self.w3, account, fn, "challenge"))
+
+    def fund_rewards(self, account: LocalAccount, amount: int, token: Token) -> TxResult:
+        token.prepare_spend(account, self.address, amount, "fundRewards")
+        fn = self.contract.functions.fundRewards(amount)
+        return TxResult.of(send(self.w3, account, fn, "fundRewards"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

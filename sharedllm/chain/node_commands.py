@@ -1,0 +1,189 @@
+"""``sharedllm-node`` commands that manage a node's registration and stake on the registry.
+
+Prices are typed in SHARE per generated token per layer served, decimals allowed
+(``--price 0.000001`` is 1e12 wei).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sharedllm.chain.amounts import format_share, parse_positive_share, parse_share
+from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
+from sharedllm.chain.connection import Chain
+from sharedllm.chain.node_keys import (
+    default_node_key_path,
+    load_or_create_node_key,
+    public_key_bytes32,
+)
+from sharedllm.chain.registry import NodeConfig, NodeInfo
+from sharedllm.errors import ChainError, ConfigError
+
+
+def parse_layers(text: str) -> tuple[int, int]:
+    """``A:B`` -> (A, B), a half-open span with 0 <= A < B."""
+    try:
+        start_text, end_text = text.split(":")
+        start, end = int(start_text), int(end_text)
+    except ValueError:
+        raise ConfigError(f"--layers: expected START:END, got {text!r}", field="layers") from None
+    if not 0 <= start < end < 1 << 16:
+        raise ConfigError(
+            f"--layers: invalid span {start}:{end} (need 0 <= start < end)", field="layers"
+        )
+    return start, end
+
+
+def _pubkey(args: argparse.Namespace, current: NodeInfo | None) -> str | None:
+    if args.pubkey:
+        return args.pubkey
+    if args.node_key is not None:
+        return public_key_bytes32(load_or_create_node_key(args.node_key))
+    if current is not None:
+        return current.pubkey
+    return public_key_bytes32(load_or_create_node_key(default_node_key_path()))
+
+
+def _config(args: argparse.Namespace, current: NodeInfo | None) -> NodeConfig:
+    """Options given on the command line over the node's registered config (if any)."""
+    known = current if current is not None and current.status != "None" else None
+    start, end = (
+        parse_layers(args.layers)
+        if args.layers
+        else ((known.start, known.end) if known else (None, None))
+    )
+    values = {
+        "endpoint": args.endpoint or (known.endpoint if known else None),
+        "pubkey": _pubkey(args, known),
+        "model_id": args.model_id or (known.model_id if known else None),
+        "start": start,
+        "price_per_token": parse_share(args.price, "--price")
+        if args.price is not None
+        else (known.price_per_token if known else None),
+    }
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        option = {"start": "layers", "pubkey": "node-key or --pubkey"}.get(missing[0], missing[0])
+        raise ConfigError(f"--{option.replace('_', '-')} is required", field=missing[0])
+    return NodeConfig(
+        endpoint=values["endpoint"],
+        pubkey=values["pubkey"],
+        model_id=values["model_id"].lower(),
+        start=start,
+        end=end,
+        price_per_token=values["price_per_token"],
+    )
+
+
+@chain_command
+def stake(args: argparse.Namespace) -> int:
+    amount = parse_positive_share(args.amount, "--amount")
+    chain = open_chain(args)
+    account = signer(args, chain)
+    current = chain.registry.get_node(account.address)
+    if current.status == "Unbonding":
+        raise ConfigError(
+            "node is unbonding: withdraw first, then stake again", code="NodeUnbonding"
+        )
+    cfg = _config(args, current)
+    if current.status == "None":
+        need = chain.registry.min_stake()
+        if amount < need:
+            raise ConfigError(
+                f"--amount: below the minimum stake ({format_share(amount)} < "
+                f"{format_share(need)} SHARE)",
+                code="StakeBelowMinimum",
+            )
+    tx = chain.registry.stake(account, amount, cfg, chain.token)
+    _report(args, chain, account.address, f"staked {format_share(amount)} SHARE", tx.tx_hash)
+    return 0
+
+
+@chain_command
+def update(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    account = signer(args, chain)
+    current = chain.registry.get_node(account.address)
+    if current.status != "Active":
+        raise ConfigError("node is not active: stake first", code="NodeNotActive")
+    tx = chain.registry.update_config(account, _config(args, current))
+    _report(args, chain, account.address, "config updated", tx.tx_hash)
+    return 0
+
+
+@chain_command
+def unstake(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    account = signer(args, chain)
+    if chain.registry.get_node(account.address).status != "Active":
+        raise ConfigError("node is not active: nothing to unstake", code="NodeNotActive")
+    tx = chain.registry.request_unstake(account)
+    _report(args, chain, account.address, "unstake requested", tx.tx_hash)
+    return 0
+
+
+@chain_command
+def withdraw(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    account = signer(args, chain)
+    node = chain.registry.get_node(account.address)
+    if node.status != "Unbonding":
+        raise ConfigError(
+            "node is not unbonding: run `sharedllm-node unstake` first", code="NotUnbonding"
+        )
+    now = chain.w3.eth.get_block("latest")["timestamp"]
+    if now < node.unbonding_at:
+        raise ChainError(
+            f"unbonding is not over: {node.unbonding_at - now} s left", code="UnbondingNotOver"
+        )
+    tx = chain.registry.withdraw(account)
+    _report(args, chain, account.address, f"withdrew {format_share(node.stake)} SHARE", tx.tx_hash)
+    return 0
+
+
+@chain_command
+def status(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    _report(args, chain, address_of(args, chain), None, None)
+    return 0
+
+
+def _report(
+    args: argparse.Namespace, chain: Chain, address: str, did: str | None, tx: str | None
+) -> None:
+    node = chain.registry.get_node(address)
+    wallet = chain.token.balance_of(address)
+    data = {**node.to_json(), "wallet": str(wallet)}
+    if tx:
+        data["tx"] = tx
+    lines = [did] if did else []
+    lines += [f"node:     {address}", f"status:   {node.status}"]
+    if node.status != "None":
+        lines += [
+            f"stake:    {format_share(node.stake)} SHARE",
+            f"model:    {node.model_id}",
+            f"layers:   {node.start}:{node.end}",
+            f"price:    {format_share(node.price_per_token)} SHARE per token per layer",
+            f"endpoint: {node.endpoint}",
+            f"pubkey:   {node.pubkey}",
+        ]
+    if node.status == "Unbonding":
+        now = chain.w3.eth.get_block("latest")["timestamp"]
+        left = max(0, node.unbonding_at - now)
+        lines.append(f"unbonding until {node.unbonding_at} (about {left} s)")
+    lines.append(f"wallet:   {format_share(wallet)} SHARE")
+    emit(args, data, lines)
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="URL where clients reach this node")
+    parser.add_argument("--pubkey", help="ed25519 public key, 0x + 64 hex")
+    parser.add_argument(
+        "--node-key",
+        type=Path,
+        help="ed25519 key file (created if missing; default ~/.sharedllm/nodes/node.ed25519)",
+    )
+    parser.add_argument("--model-id", help="model id, 0x + 64 hex")
+    parser.add_argument("--layers", help="span of layers served, START:END (half-open)")
+    parser.add_argument("--price", help="SHARE per generated token per layer, decimals allowed")

@@ -1,0 +1,124 @@
+"""Text generation over the network: the client embeds, the route runs the layers, the client
+applies the head and samples.
+
+    async with TextGenerator(["http://127.0.0.1:8001", ...]) as gen:
+        async for piece in gen.generate("What is the capital of France?"):
+            print(piece, end="")
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import torch
+
+from sharedllm.client.directory import NodeDirectory, StaticDirectory
+from sharedllm.client.planner import RoutePlanner, RoutePolicy
+from sharedllm.client.session import InferenceSession
+from sharedllm.model.client_model import ClientModel
+from sharedllm.model.sampling import Sampler, SamplingParams
+from sharedllm.model.store import ModelStore
+from sharedllm.protocol.peer_http import PeerClient
+
+
+class TextGenerator:
+    def __init__(
+        self,
+        nodes: Sequence[str] | NodeDirectory,
+        *,
+        store: ModelStore | None = None,
+        model_id: str | None = None,
+        policy: RoutePolicy | None = None,
+        link_delay_ms: float = 0.0,
+        step_timeout_s: float = 30.0,
+        client_model: ClientModel | None = None,
+    ) -> None:
+        store = store or ModelStore()
+        self.manifest = client_model.manifest if client_model else store.manifest(model_id)
+        self.model = client_model or ClientModel(store, self.manifest)
+        self.directory = nodes if isinstance(nodes, NodeDirectory) else StaticDirectory(nodes)
+        self.peers = PeerClient(link_delay_s=link_delay_ms / 1000.0)
+        self.planner = RoutePlanner(self.directory, self.peers, policy)
+        self.step_timeout_s = step_timeout_s
+        self.session: InferenceSession | None = None  # the latest, for its route and failovers
+
+    async def __aenter__(self) -> TextGenerator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.peers.close()
+
+    async def token_ids(
+        self,
+        ids: list[int],
+        max_new_tokens: int,
+        sampling: SamplingParams | None = None,
+        session_options: dict[str, Any] | None = None,
+    ) -> AsyncIterator[int]:
+        """New token ids, one per step, ending after an end-of-sequence token (included)."""
+        sampler = Sampler(sampling or SamplingParams())
+        m = self.manifest
+        self.session = InferenceSession(
+            self.planner,
+            m.model_id,
+            m.num_layers,
+            m.hidden_size,
+            max_length=len(ids) + max_new_tokens,
+            step_timeout_s=self.step_timeout_s,
+            **(session_options or {}),
+        )
+        async with self.session as session:
+            hidden = self.model.embed(ids)
+            for _ in range(max_new_tokens):
+                out = await session.step(hidden.numpy())
+                token = sampler.sample(self.model.next_logits(torch.from_numpy(out)))
+                yield token
+                if token in self.model.eos_token_ids:
+                    return
+                hidden = self.model.embed([token])
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        chat_template: bool = True,
+    ) -> AsyncIterator[str]:
+        ids = self.model.prompt_ids(prompt, chat=chat_template)
+        async for piece in self._text(ids, max_tokens, SamplingParams(temperature, top_p, seed)):
+            yield piece
+
+    async def chat(
+        self, messages: list[dict], *, max_tokens: int = 256, sampling: SamplingParams | None = None
+    ) -> AsyncIterator[str]:
+        async for piece in self._text(self.model.chat_ids(messages), max_tokens, sampling):
+            yield piece
+
+    async def _text(
+        self, ids: list[int], max_tokens: int, sampling: SamplingParams | None
+    ) -> AsyncIterator[str]:
+        """Decoded text as it grows; a piece is held back while it ends in half a character."""
+        generated: list[int] = []
+        shown = ""
+        async for token in self.token_ids(ids, max_tokens, sampling):
+            generated.append(token)
+            text = self.model.decode(generated)
+            if text.endswith("\ufffd"):
+                continue
+            if text.startswith(shown):
+                yield text[len(shown) :]
+            shown = text
+
+
+async def generate(prompt: str, nodes: Sequence[str], **options: Any) -> AsyncIterator[str]:
+    """One-shot helper: stream the answer to ``prompt`` from the given nodes."""
+    gen_options = {
+        k: options.pop(k) for k in ("store", "model_id", "link_delay_ms") if k in options
+    }
+    async with TextGenerator(nodes, **gen_options) as gen:
+        async for piece in gen.generate(prompt, **options):
+            yield piece

@@ -1,0 +1,90 @@
+"""Route planning: a chain of nodes whose spans cover layers ``start..end`` end to start.
+
+Spans chain only where one ends exactly where the next begins, so the search is a shortest
+path over layer boundaries. ``RoutePolicy`` says which nodes are eligible and what a hop
+costs; the default minimises estimated latency (probe round trip plus measured compute) and
+then price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sharedllm.client.directory import NodeDirectory
+from sharedllm.client.probe import Candidate, probe_all
+from sharedllm.errors import RouteError
+from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.protocol.session_msgs import Hop
+
+
+class RoutePolicy:
+    """Eligibility and cost of one hop. Costs are tuples, compared in order, summed per route."""
+
+    def __init__(self, trusted: Collection[str] | None = None, min_free_tokens: int = 1) -> None:
+        self.trusted = set(trusted) if trusted is not None else None
+        self.min_free_tokens = min_free_tokens
+
+    def allows(self, node: Candidate) -> bool:
+        if self.trusted is not None and node.url not in self.trusted:
+            return False
+        info = node.info
+        return info.sessions_open < info.sessions_max and (
+            info.free_cache_tokens >= self.min_free_tokens
+        )
+
+    def cost(self, node: Candidate) -> tuple[float, int]:
+        """(estimated ms per token through this hop, price for one token over its layers)."""
+        return node.rtt_ms + node.info.ms_per_token, node.info.price * node.info.layers
+
+
+def best_chain(
+    nodes: Sequence[Candidate], start: int, end: int, policy: RoutePolicy
+) -> list[Candidate]:
+    """The cheapest chain (by ``policy.cost``) covering ``[start, end)``, or RouteError."""
+    best: dict[int, tuple[tuple[float, ...], list[Candidate]]] = {start: ((0.0, 0), [])}
+    for boundary in range(start, end):
+        if boundary not in best:
+            continue
+        cost, chain = best[boundary]
+        for node in nodes:
+            if node.info.start != boundary or node.info.end > end or not policy.allows(node):
+                continue
+            step = policy.cost(node)
+            total = tuple(a + b for a, b in zip(cost, step, strict=True))
+            known = best.get(node.info.end)
+            if known is None or total < known[0]:
+                best[node.info.end] = (total, [*chain, node])
+    if end not in best:
+        spans = sorted({(n.info.start, n.info.end) for n in nodes})
+        raise RouteError(
+            f"no chain of known nodes covers layers {start}:{end} (spans seen: {spans})",
+            start=start,
+            end=end,
+        )
+    return best[end][1]
+
+
+class RoutePlanner:
+    def __init__(
+        self,
+        directory: NodeDirectory,
+        peers: PeerClient,
+        policy: RoutePolicy | None = None,
+    ) -> None:
+        self.directory = directory
+        self.peers = peers
+        self.policy = policy or RoutePolicy()
+
+    async def candidates(self, model_id: str, exclude: Collection[str] = ()) -> list[Candidate]:
+        urls = [u for u in await self.directory.endpoints() if u not in exclude]
+        found = await probe_all(self.peers, urls)
+        return [c for c in found if c.info.model_id == model_id]
+
+    async def plan(
+        self, model_id: str, start: int, end: int, exclude: Collection[str] = ()
+    ) -> list[Hop]:
+        nodes = await self.candidates(model_id, exclude)
+        if not nodes:
+            raise RouteError(f"no reachable node serves model {model_id}", model_id=model_id)
+        chain = best_chain(nodes, start, end, self.policy)
+        return [Hop(c.url, c.info.start, c.info.end) for c in chain]

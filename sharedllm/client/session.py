@@ -1,0 +1,296 @@
+"""An inference session over a route of nodes, with failover.
+
+Each step the client posts the new hidden states to the first hop, which pushes its output
+to the next hop and so on; meanwhile the client waits on a long-poll at the last hop, so the
+result arrives (hops + 1) link delays after it was sent, not twice that.
+
+When a hop fails (refused, reset, stalled, 5xx, lost session) the client replans that hop's
+span, replays the hop's saved inputs into the replacement (they are the previous hop's saved
+outputs, or for hop 0 the client's own), re-points the previous hop, and sends the step
+again. Hops that had already run the step answer the resend from their history, so no cache
+advances twice and the generated text is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+import numpy as np
+
+from sharedllm.client.planner import RoutePlanner
+from sharedllm.errors import PeerError, SharedLLMError
+from sharedllm.protocol import frames
+from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
+from sharedllm.protocol.wire_errors import SessionUnknown
+
+log = logging.getLogger("sharedllm.client")
+OPEN_TIMEOUT_S = 10.0
+
+
+class InferenceSession:
+    """``async with InferenceSession(...) as s: out = await s.step(hidden)``."""
+
+    def __init__(
+        self,
+        planner: RoutePlanner,
+        model_id: str,
+        num_layers: int,
+        hidden_size: int,
+        *,
+        max_length: int = 2048,
+        step_timeout_s: float = 30.0,
+        max_repairs: int = 8,
+        job: dict[str, Any] | None = None,
+        signature: str | None = None,
+    ) -> None:
+        self.planner, self.peers = planner, planner.peers
+        self.model_id, self.num_layers, self.hidden_size = model_id, num_layers, hidden_size
+        self.max_length, self.step_timeout_s, self.max_repairs = (
+            max_length,
+            step_timeout_s,
+            max_repairs,
+        )
+        self.job, self.signature = job, signature
+        self.session_id = secrets.token_hex(16)
+        self.route: list[Hop] = []
+        self.failovers: list[tuple[str, list[Hop]]] = []  # (failed url, new route) per repair
+        self._excluded: set[str] = set()
+        self._inputs: list[bytes] = []
+        self._lengths: list[int] = []
+        self._acks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> InferenceSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def position(self) -> int:
+        return sum(self._lengths)
+
+    async def open(self) -> None:
+        for _ in range(self.max_repairs + 1):
+            route = await self.planner.plan(self.model_id, 0, self.num_layers, self._excluded)
+            results = await asyncio.gather(
+                *(self._open_hop(route, i) for i in range(len(route))), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if not failed:
+                self.route = route
+                return
+            for hop, result in zip(route, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._excluded.add(hop.url)
+                else:
+                    self._forget(hop.url)
+            if not all(isinstance(r, SharedLLMError) for r in failed):
+                raise failed[0]
+        raise failed[0]
+
+    async def step(self, hidden: np.ndarray) -> np.ndarray:
+        """Run new positions [1, T, H] through the whole route; returns the last hop's output."""
+        array = np.ascontiguousarray(hidden, dtype=np.float32)
+        if array.ndim != 3 or array.shape[0] != 1 or array.shape[2] != self.hidden_size:
+            raise ValueError(f"hidden must be [1, T, {self.hidden_size}], got {array.shape}")
+        self._reap_acks()
+        index, data, length = len(self._inputs), array.tobytes(), array.shape[1]
+        frame = TensorFrame(
+            "float32", array.shape, data, {"step": index, "start_pos": self.position}
+        )
+        for attempt in range(self.max_repairs + 1):
+            try:
+                out = await self._try_step(index, frame)
+                break
+            except SharedLLMError as exc:
+                failed = _failed_url(exc)
+                if failed is None or attempt == self.max_repairs:
+                    raise
+                log.warning("hop %s failed at step %d: %s", failed, index, exc)
+                await self._repair(failed, index)
+        self._inputs.append(data)
+        self._lengths.append(length)
+        return out.to_numpy().reshape(out.shape).copy()
+
+    async def close(self) -> None:
+        for task in self._acks:
+            task.cancel()
+        await asyncio.gather(*(self._forget(h.url) for h in self.route))
+
+    async def _try_step(self, index: int, frame: TensorFrame) -> TensorFrame:
+        first, last = self.route[0].url, self.route[-1].url
+        poll_timeout = self.step_timeout_s + 5.0 * len(self.route) + 5.0
+        poll = asyncio.create_task(
+            self._with_url(
+                last,
+                self.peers.get_frame(
+                    f"{last}/sessions/{self.session_id}/outputs/{index}", poll_timeout
+                ),
+            )
+        )
+        push = asyncio.create_task(
+            self._with_url(
+                first,
+                self.peers.post_frame(
+                    f"{first}/sessions/{self.session_id}/steps", frame, poll_timeout
+                ),
+            )
+        )
+        await asyncio.wait({poll, push}, return_when=asyncio.FIRST_COMPLETED)
+        if poll.done() and poll.exception() is None:
+            self._acks.append(push)
+            return _checked_output(poll.result(), index, frame.shape)
+        if push.done() and push.exception() is not None:
+            _drop(poll)
+            raise push.exception()
+        # The long-poll failed first, or the push was acknowledged: the push's outcome tells
+        # which hop broke (a push error names it); if every hop acknowledged, the last did.
+        await asyncio.wait({push})
+        if push.exception() is not None:
+            _drop(poll)
+            raise push.exception()
+        return _checked_output(await poll, index, frame.shape)
+
+    async def _repair(self, failed: str, index: int) -> None:
+        k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
+        if k is None:
+            return  # already replaced by an earlier repair
+        self._excluded.add(failed)
+        old = self.route[k]
+        for _ in range(self.max_repairs):
+            sub = await self.planner.plan(self.model_id, old.start, old.end, self._excluded)
+            route = self.route[:k] + sub + self.route[k + 1 :]
+            try:
+                await self._rebuild(route, k, len(sub), index)
+            except SharedLLMError as exc:
+                bad = _failed_url(exc)
+                if bad is None or bad not in {h.url for h in sub}:
+                    raise
+                self._excluded.add(bad)
+                continue
+            break
+        else:
+            raise PeerError(f"could not replace hop {k} ({failed})", failed_url=failed)
+        self.route = route
+        self.failovers.append((failed, list(route)))
+        task = asyncio.create_task(self._forget(failed))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _rebuild(self, route: list[Hop], k: int, count: int, index: int) -> None:
+        """Open the replacement hops route[k:k+count], replay, and re-point hop k-1."""
+        inputs = None
+        if index > 0:
+            if k == 0:
+                inputs = TensorFrame(
+                    "float32",
+                    (1, sum(self._lengths), self.hidden_size),
+                    b"".join(self._inputs),
+                    {"steps": list(self._lengths)},
+                )
+            else:
+                prev = self.route[k - 1].url
+                inputs = await self._with_url(
+                    prev,
+                    self.peers.get_frame(
+                        f"{prev}/sessions/{self.session_id}/history?which=outputs&upto={index}",
+                        self.step_timeout_s,
+                    ),
+                )
+                inputs = TensorFrame(
+                    inputs.dtype, inputs.shape, inputs.data, {"steps": self._lengths}
+                )
+        for j in range(k, k + count):
+            url = route[j].url
+            await self._open_hop(route, j)
+            if inputs is not None:
+                body = await self._with_url(
+                    url,
+                    self.peers.post_frame(
+                        f"{url}/sessions/{self.session_id}/replay",
+                        inputs,
+                        self.step_timeout_s + 0.5 * index,
+                    ),
+                    any_error=True,
+                )
+                out = frames.decode(body)
+                inputs = TensorFrame(out.dtype, out.shape, out.data, {"steps": self._lengths})
+        if k > 0:
+            prev = route[k - 1].url
+            await self._with_url(
+                prev,
+                self.peers.post_json(
+                    f"{prev}/sessions/{self.session_id}/route",
+                    RouteUpdate(tuple(route), k - 1).to_json(),
+                    OPEN_TIMEOUT_S,
+                ),
+            )
+
+    async def _open_hop(self, route: list[Hop], index: int) -> None:
+        request = OpenSession(
+            session_id=self.session_id,
+            model_id=self.model_id,
+            route=tuple(route),
+            hop_index=index,
+            max_length=self.max_length,
+            job=self.job,
+            signature=self.signature,
+        )
+        url = route[index].url
+        await self._with_url(
+            url,
+            self.peers.post_json(f"{url}/sessions", request.to_json(), OPEN_TIMEOUT_S),
+            any_error=True,
+        )
+
+    async def _forget(self, url: str) -> None:
+        """Best effort: close our session on a node we no longer use."""
+        with contextlib.suppress(SharedLLMError):
+            await self.peers.delete(f"{url}/sessions/{self.session_id}", 2.0)
+
+    @staticmethod
+    async def _with_url(url: str, call: Any, *, any_error: bool = False) -> Any:
+        """Blame the node we called for its failure, unless the error names another node.
+
+        During a step only failures of the node itself count (a refused frame is our bug, not
+        the node's); while rebuilding a hop any refusal means "use another node".
+        """
+        try:
+            return await call
+        except SharedLLMError as exc:
+            if any_error or isinstance(exc, (PeerError, SessionUnknown)):
+                exc.details.setdefault("failed_url", url)
+            raise
+
+    def _reap_acks(self) -> None:
+        """Acks of steps whose output already arrived only matter as log lines."""
+        for task in [t for t in self._acks if t.done()]:
+            self._acks.remove(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("late step acknowledgement failed: %s", task.exception())
+
+
+def _failed_url(exc: SharedLLMError) -> str | None:
+    url = exc.details.get("failed_url")
+    return url if isinstance(url, str) else None
+
+
+def _checked_output(frame: TensorFrame, index: int, shape: tuple[int, ...]) -> TensorFrame:
+    if frame.dtype != "float32" or frame.shape != tuple(shape) or frame.meta.get("step") != index:
+        raise PeerError(
+            f"last hop answered step {frame.meta.get('step')} with shape {list(frame.shape)}",
+        )
+    return frame
+
+
+def _drop(task: asyncio.Task) -> None:
+    """Cancel a task whose outcome no longer matters, without an unretrieved-exception warning."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())

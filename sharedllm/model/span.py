@@ -1,0 +1,130 @@
+"""Run a contiguous span of decoder layers, as a node does for its share of a model.
+
+The layers are the library's own decoder layer modules, built with their global index
+(so per-layer settings such as sliding windows apply as in the whole model) and fed the
+library's rotary embedding and causal masks. The KV cache is the library's DynamicCache
+sized for the whole model: layers outside the span never touch their slot, which stays
+empty and costs nothing, and the span's layers index it exactly as ``generate`` would.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sharedllm.errors import ModelError, SessionError
+from sharedllm.model.architecture import config_from_dict, load_weights, skeleton
+from sharedllm.model.shards import decode_modules
+from sharedllm.model.store import Manifest, ModelStore
+
+_LAYER = "layer"
+
+
+class SpanRunner:
+    """Layers ``[start, end)`` of one model, loaded from hash-checked shards."""
+
+    def __init__(self, store: ModelStore, manifest: Manifest, start: int, end: int) -> None:
+        _check_span(manifest, start, end)
+        self.manifest = manifest
+        self.start, self.end = start, end
+        self.config = config_from_dict(manifest.config)
+        parts = skeleton(self.config)
+        self.layers = nn.ModuleList()
+        for index in range(start, end):
+            shard = manifest.layer_shards[index]
+            what = f"layer {index} shard"
+            data = store.read_shard(shard, what=what)
+            weights = decode_modules(data, (_LAYER,), what)[_LAYER]
+            self.layers.append(load_weights(parts.layers[index], weights, what))
+        self.rotary = parts.rotary_cls(config=self.config).eval()
+        self._layer_types = getattr(self.config, "layer_types", None)
+        self._mask_types = sorted({self._layer_type(i) for i in range(start, end)})
+
+    @staticmethod
+    def missing_shards(store: ModelStore, manifest: Manifest, start: int, end: int) -> list[str]:
+        """Hashes of the span's layer shards not yet in the store (to fetch from peers)."""
+        _check_span(manifest, start, end)
+        return [h for h in manifest.layer_shards[start:end] if not store.has_shard(h)]
+
+    def new_cache(self):
+        """A fresh KV cache for one session."""
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.config)
+
+    def cached_length(self, cache) -> int:
+        return cache.get_seq_length(self.start)
+
+    def forward(self, hidden: torch.Tensor, cache, start_pos: int) -> torch.Tensor:
+        """Run the span on positions ``start_pos .. start_pos+T-1``; the cache grows by T."""
+        if (
+            hidden.dim() != 3
+            or hidden.shape[0] != 1
+            or hidden.shape[2] != self.manifest.hidden_size
+        ):
+            raise ModelError(
+                f"hidden must be [1, T, {self.manifest.hidden_size}], got {list(hidden.shape)}",
+                code="BAD_SHAPE",
+            )
+        seen = cache.get_seq_length(self.start)
+        if start_pos != seen:
+            raise SessionError(
+                f"start_pos {start_pos} does not follow the {seen} positions already cached",
+                code="BAD_POSITION",
+            )
+        if hidden.dtype != torch.float32 or not hidden.is_contiguous():
+            hidden = hidden.to(torch.float32).contiguous()
+        with torch.inference_mode():
+            positions = torch.arange(start_pos, start_pos + hidden.shape[1]).unsqueeze(0)
+            rotary = self.rotary(hidden, positions)
+            masks = self._masks(hidden, cache, positions)
+            for offset, layer in enumerate(self.layers):
+                hidden = layer(
+                    hidden,
+                    attention_mask=masks[self._layer_type(self.start + offset)],
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    position_embeddings=rotary,
+                )
+        return hidden
+
+    def prefill(self, hidden_all: torch.Tensor) -> torch.Tensor:
+        """One pass over a whole sequence with a fresh cache, as a verifier recomputes a hop."""
+        return self.forward(hidden_all, self.new_cache(), 0)
+
+    def _layer_type(self, index: int) -> str:
+        return self._layer_types[index] if self._layer_types else "full_attention"
+
+    def _masks(self, hidden: torch.Tensor, cache, positions: torch.Tensor) -> dict:
+        from transformers.masking_utils import (
+            create_causal_mask,
+            create_sliding_window_causal_mask,
+        )
+
+        builders = {
+            "full_attention": create_causal_mask,
+            "sliding_attention": create_sliding_window_causal_mask,
+        }
+        masks = {}
+        for kind in self._mask_types:
+            if kind not in builders:
+                raise ModelError(f"layer type {kind!r} is not supported", code="UNSUPPORTED_MODEL")
+            first = next(i for i in range(self.start, self.end) if self._layer_type(i) == kind)
+            masks[kind] = builders[kind](
+                config=self.config,
+                inputs_embeds=hidden,
+                attention_mask=None,
+                past_key_values=cache,
+                position_ids=positions,
+                layer_idx=first,
+            )
+        return masks
+
+
+def _check_span(manifest: Manifest, start: int, end: int) -> None:
+    if not (0 <= start < end <= manifest.num_layers):
+        raise ModelError(
+            f"span {start}:{end} is not within the model's {manifest.num_layers} layers",
+            code="BAD_SPAN",
+        )

@@ -1,0 +1,91 @@
+"""Start a node: fetch what is missing, load the span, serve until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+
+from aiohttp import web
+
+from sharedllm.model.store import Manifest, ModelStore
+from sharedllm.node.admission import AcceptAll, Admission
+from sharedllm.node.config import NodeConfig
+from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
+from sharedllm.node.sessions import SessionManager
+from sharedllm.node.shard_fetch import fetch_missing_shards
+from sharedllm.node.span_worker import SpanWorker
+from sharedllm.protocol.peer_http import PeerClient
+
+log = logging.getLogger("sharedllm.node")
+
+
+def build_app(state: NodeState) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=state.config.client_max_size
+    )
+    app[STATE] = state
+    add_routes(app)
+    return app
+
+
+async def _reap(state: NodeState) -> None:
+    """Close sessions idle past their timeout or older than their lifetime."""
+    while True:
+        await asyncio.sleep(min(5.0, state.config.idle_timeout_s / 2))
+        for sid in state.sessions.expired():
+            session = await state.sessions.close(sid)
+            if session is not None:
+                log.info("closed idle session %s", sid)
+                await state.admission.closed(session.request, len(session.steps))
+
+
+async def serve(
+    config: NodeConfig,
+    store: ModelStore,
+    manifest: Manifest,
+    start: int,
+    end: int,
+    *,
+    started_at: float,
+    admission: Admission | None = None,
+) -> None:
+    peers = PeerClient(link_delay_s=config.link_delay_s)
+    try:
+        await fetch_missing_shards(peers, store, manifest, start, end, config.peers)
+        worker = SpanWorker(store, manifest, start, end)
+        worker.warm_up()
+        state = NodeState(
+            config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers
+        )
+        runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = runner.addresses[0][1]
+        url = config.public_url or f"http://{config.host}:{port}"
+        print(
+            f"ready {url} model={manifest.model_id} layers={start}:{end} "
+            f"startup_s={time.perf_counter() - started_at:.2f}",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        reaper = asyncio.create_task(_reap(state))
+        try:
+            await stop.wait()
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            await state.sessions.close_all()
+            await runner.cleanup()
+            worker.close()
+            print("stopped", file=sys.stderr, flush=True)
+    finally:
+        await peers.close()

@@ -1,0 +1,278 @@
+"""HTTP in, protocol objects out: the node's endpoints (see docs/PROTOCOL.md).
+
+Handlers only parse, call the work in ``steps``/``sessions``, and serialize. Every refusal is a
+``SharedLLMError`` turned into a JSON body by ``error_middleware``, so one bad request never
+disturbs another session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from sharedllm import __version__
+from sharedllm.errors import ModelError, PeerError, ProtocolError, SharedLLMError
+from sharedllm.model.store import ModelStore
+from sharedllm.node import steps
+from sharedllm.node.admission import Admission
+from sharedllm.node.config import NodeConfig
+from sharedllm.node.sessions import Session, SessionManager
+from sharedllm.node.span_worker import SpanWorker
+from sharedllm.protocol import frames
+from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.node_info import NodeInfo
+from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.protocol.session_msgs import (
+    parse_open,
+    parse_route_update,
+    parse_session_id,
+)
+from sharedllm.protocol.wire_errors import BodyTooLarge, SpanNotServed, WrongModel
+
+log = logging.getLogger("sharedllm.node")
+_SHARD = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class NodeState:
+    config: NodeConfig
+    store: ModelStore
+    worker: SpanWorker
+    sessions: SessionManager
+    admission: Admission
+    peers: PeerClient
+
+
+STATE = web.AppKey("state", NodeState)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SharedLLMError as exc:
+        return _error(exc)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _error(BodyTooLarge(f"request body over the node's limit: {exc.text}"))
+    except web.HTTPException as exc:
+        code = "NOT_FOUND" if exc.status == 404 else "HTTP_ERROR"
+        err = ProtocolError(exc.reason, code=code)
+        err.http_status = exc.status
+        return _error(err)
+    except Exception as exc:  # a bug here must not take the node down with it
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        err = SharedLLMError(f"internal error: {exc!r}", code="INTERNAL")
+        err.http_status = 500
+        return _error(err)
+
+
+def _error(exc: SharedLLMError) -> web.Response:
+    return web.json_response(exc.to_json(), status=exc.http_status)
+
+
+def _frame_response(frame: TensorFrame) -> web.Response:
+    return web.Response(body=frames.encode(frame), content_type=frames.CONTENT_TYPE)
+
+
+async def _read_frame(request: web.Request) -> TensorFrame:
+    if request.content_type != frames.CONTENT_TYPE:
+        raise ProtocolError(
+            f"expected Content-Type {frames.CONTENT_TYPE}", code="BAD_FRAME", field="content_type"
+        )
+    return frames.decode(await request.read())
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except ValueError as exc:
+        raise ProtocolError(f"body is not JSON: {exc}", field="body") from None
+
+
+async def info(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    m = st.worker.manifest
+    body = NodeInfo(
+        version=__version__,
+        model_id=m.model_id,
+        start=st.worker.start,
+        end=st.worker.end,
+        num_layers=m.num_layers,
+        hidden_size=m.hidden_size,
+        sessions_open=st.sessions.open_count,
+        sessions_max=st.config.max_sessions,
+        free_cache_tokens=st.sessions.free_tokens(),
+        ms_per_token=round(st.worker.ms_per_token, 3),
+        price=st.config.price,
+        public_key=st.config.public_key,
+    ).to_json()
+    return web.json_response(body)
+
+
+async def shard(request: web.Request) -> web.StreamResponse:
+    digest = request.match_info["digest"]
+    store = request.app[STATE].store
+    if not _SHARD.match(digest) or not store.has_shard(digest):
+        raise ModelError(f"no shard {digest} here", code="SHARD_MISSING", shard=digest)
+    return web.FileResponse(store.shard_path(digest))
+
+
+async def manifest(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    data = st.store.manifest_bytes(request.match_info["model_id"])
+    return web.Response(body=data, content_type="application/json")
+
+
+async def open_session(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    req = parse_open(await _read_json(request))
+    if req.model_id != st.worker.manifest.model_id:
+        raise WrongModel(
+            f"this node serves model {st.worker.manifest.model_id}, not {req.model_id}",
+            field="model_id",
+        )
+    if (req.hop.start, req.hop.end) != (st.worker.start, st.worker.end):
+        raise SpanNotServed(
+            f"this node serves layers {st.worker.start}:{st.worker.end}, "
+            f"not {req.hop.start}:{req.hop.end}",
+            field=f"route[{req.hop_index}]",
+        )
+    await st.admission.admit(req)
+    session = st.sessions.open(req)
+    return web.json_response(
+        {
+            "session_id": session.id,
+            "span": [st.worker.start, st.worker.end],
+            "idle_timeout_s": st.config.idle_timeout_s,
+        }
+    )
+
+
+async def session_state(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    s = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    return web.json_response(
+        {"session_id": s.id, "steps": len(s.steps), "position": s.position, "next": s.next_url}
+    )
+
+
+async def close_session(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    sid = parse_session_id(request.match_info["sid"])
+    st.sessions.get(sid)
+    session = await st.sessions.close(sid)
+    if session is not None:
+        await st.admission.closed(session.request, len(session.steps))
+    return web.json_response({"session_id": sid, "closed": True})
+
+
+async def step(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    frame = await _read_frame(request)
+    record = await steps.run_step(st.worker, session, frame)
+    index = frame.meta["step"]
+    if session.next_url is not None:
+        out = TensorFrame(
+            "float32",
+            (1, record.length, st.worker.hidden_size),
+            record.output,
+            {"step": index, "start_pos": record.start_pos},
+        )
+        await _push(st, session.next_url, session, out)
+    return web.json_response({"step": index, "position": record.start_pos + record.length})
+
+
+async def _push(st: NodeState, next_url: str, session: Session, frame: TensorFrame) -> None:
+    """Send our output to the next hop. Any refusal there is the next hop's failure from the
+    client's point of view (even a 4xx such as an unknown session after it restarted), so it
+    is reported as a PeerError naming that hop unless it already names one further on."""
+    url = f"{next_url}/sessions/{session.id}/steps"
+    try:
+        await st.peers.post_frame(url, frame, st.sessions.push_timeout(session))
+    except PeerError as exc:
+        exc.details.setdefault("failed_url", next_url)
+        raise
+    except SharedLLMError as exc:
+        raise PeerError(
+            f"next hop {next_url} refused step: {exc}", failed_url=next_url, cause=exc.code
+        ) from exc
+
+
+async def output(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    index = _query_int(request.match_info["step"], "step")
+    record = await steps.wait_output(session, index, st.sessions.push_timeout(session))
+    return await _delayed(
+        st,
+        TensorFrame(
+            "float32",
+            (1, record.length, st.worker.hidden_size),
+            record.output,
+            {"step": index, "start_pos": record.start_pos},
+        ),
+    )
+
+
+async def replay(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    frame = await _read_frame(request)
+    out = await steps.replay(st.worker, session, frame)
+    return await _delayed(st, TensorFrame("float32", frame.shape, out, frame.meta))
+
+
+async def history(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    which = request.query.get("which", "outputs")
+    if which not in ("inputs", "outputs"):
+        raise ProtocolError("which: expected inputs or outputs", field="which")
+    upto = _query_int(request.query.get("upto", str(len(session.steps))), "upto")
+    data, lengths = steps.history(session, which, upto)
+    shape = (1, sum(lengths), st.worker.hidden_size)
+    return await _delayed(st, TensorFrame("float32", shape, data, {"steps": lengths}))
+
+
+async def reroute(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    update = parse_route_update(await _read_json(request))
+    hop = update.route[update.hop_index]
+    if (hop.start, hop.end) != (st.worker.start, st.worker.end):
+        raise SpanNotServed(f"route[{update.hop_index}] is not this node's span", field="route")
+    st.sessions.repoint(session, update)
+    return web.json_response({"session_id": session.id, "next": session.next_url})
+
+
+async def _delayed(st: NodeState, frame: TensorFrame) -> web.Response:
+    if st.config.link_delay_s:
+        await asyncio.sleep(st.config.link_delay_s)
+    return _frame_response(frame)
+
+
+def _query_int(raw: str, field: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise ProtocolError(f"{field}: expected a non-negative integer", field=field)
+    return int(raw)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/info", info)
+    app.router.add_get("/shards/{digest}", shard)
+    app.router.add_get("/manifests/{model_id}", manifest)
+    app.router.add_post("/sessions", open_session)
+    app.router.add_get("/sessions/{sid}", session_state)
+    app.router.add_delete("/sessions/{sid}", close_session)
+    app.router.add_post("/sessions/{sid}/steps", step)
+    app.router.add_get("/sessions/{sid}/outputs/{step}", output)
+    app.router.add_post("/sessions/{sid}/replay", replay)
+    app.router.add_get("/sessions/{sid}/history", history)
+    app.router.add_post("/sessions/{sid}/route", reroute)

@@ -1,0 +1,133 @@
+"""Open inference sessions on one node: their caches, their step history, and the caps.
+
+Each session keeps every step's input and output bytes. The outputs let the client rebuild a
+failed next hop (they are that hop's inputs) and the pair of them is the transcript a verifier
+asks for later. The memory this takes is bounded: a session reserves room for ``max_length``
+positions when it opens, and a node refuses sessions beyond its cache budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sharedllm.node.config import NodeConfig
+from sharedllm.node.span_worker import SpanWorker
+from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
+from sharedllm.protocol.wire_errors import SessionLimit, SessionUnknown, StepOutOfOrder
+
+
+@dataclass
+class StepRecord:
+    start_pos: int
+    length: int
+    input: bytes
+    output: bytes
+
+
+@dataclass
+class Session:
+    request: OpenSession
+    cache: Any
+    reserved_bytes: int
+    opened_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    steps: list[StepRecord] = field(default_factory=list)
+    route: tuple[Hop, ...] = ()
+    next_url: str | None = None
+    hop_index: int = 0
+    closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @property
+    def id(self) -> str:
+        return self.request.session_id
+
+    @property
+    def position(self) -> int:
+        return sum(s.length for s in self.steps)
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+
+class SessionManager:
+    def __init__(self, worker: SpanWorker, config: NodeConfig) -> None:
+        self.worker = worker
+        self.config = config
+        self._sessions: dict[str, Session] = {}
+        # Per position: the span's KV cache plus one input and one output row of history.
+        self.bytes_per_token = worker.kv_bytes_per_token() + 2 * worker.hidden_size * 4
+
+    @property
+    def open_count(self) -> int:
+        return len(self._sessions)
+
+    def reserved_bytes(self) -> int:
+        return sum(s.reserved_bytes for s in self._sessions.values())
+
+    def free_tokens(self) -> int:
+        free = self.config.cache_budget_bytes - self.reserved_bytes()
+        return max(0, free // self.bytes_per_token)
+
+    def open(self, request: OpenSession) -> Session:
+        if request.session_id in self._sessions:
+            raise StepOutOfOrder(
+                f"session {request.session_id} is already open here", field="session_id"
+            )
+        if len(self._sessions) >= self.config.max_sessions:
+            raise SessionLimit(f"node is at its cap of {self.config.max_sessions} sessions")
+        need = request.max_length * self.bytes_per_token
+        if need > self.config.cache_budget_bytes - self.reserved_bytes():
+            raise SessionLimit(
+                f"max_length {request.max_length} does not fit the free cache "
+                f"({self.free_tokens()} positions)",
+                field="max_length",
+            )
+        session = Session(request, self.worker.new_cache(), need)
+        self.repoint(session, RouteUpdate(request.route, request.hop_index))
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.closed:
+            raise SessionUnknown(f"no open session {session_id}", session_id=session_id)
+        session.touch()
+        return session
+
+    def repoint(self, session: Session, update: RouteUpdate) -> None:
+        nxt = update.hop_index + 1
+        session.next_url = update.route[nxt].url if nxt < len(update.route) else None
+        session.hop_index = update.hop_index
+        session.route = update.route
+
+    def push_timeout(self, session: Session) -> float:
+        """A push waits for every hop after it, so each hop upstream waits a little longer:
+        the hop nearest a stalled node times out first and names it."""
+        after_next = max(0, len(session.route) - session.hop_index - 2)
+        return self.config.step_timeout_s + 5.0 * after_next
+
+    async def close(self, session_id: str) -> Session | None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.closed = True
+            async with session.changed:
+                session.changed.notify_all()  # wake long-polls so they answer "closed"
+        return session
+
+    def expired(self) -> list[str]:
+        now = time.monotonic()
+        return [
+            sid
+            for sid, s in self._sessions.items()
+            if now - s.last_used > self.config.idle_timeout_s
+            or now - s.opened_at > self.config.session_ttl_s
+        ]
+
+    async def close_all(self) -> None:
+        for sid in list(self._sessions):
+            await self.close(sid)

@@ -1,0 +1,130 @@
+"""Calling a node over HTTP, for clients and for nodes pushing to the next hop.
+
+Every call has a timeout, and every way a peer can fail (refused, reset, stalled, 5xx, a body
+that does not parse) becomes a ``SharedLLMError``. Failures of the peer itself carry
+``failed_url`` in their details so the client knows which hop to replace; an error that a
+node passes on from further down the route keeps the ``failed_url`` it already names.
+
+``link_delay_s`` (test/bench only) holds every outbound frame back for a fixed one-way delay,
+standing in for a slow link on a machine without netem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from sharedllm.errors import PeerError, SharedLLMError
+from sharedllm.protocol import frames
+from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.wire_errors import error_from_body
+
+JSON = dict[str, Any]
+
+
+class PeerClient:
+    def __init__(self, *, link_delay_s: float = 0.0, connect_timeout: float = 5.0) -> None:
+        self.link_delay_s = link_delay_s
+        self.connect_timeout = connect_timeout
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, force_close=False),
+                auto_decompress=False,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def __aenter__(self) -> PeerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def get_json(self, url: str, timeout: float) -> JSON:
+        status, body, _ = await self._call("GET", url, None, None, timeout)
+        return _json(body, url, status)
+
+    async def post_json(self, url: str, payload: JSON, timeout: float) -> JSON:
+        data = json.dumps(payload).encode()
+        status, body, _ = await self._call("POST", url, data, "application/json", timeout)
+        return _json(body, url, status)
+
+    async def delete(self, url: str, timeout: float) -> None:
+        await self._call("DELETE", url, None, None, timeout)
+
+    async def post_frame(self, url: str, frame: TensorFrame | bytes, timeout: float) -> bytes:
+        """Send a frame (after the injected link delay); returns the raw answer body."""
+        data = frame if isinstance(frame, bytes) else frames.encode(frame)
+        if self.link_delay_s:
+            await asyncio.sleep(self.link_delay_s)
+        _, body, _ = await self._call("POST", url, data, frames.CONTENT_TYPE, timeout)
+        return body
+
+    async def get_frame(self, url: str, timeout: float) -> TensorFrame:
+        _, body, ctype = await self._call("GET", url, None, None, timeout)
+        if ctype != frames.CONTENT_TYPE:
+            raise PeerError(f"{url} answered {ctype}, not a frame", failed_url=_base(url))
+        try:
+            return frames.decode(body)
+        except SharedLLMError as exc:
+            raise PeerError(f"{url} sent a bad frame: {exc}", failed_url=_base(url)) from exc
+
+    async def get_bytes(self, url: str, timeout: float) -> bytes:
+        _, body, _ = await self._call("GET", url, None, None, timeout)
+        return body
+
+    async def _call(
+        self, method: str, url: str, data: bytes | None, ctype: str | None, timeout: float
+    ) -> tuple[int, bytes, str]:
+        headers = {"Content-Type": ctype} if ctype else None
+        limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.connect_timeout))
+        try:
+            async with self.http.request(
+                method, url, data=data, headers=headers, timeout=limits
+            ) as resp:
+                body = await resp.read()
+                status, content_type = resp.status, resp.content_type
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            kind = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
+            raise PeerError(f"{method} {url} {kind}", failed_url=_base(url)) from None
+        if status >= 400:
+            raise _peer_error(url, status, body)
+        return status, body, content_type
+
+
+def _peer_error(url: str, status: int, body: bytes) -> SharedLLMError:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    err = error_from_body(status, parsed)
+    if status >= 500 and "failed_url" not in err.details:
+        err.details["failed_url"] = _base(url)
+    return err
+
+
+def _json(body: bytes, url: str, status: int) -> JSON:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise PeerError(f"{url} answered HTTP {status} with a body that is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise PeerError(f"{url} answered with JSON that is not an object")
+    return parsed
+
+
+def _base(url: str) -> str:
+    """The node's base URL (scheme://host:port) of an endpoint URL."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -1,0 +1,144 @@
+"""The Python job signer against the real JobMarket: digests, signatures, settlement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from chain_helpers import PRICES, SPANS, Network
+
+from sharedllm.chain.devnet import Devnet
+from sharedllm.errors import ContractRevert
+from sharedllm.protocol.job import Job, job_digest, sign_job
+
+pytestmark = pytest.mark.chain
+
+REPO = Path(__file__).resolve().parents[2]
+VECTOR_FILES = [
+    REPO / "tests/vectors/job_digests.json",
+    REPO / "contracts/test/vectors/job_digests.json",
+]
+COMMITMENT = b"\x42" * 32
+
+
+def test_python_digest_equals_hash_job_on_chain(network: Network) -> None:
+    chain = network.chain
+    jobs = [
+        network.job(),
+        network.job(nonce=0, maxTokens=1, maxPricePerToken=0),
+        network.job(nonce=2**256 - 1, deadline=2**64 - 1, maxTokens=2**32 - 1),
+        network.job(route=[network.nodes[0].address], spanStarts=[0], spanEnds=[30]),
+        network.job(route=[], spanStarts=[], spanEnds=[]),
+    ]
+    for job in jobs:
+        assert job_digest(job, chain.chain_id, chain.market.address) == chain.market.hash_job(job)
+
+
+def test_digest_matches_the_contract_test_vectors() -> None:
+    files = [f for f in VECTOR_FILES if f.is_file()]
+    if not files:
+        pytest.skip("no job digest vectors written yet")
+    vectors = json.loads(files[0].read_text())
+    cases = vectors if isinstance(vectors, list) else vectors.get("vectors", vectors.get("cases"))
+    assert cases, "vector file holds no cases"
+    for case in cases:
+        domain = case["domain"]
+        job = Job.from_json(case["job"])
+        digest = job_digest(job, int(domain["chainId"]), domain["verifyingContract"])
+        assert "0x" + digest.hex() == case["digest"].lower()
+
+
+def _submit(network: Network, job: Job, signature: bytes, tokens: int = 6):
+    return network.chain.market.submit_result(network.nodes[-1], job, signature, tokens, COMMITMENT)
+
+
+def test_python_signature_is_accepted_by_submit_result(network: Network) -> None:
+    chain = network.chain
+    job = network.job()
+    signature = sign_job(job, network.client, chain.chain_id, chain.market.address)
+    submitted = _submit(network, job, signature)
+    assert submitted.job_id == "0x" + job_digest(job, chain.chain_id, chain.market.address).hex()
+    assert chain.market.get_job(submitted.job_id).status == "Submitted"
+    with pytest.raises(ContractRevert) as err:
+        _submit(network, job, signature)
+    assert err.value.code == "JobAlreadySubmitted"
+
+
+TAMPERED = {
+    "modelId": "0x" + "77" * 32,
+    "nonce": 12345,
+    "maxTokens": 31,
+    "maxPricePerToken": PRICES[-1] + 1,
+    "deadline": 2**40,
+    "spanStarts": [0, 10, 21],
+    "spanEnds": [10, 20, 31],
+}
+
+
+@pytest.mark.parametrize("field", [*TAMPERED, "route", "client"])
+def test_any_tampered_field_breaks_the_signature(network: Network, field: str) -> None:
+    """Valid-looking changes to each field in turn: the chain must refuse the old signature."""
+    chain = network.chain
+    job = network.job()
+    signature = sign_job(job, network.client, chain.chain_id, chain.market.address)
+    body = job.to_json()
+    if field == "route":
+        body["route"] = list(reversed(body["route"]))
+    elif field == "client":
+        body["client"] = network.nodes[0].address
+    elif field in ("spanStarts", "spanEnds"):
+        body["spanStarts"], body["spanEnds"] = [0, 10, 21], [10, 21, 30]
+    else:
+        body[field] = TAMPERED[field]
+    with pytest.raises(ContractRevert) as err:
+        _submit(network, Job.from_json(body), signature)
+    assert err.value.code == "InvalidSignature"
+
+
+def test_submit_then_finalize_moves_balances_to_the_wei(anvil: Devnet, network: Network) -> None:
+    chain = network.chain
+    token, market = chain.token, chain.market
+    tokens = 6
+    job = network.job()
+    signature = sign_job(job, network.client, chain.chain_id, market.address)
+    layers = [end - start for start, end in SPANS]
+    costs = [tokens * n * price for n, price in zip(layers, PRICES, strict=True)]
+    reward_total = chain.deployment.params.reward_per_token * tokens
+    rewards = [reward_total * n // sum(layers) for n in layers]
+    escrow_before = market.escrow_of(network.client.address)
+    wallets_before = [token.balance_of(n.address) for n in network.nodes]
+    pool_before = market.reward_pool()
+
+    submitted = _submit(network, job, signature, tokens)
+    assert submitted.cost == sum(costs)
+    assert market.escrow_of(network.client.address) == escrow_before - sum(costs)
+    assert market.total_locked() == sum(costs)
+
+    with pytest.raises(ContractRevert) as err:
+        market.finalize(network.client, submitted.job_id)
+    assert err.value.code == "ChallengeWindowOpen"
+    anvil.advance_time(chain.deployment.params.challenge_window + 1)
+    market.finalize(network.client, submitted.job_id)
+
+    wallets_after = [token.balance_of(n.address) for n in network.nodes]
+    paid = [after - before for after, before in zip(wallets_after, wallets_before, strict=True)]
+    assert paid == [c + r for c, r in zip(costs, rewards, strict=True)]
+    assert market.reward_pool() == pool_before - sum(rewards)
+    assert market.total_locked() == 0
+    assert market.get_job(submitted.job_id).status == "Finalized"
+    with pytest.raises(ContractRevert) as err:
+        market.finalize(network.client, submitted.job_id)
+    assert err.value.code == "JobNotPending"
+
+
+def test_checks_report_the_contract_error_with_its_arguments(network: Network) -> None:
+    chain = network.chain
+    job = network.job(maxPricePerToken=PRICES[0])
+    signature = sign_job(job, network.client, chain.chain_id, chain.market.address)
+    with pytest.raises(ContractRevert) as err:
+        _submit(network, job, signature)
+    assert err.value.code == "PriceAboveCap"
+    assert err.value.details["node"] == network.nodes[1].address
+    assert err.value.details["price"] == PRICES[1]
+    assert "PriceAboveCap(node=" in err.value.message

@@ -1,0 +1,149 @@
+"""``sharedllm-node stake|update|unstake|withdraw|status`` against a real anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from chain_helpers import MODEL_ID
+
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.connection import Chain
+from sharedllm.chain.devnet import Devnet
+from sharedllm.chain.node_keys import load_node_key, public_key_bytes32
+from sharedllm.cli import node_main
+
+pytestmark = pytest.mark.chain
+
+NODE = 5
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = node_main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def stake_args(tmp_path: Path, amount: str = "150", layers: str = "0:10") -> list[str]:
+    return [
+        "stake", "--dev-account", str(NODE), "--amount", amount,
+        "--endpoint", "http://127.0.0.1:9000", "--node-key", str(tmp_path / "node.key"),
+        "--model-id", MODEL_ID, "--layers", layers, "--price", "0.000001",
+    ]  # fmt: skip
+
+
+def test_stake_update_unstake_withdraw(
+    anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = dev_account(NODE).address
+    wallet_before = chain.token.balance_of(address)
+
+    code, out, err = run(capsys, *stake_args(tmp_path), "--json")
+    assert (code, err) == (0, "")
+    shown = json.loads(out)
+    node = chain.registry.get_node(address)
+    assert node.status == "Active" and node.stake == 150 * WEI_PER_SHARE
+    assert (node.start, node.end, node.price_per_token) == (0, 10, 10**12)
+    assert node.pubkey == public_key_bytes32(load_node_key(tmp_path / "node.key"))
+    assert shown["stake"] == str(150 * WEI_PER_SHARE)
+
+    code, out, _ = run(capsys, "update", "--dev-account", str(NODE), "--layers", "10:20")
+    assert code == 0 and "layers:   10:20" in out
+    node = chain.registry.get_node(address)
+    assert (node.start, node.end, node.endpoint) == (10, 20, "http://127.0.0.1:9000")
+
+    code, out, _ = run(capsys, "stake", "--dev-account", str(NODE), "--amount", "0.5")
+    assert code == 0
+    assert chain.registry.get_node(address).stake == 150 * WEI_PER_SHARE + WEI_PER_SHARE // 2
+
+    code, out, _ = run(capsys, "unstake", "--dev-account", str(NODE))
+    assert code == 0 and "Unbonding" in out
+    assert not chain.registry.is_active(address)
+
+    code, _, err = run(capsys, "withdraw", "--dev-account", str(NODE))
+    assert code == 1 and "UnbondingNotOver" in err
+
+    anvil.advance_time(chain.deployment.params.unbonding_delay + 1)
+    code, out, _ = run(capsys, "withdraw", "--dev-account", str(NODE))
+    assert code == 0
+    assert chain.registry.get_node(address).status == "None"
+    assert chain.token.balance_of(address) == wallet_before
+
+    code, out, _ = run(capsys, "status", "--address", address, "--json")
+    assert code == 0 and json.loads(out)["status"] == "None"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"amount": "50"}, "StakeBelowMinimum"),
+        ({"layers": "10:5"}, "invalid span"),
+        ({"layers": "ten"}, "--layers"),
+        ({"amount": "1000000"}, "insufficient SHARE balance"),
+        ({"amount": "-3"}, "non-negative"),
+    ],
+)
+def test_bad_stake_input_is_one_line(
+    chain: Chain,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    expected: str,
+) -> None:
+    code, out, err = run(capsys, *stake_args(tmp_path, **change))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err
+    assert chain.registry.get_node(dev_account(NODE).address).status == "None"
+
+
+def _node_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from sharedllm.cli import sharedllm_node; sharedllm_node()", *argv],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_node_program_errors_without_traceback(
+    anvil: Devnet, chain: Chain, sharedllm_home: Path, tmp_path: Path
+) -> None:
+    env = {"SHAREDLLM_HOME": str(sharedllm_home)}
+    cases = {
+        "unreachable RPC": (["status", "--dev-account", "1", "--rpc-url", "http://127.0.0.1:9"],
+                            "cannot reach the RPC"),
+        "below minimum": (stake_args(tmp_path, amount="99.9"), "below the minimum stake"),
+        "no deployment": (["status", "--dev-account", "1", "--deployment", str(tmp_path / "x")],
+                          "no deployment file"),
+        "wrong password": (["status", "--keystore", str(_keystore(tmp_path)),
+                            "--password-file", str(_password(tmp_path, "wrong"))],
+                           "wrong password"),
+        "locked keystore": (["status", "--keystore", str(tmp_path / "key.json")],
+                            "keystore is locked"),
+    }  # fmt: skip
+    for name, (argv, expected) in cases.items():
+        result = _node_cli(*argv, env=env)
+        assert result.returncode != 0, name
+        assert result.stderr.count("\n") == 1, (name, result.stderr)
+        assert expected in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def _password(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"password-{text}"
+    path.write_text(text + "\n")
+    return path
+
+
+def _keystore(tmp_path: Path) -> Path:
+    from sharedllm.chain.accounts import new_keystore
+
+    _, path = new_keystore("right", tmp_path / "key.json")
+    return path
