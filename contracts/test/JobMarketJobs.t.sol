@@ -65,6 +65,18 @@ contract JobMarketJobsTest is MarketFixture {
         job = _job(client, 1);
         job.spanEnds[2] = 20; // empty last span
         _expectSubmitRevert(job, 1, abi.encodeWithSelector(IJobMarket.InvalidRoute.selector));
+
+        // 256 hops: more than a uint8 hop index can name in a challenge.
+        job = _job(client, 1);
+        job.route = new address[](256);
+        job.spanStarts = new uint16[](256);
+        job.spanEnds = new uint16[](256);
+        for (uint256 i = 0; i < 256; ++i) {
+            job.route[i] = nodes[0];
+            job.spanStarts[i] = uint16(i);
+            job.spanEnds[i] = uint16(i + 1);
+        }
+        _expectSubmitRevert(job, 1, abi.encodeWithSelector(IJobMarket.InvalidRoute.selector));
     }
 
     function testOnlyRouteNodesSubmit() public {
@@ -149,7 +161,6 @@ contract JobMarketJobsTest is MarketFixture {
     // ----------------------------------------------------------------- finalize
 
     function testFinalizePaysEachHopAndItsRewardAfterTheWindow() public {
-        market.fundRewards(0); // no-op funding still emits
         vm.prank(other);
         market.fundRewards(1e18);
         bytes32 jobHash = _submit(_job(client, 1), 4);

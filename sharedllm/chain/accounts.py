@@ -15,6 +15,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from sharedllm import paths
 from sharedllm.errors import ConfigError, KeystoreError
@@ -93,14 +94,26 @@ def new_keystore(password: str, path: Path | None = None) -> tuple[LocalAccount,
     return account, path
 
 
+def keystore_address(path: Path) -> str | None:
+    """The checksummed address a keystore names in clear, or None if it names none."""
+    try:
+        address = json.loads(path.read_text()).get("address")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(address, str):
+        return None
+    try:
+        return to_checksum_address("0x" + address.removeprefix("0x"))
+    except ValueError:
+        return None
+
+
 def list_keystores(folder: Path | None = None) -> list[tuple[str, Path]]:
     """``(address, path)`` of every keystore in the folder (addresses from the public part)."""
     folder = folder or keystores_dir()
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            address = json.loads(path.read_text()).get("address", "")
-        except (OSError, json.JSONDecodeError):
-            continue
-        found.append(("0x" + address.removeprefix("0x"), path))
+        address = keystore_address(path)
+        if address:
+            found.append((address, path))
     return found

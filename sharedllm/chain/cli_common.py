@@ -18,7 +18,13 @@ from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3Exception
 
 from sharedllm import paths
-from sharedllm.chain.accounts import dev_account, load_keystore, read_password, require_dev_chain
+from sharedllm.chain.accounts import (
+    dev_account,
+    keystore_address,
+    load_keystore,
+    read_password,
+    require_dev_chain,
+)
 from sharedllm.chain.connection import Chain, connect
 from sharedllm.chain.deployment import Deployment
 from sharedllm.errors import ChainError, ConfigError, KeystoreError, ProtocolError
@@ -87,15 +93,20 @@ def address_of(args: argparse.Namespace, chain: Chain) -> str:
             return parse_address(args.address, "--address")
         except ProtocolError as exc:
             raise ConfigError(exc.message, field="address") from None
+    if args.keystore is not None and args.dev_account is None:
+        # A keystore's address is stored in clear: reading it needs no password.
+        address = keystore_address(args.keystore)
+        if address:
+            return address
     return signer(args, chain).address
 
 
 def emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> None:
     """JSON (amounts as decimal wei strings) with ``--json``, else readable lines."""
     if args.json:
-        print(json.dumps(data, default=str))
+        print(json.dumps(data, default=str), flush=True)
     else:
-        print("\n".join(lines))
+        print("\n".join(lines), flush=True)
 
 
 def chain_command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[..., int | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
@@ -29,9 +30,19 @@ def web3_for(rpc_url: str) -> Web3:
     try:
         w3.eth.chain_id  # noqa: B018 - the first request proves the endpoint answers
     except (OSError, ValueError, Web3Exception) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ChainError(f"cannot reach the RPC at {rpc_url} ({reason})", field="rpc_url") from None
+        message = f"cannot reach the RPC at {rpc_url} ({_reason(exc)})"
+        raise ChainError(message, field="rpc_url") from None
     return w3
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause; requests' own messages run to several hundred characters."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"no answer within {RPC_TIMEOUT_S} s"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection refused or host unreachable"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 def contract(w3: Web3, name: str, address: str) -> Any:

@@ -62,6 +62,21 @@ class Market:
     def verifier_stake(self, verifier: str) -> int:
         return call(self.contract.functions.verifierStake(verifier), "verifierStake")
 
+    def is_verifier(self, verifier: str) -> bool:
+        return call(self.contract.functions.isVerifier(verifier), "isVerifier")
+
+    def params(self) -> dict[str, int]:
+        """The market's parameters as deployed, by their Solidity field names."""
+        return dict(call(self.contract.functions.params(), "params")._asdict())
+
+    def submitted_jobs(self, from_block: int = 0) -> list[dict[str, Any]]:
+        """``ResultSubmitted`` events since ``from_block``, oldest first, as plain dicts."""
+        logs = self.contract.events.ResultSubmitted().get_logs(from_block=from_block)
+        return [
+            {**{k: _plain(v) for k, v in log["args"].items()}, "block": log["blockNumber"]}
+            for log in logs
+        ]
+
     def total_escrow(self) -> int:
         return call(self.contract.functions.totalEscrow(), "totalEscrow")
 
@@ -128,6 +143,14 @@ class Market:
     def challenge(self, account: LocalAccount, job_id: str, hop: int, evidence: bytes) -> TxResult:
         fn = self.contract.functions.challenge(bytes.fromhex(job_id[2:]), hop, evidence)
         return TxResult.of(send(self.w3, account, fn, "challenge"))
+
+    def request_verifier_unstake(self, account: LocalAccount) -> TxResult:
+        fn = self.contract.functions.requestVerifierUnstake()
+        return TxResult.of(send(self.w3, account, fn, "requestVerifierUnstake"))
+
+    def withdraw_verifier_stake(self, account: LocalAccount) -> TxResult:
+        fn = self.contract.functions.withdrawVerifierStake()
+        return TxResult.of(send(self.w3, account, fn, "withdrawVerifierStake"))
 
     def fund_rewards(self, account: LocalAccount, amount: int, token: Token) -> TxResult:
         token.prepare_spend(account, self.address, amount, "fundRewards")

@@ -18,7 +18,7 @@ from sharedllm.chain.node_keys import (
     public_key_bytes32,
 )
 from sharedllm.chain.registry import NodeConfig, NodeInfo
-from sharedllm.errors import ChainError, ConfigError
+from sharedllm.errors import ChainError, ConfigError, SharedLLMError
 
 
 def parse_layers(text: str) -> tuple[int, int]:
@@ -35,45 +35,51 @@ def parse_layers(text: str) -> tuple[int, int]:
     return start, end
 
 
-def _pubkey(args: argparse.Namespace, current: NodeInfo | None) -> str | None:
+def _pubkey(args: argparse.Namespace, known: NodeInfo | None) -> str:
+    """``--pubkey``, else ``--node-key``'s, else the registered one, else the default key's."""
     if args.pubkey:
         return args.pubkey
     if args.node_key is not None:
         return public_key_bytes32(load_or_create_node_key(args.node_key))
-    if current is not None:
-        return current.pubkey
+    if known is not None:
+        return known.pubkey
     return public_key_bytes32(load_or_create_node_key(default_node_key_path()))
 
 
-def _config(args: argparse.Namespace, current: NodeInfo | None) -> NodeConfig:
+def _default_model_id() -> str | None:
+    """The local model store's default model, if the model part is installed and has one."""
+    try:
+        from sharedllm.model.store import ModelStore
+
+        return ModelStore().default_model_id()
+    except (ImportError, SharedLLMError):
+        return None
+
+
+def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
     """Options given on the command line over the node's registered config (if any)."""
-    known = current if current is not None and current.status != "None" else None
-    start, end = (
-        parse_layers(args.layers)
-        if args.layers
-        else ((known.start, known.end) if known else (None, None))
-    )
-    values = {
-        "endpoint": args.endpoint or (known.endpoint if known else None),
-        "pubkey": _pubkey(args, known),
-        "model_id": args.model_id or (known.model_id if known else None),
-        "start": start,
-        "price_per_token": parse_share(args.price, "--price")
-        if args.price is not None
-        else (known.price_per_token if known else None),
-    }
-    missing = [name for name, value in values.items() if value is None]
-    if missing:
-        option = {"start": "layers", "pubkey": "node-key or --pubkey"}.get(missing[0], missing[0])
-        raise ConfigError(f"--{option.replace('_', '-')} is required", field=missing[0])
-    return NodeConfig(
-        endpoint=values["endpoint"],
-        pubkey=values["pubkey"],
-        model_id=values["model_id"].lower(),
-        start=start,
-        end=end,
-        price_per_token=values["price_per_token"],
-    )
+    known = current if current.status != "None" else None
+    endpoint = args.endpoint or (known.endpoint if known else None)
+    model_id = args.model_id or (known.model_id if known else _default_model_id())
+    if args.layers:
+        span: tuple[int, int] | None = parse_layers(args.layers)
+    else:
+        span = (known.start, known.end) if known else None
+    if args.price is not None:
+        price: int | None = parse_share(args.price, "--price")
+    else:
+        price = known.price_per_token if known else None
+    for option, value in (
+        ("--endpoint", endpoint),
+        ("--model-id", model_id),
+        ("--layers", span),
+        ("--price", price),
+    ):
+        if value is None:
+            raise ConfigError(f"{option} is required", field=option.lstrip("-"))
+    assert endpoint is not None and model_id is not None and span is not None
+    assert price is not None
+    return NodeConfig(endpoint, _pubkey(args, known), model_id.lower(), *span, price)
 
 
 @chain_command
@@ -184,6 +190,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="ed25519 key file (created if missing; default ~/.sharedllm/nodes/node.ed25519)",
     )
-    parser.add_argument("--model-id", help="model id, 0x + 64 hex")
+    parser.add_argument(
+        "--model-id", help="model id, 0x + 64 hex (default: the local model store's default)"
+    )
     parser.add_argument("--layers", help="span of layers served, START:END (half-open)")
     parser.add_argument("--price", help="SHARE per generated token per layer, decimals allowed")

@@ -55,8 +55,10 @@ class TextGenerator:
         max_new_tokens: int,
         sampling: SamplingParams | None = None,
         session_options: dict[str, Any] | None = None,
+        stop_at_eos: bool = True,
     ) -> AsyncIterator[int]:
-        """New token ids, one per step, ending after an end-of-sequence token (included)."""
+        """New token ids, one per step, ending after an end-of-sequence token (included)
+        unless ``stop_at_eos`` is False (benchmarks want a fixed length)."""
         sampler = Sampler(sampling or SamplingParams())
         m = self.manifest
         self.session = InferenceSession(
@@ -74,7 +76,7 @@ class TextGenerator:
                 out = await session.step(hidden.numpy())
                 token = sampler.sample(self.model.next_logits(torch.from_numpy(out)))
                 yield token
-                if token in self.model.eos_token_ids:
+                if stop_at_eos and token in self.model.eos_token_ids:
                     return
                 hidden = self.model.embed([token])
 

@@ -124,11 +124,22 @@ async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
     first = manifest.layer_shards[0]
     if store.has_shard(first):
         layer_bytes = store.shard_path(first).stat().st_size
-    else:  # no local shard to measure: a Llama-style layer holds about 12 H^2 float32s
-        layer_bytes = 12 * manifest.hidden_size**2 * 4
+    else:
+        layer_bytes = _estimated_layer_bytes(manifest.config)
     count = layers_that_fit(budget, layer_bytes, config.cache_budget_bytes, manifest.num_layers)
     async with PeerClient() as peers:
         urls = await StaticDirectory(config.peers).endpoints()
         found = await probe_all(peers, urls)
     spans = [(c.info.start, c.info.end) for c in found if c.info.model_id == manifest.model_id]
     return choose_span(manifest.num_layers, count, spans)
+
+
+def _estimated_layer_bytes(cfg: dict) -> int:
+    """Float32 bytes of one Llama-style decoder layer, for when no shard is here to measure."""
+    hidden = int(cfg["hidden_size"])
+    heads = int(cfg.get("num_attention_heads", 1))
+    head_dim = int(cfg.get("head_dim") or hidden // heads)
+    kv_heads = int(cfg.get("num_key_value_heads", heads))
+    inter = int(cfg.get("intermediate_size", 4 * hidden))
+    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
+    return 4 * (attention + 3 * hidden * inter + 2 * hidden)

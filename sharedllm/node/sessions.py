@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharedllm.errors import SessionError
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
-from sharedllm.protocol.wire_errors import SessionLimit, SessionUnknown, StepOutOfOrder
+from sharedllm.protocol.wire_errors import SessionLimit, SessionUnknown
 
 
 @dataclass
@@ -75,8 +76,10 @@ class SessionManager:
 
     def open(self, request: OpenSession) -> Session:
         if request.session_id in self._sessions:
-            raise StepOutOfOrder(
-                f"session {request.session_id} is already open here", field="session_id"
+            raise SessionError(
+                f"session {request.session_id} is already open here",
+                code="SESSION_EXISTS",
+                field="session_id",
             )
         if len(self._sessions) >= self.config.max_sessions:
             raise SessionLimit(f"node is at its cap of {self.config.max_sessions} sessions")

@@ -9,6 +9,7 @@ from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.devnet import Devnet
 from sharedllm.protocol.job import Job
 
 MODEL_ID = "0x" + "5e" * 32
@@ -19,6 +20,7 @@ CLIENT_DEPOSIT = 1_000 * WEI_PER_SHARE
 
 @dataclass
 class Network:
+    devnet: Devnet
     chain: Chain
     nodes: list[LocalAccount]
     client: LocalAccount

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from chain_helpers import PRICES, SPANS, Network
 
-from sharedllm.chain.devnet import Devnet
+from sharedllm.chain.accounts import dev_account
 from sharedllm.errors import ContractRevert
 from sharedllm.protocol.job import Job, job_digest, sign_job
 
@@ -96,7 +96,7 @@ def test_any_tampered_field_breaks_the_signature(network: Network, field: str) -
     assert err.value.code == "InvalidSignature"
 
 
-def test_submit_then_finalize_moves_balances_to_the_wei(anvil: Devnet, network: Network) -> None:
+def test_submit_then_finalize_moves_balances_to_the_wei(network: Network) -> None:
     chain = network.chain
     token, market = chain.token, chain.market
     tokens = 6
@@ -118,7 +118,7 @@ def test_submit_then_finalize_moves_balances_to_the_wei(anvil: Devnet, network: 
     with pytest.raises(ContractRevert) as err:
         market.finalize(network.client, submitted.job_id)
     assert err.value.code == "ChallengeWindowOpen"
-    anvil.advance_time(chain.deployment.params.challenge_window + 1)
+    network.devnet.advance_time(chain.deployment.params.challenge_window + 1)
     market.finalize(network.client, submitted.job_id)
 
     wallets_after = [token.balance_of(n.address) for n in network.nodes]
@@ -142,3 +142,31 @@ def test_checks_report_the_contract_error_with_its_arguments(network: Network) -
     assert err.value.details["node"] == network.nodes[1].address
     assert err.value.details["price"] == PRICES[1]
     assert "PriceAboveCap(node=" in err.value.message
+
+
+def test_challenge_refunds_the_client_and_slashes_the_hop(network: Network) -> None:
+    chain = network.chain
+    market, params = chain.market, chain.deployment.params
+    verifier = dev_account(8)
+    job = network.job()
+    signature = sign_job(job, network.client, chain.chain_id, market.address)
+    escrow_before = market.escrow_of(network.client.address)
+    submitted = _submit(network, job, signature)
+    market.stake_verifier(verifier, params.min_verifier_stake, chain.token)
+    wallet_before = chain.token.balance_of(verifier.address)
+    pool_before = market.reward_pool()
+    cheat = network.nodes[1]
+    stake_before = chain.registry.get_node(cheat.address).stake
+
+    market.challenge(verifier, submitted.job_id, 1, b"\x0e" * 32)
+
+    bounty = params.slash_amount * params.bounty_bps // 10_000
+    assert market.get_job(submitted.job_id).status == "Challenged"
+    assert market.escrow_of(network.client.address) == escrow_before
+    assert chain.registry.get_node(cheat.address).stake == stake_before - params.slash_amount
+    assert chain.token.balance_of(verifier.address) == wallet_before + bounty
+    assert market.reward_pool() == pool_before + params.slash_amount - bounty
+    assert not chain.registry.is_active(cheat.address)  # fell below the minimum stake
+    with pytest.raises(ContractRevert) as err:
+        market.challenge(verifier, submitted.job_id, 1, b"\x0e" * 32)
+    assert err.value.code in ("JobNotPending", "AlreadyVoted")

@@ -122,10 +122,10 @@ def test_node_program_errors_without_traceback(
         "below minimum": (stake_args(tmp_path, amount="99.9"), "below the minimum stake"),
         "no deployment": (["status", "--dev-account", "1", "--deployment", str(tmp_path / "x")],
                           "no deployment file"),
-        "wrong password": (["status", "--keystore", str(_keystore(tmp_path)),
+        "wrong password": (["unstake", "--keystore", str(_keystore(tmp_path)),
                             "--password-file", str(_password(tmp_path, "wrong"))],
                            "wrong password"),
-        "locked keystore": (["status", "--keystore", str(tmp_path / "key.json")],
+        "locked keystore": (["unstake", "--keystore", str(tmp_path / "key.json")],
                             "keystore is locked"),
     }  # fmt: skip
     for name, (argv, expected) in cases.items():

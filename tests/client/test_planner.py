@@ -1,0 +1,61 @@
+"""Route choice over known nodes: coverage, latency first, price second, the trust list."""
+
+from __future__ import annotations
+
+import pytest
+
+from sharedllm.client.planner import RoutePolicy, best_chain
+from sharedllm.client.probe import Candidate
+from sharedllm.errors import RouteError
+from sharedllm.protocol.node_info import NodeInfo
+
+MODEL = "0x" + "11" * 32
+
+
+def node(
+    url: str,
+    start: int,
+    end: int,
+    ms: float = 10.0,
+    price: int = 0,
+    rtt: float = 1.0,
+    busy: bool = False,
+) -> Candidate:
+    info = NodeInfo("0.1.0", MODEL, start, end, 30, 576, 4 if busy else 0, 4, 1000, ms, price)
+    return Candidate(url, info, rtt)
+
+
+def urls(chain):
+    return [c.url for c in chain]
+
+
+def test_fastest_chain_wins_even_with_more_hops():
+    nodes = [node("a", 0, 30, ms=100), node("b", 0, 15, ms=20), node("c", 15, 30, ms=20)]
+    assert urls(best_chain(nodes, 0, 30, RoutePolicy())) == ["b", "c"]
+
+
+def test_price_breaks_a_latency_tie():
+    nodes = [node("dear", 0, 30, price=5), node("cheap", 0, 30, price=1)]
+    assert urls(best_chain(nodes, 0, 30, RoutePolicy())) == ["cheap"]
+
+
+def test_spans_must_chain_end_to_start():
+    nodes = [node("a", 0, 10), node("b", 5, 30), node("c", 10, 30, ms=50)]
+    assert urls(best_chain(nodes, 0, 30, RoutePolicy())) == ["a", "c"]
+
+
+def test_trust_list_and_full_nodes_are_honoured():
+    nodes = [node("a", 0, 30), node("b", 0, 30, ms=50), node("full", 0, 30, ms=1, busy=True)]
+    assert urls(best_chain(nodes, 0, 30, RoutePolicy(trusted={"b"}))) == ["b"]
+    assert urls(best_chain(nodes, 0, 30, RoutePolicy())) == ["a"]
+
+
+def test_a_sub_span_can_be_planned_for_a_failover():
+    nodes = [node("a", 0, 10), node("b", 10, 20), node("c", 20, 30)]
+    assert urls(best_chain(nodes, 10, 20, RoutePolicy())) == ["b"]
+
+
+def test_a_gap_is_a_route_error():
+    with pytest.raises(RouteError) as info:
+        best_chain([node("a", 0, 10), node("c", 20, 30)], 0, 30, RoutePolicy())
+    assert info.value.code == "NO_ROUTE"
