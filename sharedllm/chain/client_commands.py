@@ -21,33 +21,33 @@ from sharedllm.chain.cli_common import address_of, chain_command, emit, open_cha
 from sharedllm.chain.devnet import Devnet
 from sharedllm.errors import ConfigError
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def devnet(args: argparse.Namespace) -> int:
     """Run anvil with the contracts deployed until Ctrl-C or SIGTERM."""
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Both signals just set the event: SIGINT may arrive ignored from a background shell,
+    # and handling it here stops anvil in order either way.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    deployment_file = args.deployment or paths.deployment_file()
     try:
-        with Devnet(
-            port=args.port, deployment_path=args.deployment or paths.deployment_file()
-        ) as net:
-            d = net.deployment
-            assert d is not None
+        with Devnet(port=args.port, deployment_path=deployment_file) as net:
+            assert net.deployment is not None
             data = {
                 "rpcUrl": net.rpc_url,
-                "deploymentFile": str(args.deployment or paths.deployment_file()),
-                **d.to_json(),
+                "deploymentFile": str(deployment_file),
+                **net.deployment.to_json(),
                 "devAccounts": [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)],
             }
             emit(args, data, _devnet_lines(net.rpc_url, data))
             if not args.json:
                 print("devnet running; Ctrl-C to stop", flush=True)
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
+            while not stop.wait(0.5):
                 pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not args.json:
         print("devnet stopped")
     return 0

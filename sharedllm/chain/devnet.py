@@ -70,6 +70,15 @@ def find_anvil() -> Path:
     )
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -124,6 +133,13 @@ class Devnet:
         self.stop()
 
     def start_anvil(self) -> None:
+        # Without this check a second devnet on a busy port would find the first one
+        # answering there and deploy onto it.
+        if not port_is_free(self.port):
+            raise ChainError(
+                f"port {self.port} is in use (another devnet running?); pick --port",
+                field="port",
+            )
         command = [
             str(find_anvil()),
             "--host", "127.0.0.1",
@@ -147,7 +163,8 @@ class Devnet:
                 raise ChainError(f"anvil exited at start: {self._log_tail()}")
             try:
                 web3_for(self.rpc_url)
-                return
+                if self._process.poll() is None:
+                    return
             except ChainError:
                 if time.monotonic() > deadline:
                     raise ChainError(f"anvil did not answer within {START_TIMEOUT_S} s") from None

@@ -106,6 +106,10 @@ class SpanRunner:
             "full_attention": create_causal_mask,
             "sliding_attention": create_sliding_window_causal_mask,
         }
+        if hidden.shape[1] == 1 and self._mask_types == ["full_attention"]:
+            # One new token may attend to every cached position: the causal mask is empty, and
+            # building it on each decode step is pure overhead.
+            return {"full_attention": None}
         masks = {}
         for kind in self._mask_types:
             if kind not in builders:

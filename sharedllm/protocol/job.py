@@ -59,8 +59,11 @@ class Job:
     client: Address
 
     def __post_init__(self) -> None:
-        # Constructing a Job in code goes through the same checks as parsing one.
-        Job.from_json(self.to_json())
+        # Constructing a Job in code goes through the same checks as parsing one, and
+        # comes out in the same normal form (tuples, checksummed addresses).
+        parsed = Job.from_json(self.to_json())
+        for name in self.__dataclass_fields__:
+            object.__setattr__(self, name, getattr(parsed, name))
 
     @classmethod
     def from_json(cls, body: Any) -> Job:
@@ -150,17 +153,17 @@ class Job:
 
     def check_route(self) -> None:
         """Check 1 of the JobMarket: non-empty, contiguous spans starting at layer 0."""
-        expected_start = 0
+        well_formed = bool(self.route)
+        next_start = 0
         for start, end in zip(self.span_starts, self.span_ends, strict=True):
-            if start != expected_start or end <= start:
+            if start != next_start or end <= start:
+                well_formed = False
                 break
-            expected_start = end
-        else:
-            if self.route:
-                return
-        raise JobRejected(
-            "route is empty or its spans are not contiguous from 0", code="InvalidRoute"
-        )
+            next_start = end
+        if not well_formed:
+            raise JobRejected(
+                "route is empty or its spans are not contiguous from 0", code="InvalidRoute"
+            )
 
 
 def _strict_uint(value: Any, field: str, bits: int = 256) -> int:

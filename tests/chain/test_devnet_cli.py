@@ -14,7 +14,8 @@ import pytest
 
 from sharedllm.chain.connection import connect
 from sharedllm.chain.deployment import Deployment
-from sharedllm.chain.devnet import free_port
+from sharedllm.chain.devnet import Devnet, free_port
+from sharedllm.errors import ChainError
 
 pytestmark = pytest.mark.chain
 
@@ -59,3 +60,8 @@ def test_devnet_runs_and_stops_cleanly(sharedllm_home: Path, stop_signal: signal
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_second_devnet_on_a_busy_port_refuses() -> None:
+    with Devnet() as first, pytest.raises(ChainError, match="in use"):
+        Devnet(port=first.port).start_anvil()

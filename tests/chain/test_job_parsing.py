@@ -74,8 +74,10 @@ def test_rejects_unequal_route_lengths_missing_and_unknown_fields() -> None:
         Job.from_json(body(tip=1))
 
 
-def test_constructing_in_code_is_checked_too() -> None:
+def test_constructing_in_code_is_checked_and_normalised() -> None:
     job = Job.from_json(body())
+    fields = {**job.__dict__, "route": [NODE_A.upper().replace("0X", "0x"), NODE_B]}
+    assert Job(**fields) == job
     with pytest.raises(ProtocolError, match="maxTokens"):
         Job(**{**job.__dict__, "max_tokens": "7"})
 

@@ -50,6 +50,7 @@ def test_stake_update_unstake_withdraw(
     assert node.status == "Active" and node.stake == 150 * WEI_PER_SHARE
     assert (node.start, node.end, node.price_per_token) == (0, 10, 10**12)
     assert node.pubkey == public_key_bytes32(load_node_key(tmp_path / "node.key"))
+    assert (tmp_path / "node.key").stat().st_mode & 0o777 == 0o600
     assert shown["stake"] == str(150 * WEI_PER_SHARE)
 
     code, out, _ = run(capsys, "update", "--dev-account", str(NODE), "--layers", "10:20")
