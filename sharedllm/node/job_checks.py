@@ -72,7 +72,9 @@ def check_job(
         raise JobRejected(f"this node ({node}) is not in the job's route", code="NotRouteNode")
     jid = job_id(job, view.chain_id, view.market)
     if not view.signature_valid(job, jid, signature):
-        raise JobRejected(f"the job is not signed by its client {job.client}", code=codes.INVALID_SIGNATURE)
+        raise JobRejected(
+            f"the job is not signed by its client {job.client}", code=codes.INVALID_SIGNATURE
+        )
     if now > job.deadline:
         raise JobRejected(
             f"the job's deadline {job.deadline} has passed (now {now})", code=codes.JOB_EXPIRED

@@ -22,7 +22,8 @@ SERVED = "served"  # receipts recorded, not yet on-chain
 SUBMITTED = "submitted"  # commitment on-chain, challenge window running
 FINALIZED = "finalized"  # paid
 CHALLENGED = "challenged"  # slashed or refunded
-STATUSES = (SERVED, SUBMITTED, FINALIZED, CHALLENGED)
+REFUSED = "refused"  # the chain refused the submission (e.g. the deadline passed)
+STATUSES = (SERVED, SUBMITTED, FINALIZED, CHALLENGED, REFUSED)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class LedgerJob:
     commitment: str
     status: str
     submit_tx: str | None
+    cost: int | None
     payout: int | None
     reward: int | None
+    error: str | None
 
 
 class Ledger:
@@ -59,8 +62,10 @@ class Ledger:
                     "commitment": str,
                     "status": str,
                     "submit_tx": str,
+                    "cost": str,
                     "payout": str,
                     "reward": str,
+                    "error": str,
                     "created_at": float,
                     "updated_at": float,
                 },
@@ -113,11 +118,16 @@ class Ledger:
     def set_status(self, job_id: str, status: str, **fields: object) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown ledger status {status!r}")
-        values = {k: (str(v) if isinstance(v, int) else v) for k, v in fields.items()}
+        values = {
+            k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in fields.items()
+            if v is not None
+        }
         with self._db.conn:
-            self._db["jobs"].update(
-                job_id, {"status": status, "updated_at": time.time(), **values}
-            )
+            self._db["jobs"].update(job_id, {"status": status, "updated_at": time.time(), **values})
+
+    def created_at(self, job_id: str) -> float:
+        return self._db["jobs"].get(job_id)["created_at"]
 
     def get(self, job_id: str) -> LedgerJob | None:
         rows = list(self._db["jobs"].rows_where("job_id = ?", [job_id]))
@@ -136,9 +146,7 @@ class Ledger:
     def receipts(self, job_id: str) -> list[str]:
         return [
             row["receipt"]
-            for row in self._db["receipts"].rows_where(
-                "job_id = ?", [job_id], order_by="step, hop"
-            )
+            for row in self._db["receipts"].rows_where("job_id = ?", [job_id], order_by="step, hop")
         ]
 
     def close(self) -> None:
@@ -156,6 +164,13 @@ def _job(row: dict) -> LedgerJob:
         commitment=row["commitment"],
         status=row["status"],
         submit_tx=row["submit_tx"],
-        payout=int(row["payout"]) if row["payout"] is not None else None,
-        reward=int(row["reward"]) if row["reward"] is not None else None,
+        cost=_int(row["cost"]),
+        payout=_int(row["payout"]),
+        reward=_int(row["reward"]),
+        error=row["error"],
     )
+
+
+def _int(value: str | None) -> int | None:
+    # Amounts are stored as decimal text: SQLite integers stop at 2**63.
+    return int(value) if value is not None else None

@@ -1,0 +1,141 @@
+"""Getting paid: submit served jobs, finalize them after the challenge window, record payouts.
+
+The ledger is written first and the chain is asked before every transaction, so the node
+can die at any point and, once restarted, neither submits a job twice nor forgets one:
+
+- served, not yet sent    → ledger ``served``, chain ``None``      → submit once;
+- sent, not yet recorded  → ledger ``served``, chain ``Submitted`` → just record it;
+- recorded                → ledger ``submitted``                   → wait, then finalize.
+
+Only the route's last hop submits (it holds every hop's receipts); any hop may finalize,
+and every hop follows its jobs to record what it was paid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+
+from eth_account.signers.local import LocalAccount
+
+from sharedllm.chain.connection import Chain
+from sharedllm.errors import ContractRevert, SharedLLMError
+from sharedllm.node.ledger import CHALLENGED, FINALIZED, REFUSED, SERVED, SUBMITTED, Ledger
+from sharedllm.protocol.job import Job
+
+log = logging.getLogger(__name__)
+
+# Test-only fault injection: exit right after the submit transaction is mined and before the
+# ledger records it, to prove a restarted node does not submit again.
+_CRASH_AFTER_SUBMIT = "SHAREDLLM_TEST_CRASH_AFTER_SUBMIT"
+
+
+class Settler:
+    def __init__(
+        self, chain: Chain, account: LocalAccount, ledger: Ledger, *, submit_delay: float = 0.0
+    ) -> None:
+        self.chain = chain
+        self.account = account
+        self.ledger = ledger
+        self.window = int(chain.market.params()["challengeWindow"])
+        self.submit_delay = submit_delay
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Something was served: settle soon rather than at the next tick."""
+        self._wake.set()
+
+    async def run(self, interval: float = 2.0) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.settle_once)
+            except SharedLLMError as exc:  # the chain may be down for a while; keep trying
+                log.warning("settlement: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+
+    def settle_once(self) -> None:
+        for job in list(self.ledger.with_status(SERVED)):
+            if job.hop == job.hops - 1:
+                self._submit(job.job_id)
+            else:
+                self._follow(job.job_id)
+        for job in list(self.ledger.with_status(SUBMITTED)):
+            self._follow(job.job_id)
+
+    def _submit(self, job_id: str) -> None:
+        entry = self.ledger.get(job_id)
+        assert entry is not None
+        if time.time() - self._served_at(job_id) < self.submit_delay:
+            return
+        if self._follow(job_id):  # already on-chain: sent before a crash
+            return
+        job = Job.from_json(entry.job)
+        try:
+            submitted = self.chain.market.submit_result(
+                self.account,
+                job,
+                bytes.fromhex(entry.signature.removeprefix("0x")),
+                entry.tokens,
+                bytes.fromhex(entry.commitment.removeprefix("0x")),
+            )
+        except ContractRevert as exc:
+            if exc.code == "JobAlreadySubmitted":
+                self._follow(job_id)
+                return
+            log.error("job %s cannot be submitted: %s", job_id, exc)
+            self.ledger.set_status(job_id, REFUSED, error=exc.code)
+            return
+        if os.environ.get(_CRASH_AFTER_SUBMIT):
+            os._exit(9)
+        self.ledger.set_status(
+            job_id, SUBMITTED, submit_tx=submitted.tx.tx_hash, cost=submitted.cost
+        )
+        log.info("submitted job %s: %d tokens, cost %d wei", job_id, entry.tokens, submitted.cost)
+
+    def _follow(self, job_id: str) -> bool:
+        """Bring the ledger up to the chain's view of the job; True if the chain knows it."""
+        record = self.chain.market.get_job(job_id)
+        status = record.status
+        if status == "None":
+            return False
+        entry = self.ledger.get(job_id)
+        if status == "Submitted":
+            if entry.status == SERVED:
+                self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
+            ends = int(record.fields["submittedAt"]) + self.window
+            if entry.hop == entry.hops - 1 and self._chain_time() >= ends:
+                self._finalize(job_id)
+        elif status == "Finalized" and entry.status != FINALIZED:
+            payout, reward = self._payout(job_id)
+            self.ledger.set_status(job_id, FINALIZED, payout=payout, reward=reward)
+        elif status == "Challenged" and entry.status != CHALLENGED:
+            self.ledger.set_status(job_id, CHALLENGED)
+        return True
+
+    def _finalize(self, job_id: str) -> None:
+        try:
+            self.chain.market.finalize(self.account, job_id)
+        except ContractRevert as exc:
+            if exc.code not in ("JobNotPending", "ChallengeWindowOpen"):
+                raise
+        self._follow(job_id)
+
+    def _payout(self, job_id: str) -> tuple[int, int]:
+        """What this node was paid for the job, from the market's ``HopPaid`` events."""
+        events = self.chain.market.contract.events.HopPaid().get_logs(
+            from_block=self.chain.deployment.deploy_block,
+            argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
+        )
+        mine = [e["args"] for e in events if e["args"]["node"] == self.account.address]
+        return sum(a["amount"] for a in mine), sum(a["reward"] for a in mine)
+
+    def _served_at(self, job_id: str) -> float:
+        return self.ledger.created_at(job_id)
+
+    def _chain_time(self) -> int:
+        return self.chain.w3.eth.get_block("latest")["timestamp"]
