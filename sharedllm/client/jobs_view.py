@@ -1,0 +1,123 @@
+"""``sharedllm jobs``: the client's job book, each job's status refreshed from the JobMarket.
+
+Statuses, in the order a job moves through them:
+
+- ``signed``: the client signed it; no answer recorded, nothing on-chain yet;
+- ``served``: the answer came back, no node has submitted it yet;
+- ``committed``: a node submitted the result; the payment is locked until the challenge
+  window ends;
+- ``challenged`` / ``finalized``: settled, refunded to the client or paid to the route;
+- ``expired``: the deadline passed and no node submitted it, so no node ever can: nothing
+  was or will be charged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sharedllm.chain.amounts import format_share
+from sharedllm.chain.connection import Chain
+from sharedllm.client.job_book import BookedJob
+
+ON_CHAIN = {"Submitted": "committed", "Finalized": "finalized", "Challenged": "challenged"}
+
+
+@dataclass(frozen=True)
+class JobLine:
+    booked: BookedJob
+    status: str
+    tokens: int | None
+    cost: int | None  # what the chain locked or paid, else what the route reported
+    submitted_at: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        b = self.booked
+        return {
+            "jobId": b.job_id,
+            "status": self.status,
+            "client": b.job.client,
+            "modelId": b.job.model_id,
+            "tokens": self.tokens,
+            "cost": str(self.cost) if self.cost is not None else None,
+            "maxCost": str(b.max_cost),
+            "route": [
+                {"address": address, "url": url, "span": [start, end]}
+                for address, url, start, end in _hops(b)
+            ],
+            "signedAt": b.signed_at,
+            "servedAt": b.served_at,
+            "submittedAt": self.submitted_at,
+            "deadline": b.job.deadline,
+            "preview": b.text_preview,
+        }
+
+
+def refresh(chain: Chain, jobs: Iterable[BookedJob]) -> list[JobLine]:
+    """One ``getJob`` per booked job; jobs booked against another market are left out."""
+    now = chain.w3.eth.get_block("latest")["timestamp"]
+    lines = []
+    for booked in jobs:
+        if booked.market is not None and booked.market.lower() != chain.market.address.lower():
+            continue
+        record = chain.market.get_job(booked.job_id)
+        if record.status in ON_CHAIN:
+            fields = record.fields
+            lines.append(
+                JobLine(
+                    booked,
+                    ON_CHAIN[record.status],
+                    int(fields["tokensServed"]),
+                    int(fields["cost"]),
+                    int(fields["submittedAt"]),
+                )
+            )
+            continue
+        status = "expired" if booked.job.deadline < now else booked.status
+        lines.append(JobLine(booked, status, booked.tokens, booked.cost, None))
+    return lines
+
+
+def job_lines(lines: list[JobLine], client: str | None) -> list[str]:
+    """A table, newest last, with each job's route and answer preview beneath it."""
+    whose = f" of {client}" if client else ""
+    if not lines:
+        return [f"no jobs{whose} in the job book"]
+    header = ("JOB", "STATUS", "TOKENS", "COST", "SIGNED")
+    rows = [header]
+    for line in lines:
+        b = line.booked
+        rows.append(
+            (
+                f"{b.job_id[:10]}…{b.job_id[-4:]}",
+                line.status,
+                str(line.tokens) if line.tokens is not None else "-",
+                f"{format_share(line.cost)} SHARE" if line.cost is not None else "-",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.signed_at)),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    out = [f"{len(lines)} job(s){whose}", ""]
+    for index, cells in enumerate(rows):
+        out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+        if index == 0:
+            continue
+        booked = lines[index - 1].booked
+        hops = " -> ".join(f"{url} [{s}:{e}]" for _, url, s, e in _hops(booked))
+        out.append(f"    route: {hops}")
+        if booked.text_preview:
+            out.append(f"    answer: {_one_line(booked.text_preview)}")
+    return out
+
+
+def _hops(booked: BookedJob) -> list[tuple[str, str, int, int]]:
+    job = booked.job
+    urls = list(booked.route_urls) + ["?"] * (len(job.route) - len(booked.route_urls))
+    return list(zip(job.route, urls, job.span_starts, job.span_ends, strict=False))
+
+
+def _one_line(text: str, limit: int = 72) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

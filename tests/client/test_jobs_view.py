@@ -1,0 +1,135 @@
+"""``sharedllm jobs`` against a real anvil: the book's jobs, each with its status on-chain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from registry_net import NODES, Registered, snapshot, stake_all
+
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import format_share
+from sharedllm.chain.devnet import Devnet
+from sharedllm.cli import sharedllm_main
+from sharedllm.client.job_book import JobBook
+from sharedllm.protocol.job import Job, sign_job
+
+pytestmark = pytest.mark.chain
+
+ROUTE = NODES[:3]
+URLS = [f"http://127.0.0.1:{9100 + i}" for i in range(3)]
+COMMITMENT = b"\x42" * 32
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registered]:
+    deployment_file = tmp_path_factory.mktemp("jobs") / "deployment.json"
+    with Devnet(deployment_path=deployment_file) as devnet:
+        endpoints = {spec.account: f"http://127.0.0.1:{9100 + i}" for i, spec in enumerate(NODES)}
+        yield stake_all(devnet, deployment_file, endpoints)
+
+
+@pytest.fixture
+def net(registered: Registered, sharedllm_home: Path) -> Iterator[Registered]:
+    with snapshot(registered.chain):
+        yield registered
+
+
+def book_job(net: Registered, **changes: object) -> tuple[Job, bytes, str]:
+    chain = net.chain
+    job = net.job(**changes)
+    signature = sign_job(job, net.client, chain.chain_id, chain.market.address)
+    job_id = "0x" + chain.market.hash_job(job).hex()
+    max_cost = job.max_tokens * sum((s.end - s.start) * s.price for s in ROUTE)
+    with JobBook() as book:
+        book.record_signed(job_id, job.to_json(), signature, URLS, max_cost)
+    return job, signature, job_id
+
+
+def jobs_json(net: Registered, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+    code = sharedllm_main(["jobs", *net.cli(), "--json", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_job_goes_signed_served_committed_finalized(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = net.chain
+    me = ("--dev-account", "4")
+    job, signature, job_id = book_job(net)
+    (shown,) = jobs_json(net, capsys, *me)["jobs"]
+    assert (shown["jobId"], shown["status"], shown["tokens"]) == (job_id, "signed", None)
+    assert [h["address"] for h in shown["route"]] == list(job.route)
+    assert [h["url"] for h in shown["route"]] == URLS
+
+    tokens = 6
+    cost = tokens * sum((s.end - s.start) * s.price for s in ROUTE)
+    with JobBook() as book:
+        book.record_served(job_id, tokens, cost, "The capital of France is Paris.")
+    (shown,) = jobs_json(net, capsys, *me)["jobs"]
+    assert (shown["status"], shown["tokens"], int(shown["cost"])) == ("served", tokens, cost)
+
+    last_hop = dev_account(ROUTE[-1].account)
+    chain.market.submit_result(last_hop, job, signature, tokens, COMMITMENT)
+    (shown,) = jobs_json(net, capsys, *me)["jobs"]
+    assert (shown["status"], shown["tokens"], int(shown["cost"])) == ("committed", tokens, cost)
+    assert shown["submittedAt"] is not None
+
+    net.devnet.advance_time(chain.deployment.params.challenge_window + 1)
+    chain.market.finalize(net.client, job_id)
+    (shown,) = jobs_json(net, capsys, *me)["jobs"]
+    assert shown["status"] == "finalized"
+
+    code = sharedllm_main(["jobs", *net.cli(), *me])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "finalized" in out and f"{format_share(cost)} SHARE" in out
+    assert f"{URLS[0]} [0:10] -> {URLS[1]} [10:20] -> {URLS[2]} [20:30]" in out
+    assert "answer: The capital of France is Paris." in out
+
+
+def test_a_challenged_job_shows_as_challenged(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = net.chain
+    job, signature, job_id = book_job(net)
+    chain.market.submit_result(dev_account(ROUTE[0].account), job, signature, 3, COMMITMENT)
+    verifier = dev_account(8)
+    chain.market.stake_verifier(verifier, chain.deployment.params.min_verifier_stake, chain.token)
+    chain.market.challenge(verifier, job_id, 1, b"\x0e" * 32)
+    (shown,) = jobs_json(net, capsys, "--dev-account", "4")["jobs"]
+    assert shown["status"] == "challenged"
+
+
+def test_an_unsubmitted_job_expires_and_accounts_see_only_their_jobs(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, mine = book_job(net, nonce=1)
+    deadline = net.chain.w3.eth.get_block("latest")["timestamp"] + 5
+    _, _, short = book_job(net, nonce=2, deadline=deadline)
+    net.devnet.advance_time(10)
+    shown = jobs_json(net, capsys, "--address", net.client.address)["jobs"]
+    assert [(j["jobId"], j["status"]) for j in shown] == [(mine, "signed"), (short, "expired")]
+    assert (
+        jobs_json(net, capsys, "--address", net.client.address, "--limit", "1")["jobs"][0]["jobId"]
+        == short
+    )
+    assert jobs_json(net, capsys, "--dev-account", "7")["jobs"] == []
+    assert len(jobs_json(net, capsys)["jobs"]) == 2  # no account: the whole book
+
+    code = sharedllm_main(["jobs", *net.cli(), "--dev-account", "7"])
+    assert code == 0 and "no jobs of" in capsys.readouterr().out
+
+
+def test_jobs_booked_on_another_market_are_not_shown(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = net.job(nonce=3)
+    with JobBook() as book:
+        book.record_signed("0x" + "ab" * 32, job, b"\x01" * 65, URLS, 1, market="0x" + "cd" * 20)
+    book_job(net, nonce=4)
+    assert len(jobs_json(net, capsys)["jobs"]) == 1

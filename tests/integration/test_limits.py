@@ -1,0 +1,66 @@
+"""A node's caps: idle sessions are closed, and sessions beyond the cap or the cache budget
+are refused with SESSION_LIMIT instead of being served slowly or crashing the node."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sharedllm.node.local import local_nodes
+
+
+@pytest.fixture(scope="module")
+def node(model_home: Path):
+    args = ("--idle-timeout", "1", "--max-sessions", "2", "--cache-mb", "8")
+    with local_nodes(["20:30"], *args) as started:
+        yield started[0]
+
+
+def _open(url: str, model_id: str, max_length: int = 64) -> dict:
+    return {
+        "session_id": secrets.token_hex(8),
+        "model_id": model_id,
+        "route": [
+            {"url": "http://a:1", "start": 0, "end": 20},
+            {"url": url, "start": 20, "end": 30},
+        ],
+        "hop_index": 1,
+        "max_length": max_length,
+    }
+
+
+def test_caps_and_idle_timeout(node, manifest):
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+
+            async def post(body: dict) -> tuple[int, dict]:
+                async with http.post(node.url + "/sessions", json=body) as resp:
+                    return resp.status, await resp.json()
+
+            status, body = await post(_open(node.url, manifest.model_id, max_length=1 << 16))
+            assert (status, body["code"]) == (429, "SESSION_LIMIT")  # does not fit 8 MiB
+            first = _open(node.url, manifest.model_id)
+            assert (await post(first))[0] == 200
+            assert (await post(_open(node.url, manifest.model_id)))[0] == 200
+            status, body = await post(_open(node.url, manifest.model_id))
+            assert (status, body["code"]) == (429, "SESSION_LIMIT")  # at --max-sessions 2
+
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # idle sessions are reaped after ~1 s
+                async with http.get(node.url + "/info") as resp:
+                    if (await resp.json())["sessions_open"] == 0:
+                        break
+                await asyncio.sleep(0.5)
+            else:
+                pytest.fail("idle sessions were not closed")
+            async with http.get(f"{node.url}/sessions/{first['session_id']}") as resp:
+                assert resp.status == 404
+                assert (await resp.json())["code"] == "SESSION_UNKNOWN"
+            assert (await post(_open(node.url, manifest.model_id)))[0] == 200
+
+    asyncio.run(run())
