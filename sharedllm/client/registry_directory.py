@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.registry import NodeInfo as RegisteredNode
 from sharedllm.client.directory import NodeDirectory
+from sharedllm.client.payment import PricedHop
 from sharedllm.errors import ProtocolError, RouteError
-from sharedllm.protocol.session_msgs import parse_url
+from sharedllm.protocol.session_msgs import Hop, parse_url
 from sharedllm.protocol.types import ModelId, parse_model_id
 
 DEFAULT_TTL_S = 5.0
@@ -83,6 +84,40 @@ class RegistryDirectory(NodeDirectory):
             endpoint=endpoint,
         )
 
+    async def priced_route(
+        self, route: Sequence[Hop], public_keys: Mapping[str, str | None] | None = None
+    ) -> list[PricedHop]:
+        """A planned route (URLs and spans) as a paid job's hops: addresses, prices, keys.
+
+        ``public_keys`` (URL -> the key its ``/info`` showed) settles endpoints that several
+        registrations claim. A hop whose span differs from its registration is refused here,
+        because the market would refuse the job with ``SpanMismatch`` after it was served.
+        """
+        keys = public_keys or {}
+        hops = []
+        for hop in route:
+            node = await self.record_for(hop.url, keys.get(hop.url))
+            if (node.start, node.end) != (hop.start, hop.end):
+                raise RouteError(
+                    f"{hop.url} is registered for layers {node.start}:{node.end}, "
+                    f"the route uses it for {hop.start}:{hop.end}",
+                    code="SpanMismatch",
+                    node=node.address,
+                    start=hop.start,
+                    end=hop.end,
+                )
+            hops.append(
+                PricedHop(
+                    url=hop.url,
+                    address=node.address,
+                    start=node.start,
+                    end=node.end,
+                    price_per_token=node.price_per_token,
+                    pubkey=node.pubkey,
+                )
+            )
+        return hops
+
     def _wanted(self, node: RegisteredNode) -> bool:
         return node.active and (self.model_id is None or node.model_id == self.model_id)
 
@@ -93,22 +128,3 @@ def normalised_endpoint(endpoint: str) -> str | None:
         return parse_url(endpoint.strip(), "endpoint")
     except ProtocolError:
         return None
-
-
-def addresses_for(records: Sequence[RegisteredNode], urls: Sequence[str]) -> list[str]:
-    """The registry addresses of a route given as URLs (in order), for a job's ``route``."""
-    by_url: dict[str, list[RegisteredNode]] = {}
-    for node in records:
-        url = normalised_endpoint(node.endpoint)
-        if url is not None:
-            by_url.setdefault(url, []).append(node)
-    addresses = []
-    for url in urls:
-        found = by_url.get(url.rstrip("/"), [])
-        if len(found) != 1:
-            what = "no active registry node" if not found else "several registry nodes"
-            raise RouteError(
-                f"{what} at endpoint {url}", code="UNKNOWN_NODE", field="route", endpoint=url
-            )
-        addresses.append(found[0].address)
-    return addresses

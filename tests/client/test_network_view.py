@@ -18,9 +18,12 @@ from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import format_share
 from sharedllm.chain.devnet import Devnet, free_port
 from sharedllm.cli import sharedllm_main
-from sharedllm.client.registry_directory import RegistryDirectory, addresses_for
+from sharedllm.client.planner import RoutePlanner
+from sharedllm.client.registry_directory import RegistryDirectory
 from sharedllm.errors import RouteError
 from sharedllm.node.registry_gaps import registry_coverage, span_for_new_node, worst_covered_span
+from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.protocol.session_msgs import Hop
 
 pytestmark = pytest.mark.chain
 
@@ -147,13 +150,23 @@ def test_registry_directory_lists_endpoints_and_maps_them_back(net: Registered) 
         assert sorted(endpoints) == sorted(u.rstrip("/") for u in net.endpoints.values())
         node5 = await directory.record_for(net.endpoints[5].rstrip("/"))
         assert node5.address == dev_account(5).address and node5.pubkey == NODE5.pubkey
-        records = await directory.records()
-        route = [net.endpoints[a].rstrip("/") for a in (1, 2, 3)]
-        assert addresses_for(records, route) == [dev_account(a).address for a in (1, 2, 3)]
+        route = [Hop(net.endpoints[s.account], s.start, s.end) for s in (NODE1, NODE2, NODE3)]
+        hops = await directory.priced_route(route)
+        assert [h.address for h in hops] == [dev_account(a).address for a in (1, 2, 3)]
+        assert [h.price_per_token for h in hops] == [s.price for s in (NODE1, NODE2, NODE3)]
+        assert [h.pubkey for h in hops] == [s.pubkey for s in (NODE1, NODE2, NODE3)]
+        with pytest.raises(RouteError) as err:  # node 2 as its /info claims, not as registered
+            await directory.priced_route([Hop(net.endpoints[2], 10, 21)])
+        assert err.value.code == "SpanMismatch"
         with pytest.raises(RouteError) as err:
             await directory.record_for(net.endpoints[5], public_key="0x" + "ee" * 32)
         assert err.value.code == "UNKNOWN_NODE"
         assert await RegistryDirectory(net.chain, "0x" + "77" * 32).endpoints() == []
+
+        # It plugs into the route planner: every registry node that answers /info is a candidate.
+        async with PeerClient() as peers:
+            found = await RoutePlanner(directory, peers).candidates(MODEL_ID)
+        assert sorted(c.url for c in found) == sorted(net.endpoints[a].rstrip("/") for a in (2, 5))
 
         net.chain.registry.request_unstake(dev_account(NODE1.account))
         assert net.endpoints[1] in await directory.endpoints()  # still the cached snapshot
