@@ -6,13 +6,17 @@ jobs verified as one batch, and every cheating mode. Prints the score distributi
 the threshold and margin, detection and false-positive rates, and the verifier's CPU time per
 checked job against the node's (the baseline, measured in the same run).
 
-    SHAREDLLM_HOME=.state .venv/bin/python bench/detection.py [--prompts 40] [--tokens 24]
-        [--cheat-jobs 8] [--spans 0:10,10:20,20:30]
+    SHAREDLLM_HOME=.state .venv/bin/python bench/detection.py [--prompts 40] [--tokens 8]
+        [--cheat-jobs 3] [--cost-jobs 1] [--cost-tokens 128] [--spans 0:10,10:20,20:30]
+
+The cost is timed on long answers (the client's default is 128 tokens) because a job's
+prompt is one prefill for the node too: on short answers the ratio mostly measures that.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -20,7 +24,7 @@ import torch
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
-from sharedllm.verifier.calibrate import Samples, calibrate, summary
+from sharedllm.verifier.calibrate import Samples, calibrate, measure_cost, summary
 from sharedllm.verifier.tolerance import TolerancePolicy
 
 SUBJECTS = (
@@ -30,6 +34,13 @@ SUBJECTS = (
 )  # fmt: skip
 TEMPLATES = ("Write one sentence about {}.", "What is interesting about {}?")
 PROMPTS = tuple(t.format(s) for t in TEMPLATES for s in SUBJECTS)
+
+
+STORY_PROMPTS = (
+    "Tell me a short story about a robot who learns to paint.",
+    "Explain how a bicycle works, step by step.",
+    "Describe a walk through a forest in autumn.",
+)
 
 
 def main() -> None:
@@ -44,47 +55,62 @@ def main() -> None:
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.prompts)]
     began = time.monotonic()
     samples = calibrate(client, runners, prompts, args.tokens, policy, args.cheat_jobs)
-    _report(samples, policy, time.monotonic() - began)
+    _report(samples, policy)
+    costs = measure_cost(client, runners, STORY_PROMPTS[: args.cost_jobs], args.cost_tokens)
+    _report_cost(costs)
+    print(f"wall time {time.monotonic() - began:.0f} s")
 
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=40, help="answered prompts (jobs)")
-    p.add_argument("--tokens", type=int, default=24, help="max new tokens per answer")
-    p.add_argument("--cheat-jobs", type=int, default=8, help="jobs per hop run in each cheat")
+    p.add_argument("--tokens", type=int, default=8, help="max new tokens per answer")
+    p.add_argument("--cheat-jobs", type=int, default=3, help="jobs per hop run in each cheat")
+    p.add_argument("--cost-jobs", type=int, default=1, help="long answers timed for the cost")
+    p.add_argument("--cost-tokens", type=int, default=128, help="their max new tokens")
     p.add_argument("--spans", default="0:10,10:20,20:30")
     return p.parse_args()
 
 
-def _report(samples: Samples, policy: TolerancePolicy, seconds: float) -> None:
+def _report(samples: Samples, policy: TolerancePolicy) -> None:
     honest = [k for k in samples.scores if k.startswith("honest")]
     cheats = [k for k in samples.scores if k not in honest]
-    print(f"\n{'class':<18}{'checks':>7}{'min':>11}{'median':>11}{'max':>11}{'flagged':>9}")
+    print(
+        f"\n{'class':<17}{'checks':>7}{'min':>10}{'median':>10}{'max':>10}"
+        f"{'full':>10}{'robust':>10}{'top-k':>10}{'best pos':>10}{'flagged':>9}"
+    )
+    print(f"{'':<24}(of the worst position per check)   (medians over checks)   (min)")
     for kind in honest + cheats:
         lo, mid, hi = summary(samples.scores[kind])
+        parts = [statistics.median(p[i] for p in samples.parts[kind]) for i in range(3)]
+        parts.append(min(p[3] for p in samples.parts[kind]))
         flagged = sum(not ok for ok in samples.passed[kind])
         n = len(samples.scores[kind])
-        print(f"{kind:<18}{n:>7}{lo:>11.2e}{mid:>11.2e}{hi:>11.2e}{flagged:>6}/{n}")
+        cells = "".join(f"{x:>10.2e}" for x in (lo, mid, hi, *parts))
+        print(f"{kind:<17}{n:>7}{cells}{flagged:>6}/{n}")
     worst_honest = max(max(samples.scores[k]) for k in honest)
     mildest_cheat = min(min(samples.scores[k]) for k in cheats)
     honest_checks = sum(len(samples.passed[k]) for k in honest)
     false_pos = sum(not ok for k in honest for ok in samples.passed[k])
-    print(f"\nthreshold {policy.threshold:.1e} (top-k {policy.topk_threshold:.1e})")
+    print(f"\nthreshold {policy.threshold:.1e} (top-k values {policy.topk_threshold:.1e})")
     print(
-        f"margin: threshold / worst honest = {policy.threshold / worst_honest:.0f}x, "
+        f"margin: threshold / worst honest = {policy.threshold / worst_honest:.0f}x; "
         f"mildest cheat / threshold = {mildest_cheat / policy.threshold:.1f}x"
     )
     print(f"false positives: {false_pos}/{honest_checks} honest checks")
     for kind in cheats:
         caught = sum(not ok for ok in samples.passed[kind])
         n = len(samples.passed[kind])
-        print(f"detected {kind:<16} {caught}/{n} = {100 * caught / n:.0f}% (check probability 1)")
-    ratio = samples.prefill_cpu / samples.decode_cpu
-    print(
-        f"verifier cost: prefill {samples.prefill_cpu:.1f} CPU s / node decode "
-        f"{samples.decode_cpu:.1f} CPU s = {ratio:.3f} (1 thread each)"
-    )
-    print(f"wall time {seconds:.0f} s")
+        print(f"detected {kind:<17}{caught:>3}/{n} = {100 * caught / n:.0f}% (check probability 1)")
+
+
+def _report_cost(costs: list[tuple[int, float, float]]) -> None:
+    print(f"\n{'positions':>10}{'node decode CPU s':>19}{'verifier CPU s':>16}{'ratio':>8}")
+    for positions, node, ours in costs:
+        print(f"{positions:>10}{node:>19.2f}{ours:>16.2f}{ours / node:>8.3f}")
+    node = sum(c[1] for c in costs)
+    ours = sum(c[2] for c in costs)
+    print(f"{'all':>10}{node:>19.2f}{ours:>16.2f}{ours / node:>8.3f}  (1 thread each)")
 
 
 if __name__ == "__main__":

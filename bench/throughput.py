@@ -40,6 +40,11 @@ class Baseline:
         self.model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
         ).eval()
+        # Fresh copies of the weights: straight out of the GGUF loader the first few dozen
+        # steps run several times slower here, which would flatter the network runs.
+        with torch.no_grad():
+            for param in self.model.parameters():
+                param.data = param.data.clone()
         self.ids = torch.tensor([cm.prompt_ids(PROMPT)])
 
     def run(self, tokens: int) -> tuple[float, float]:
@@ -108,15 +113,25 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads in every process (default 1: on a shared 2-core machine a second "
+        "thread that loses its core stalls every parallel op)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    threads = ("--threads", str(args.threads))
     store = ModelStore()
     cm = ClientModel(store, store.manifest())
     base = Baseline(cm)
-    base.run(4)  # warm-up
+    for _ in range(3):  # warm-up
+        base.run(8)
 
     all_spans = [s for spans in ROUTES.values() for s in spans]
     runs: dict[object, list[tuple[float, float]]] = {"base": []}
-    with local_nodes(all_spans) as started:
+    with local_nodes(all_spans, *threads) as started:
         ready = [n.ready_s for n in started]
         by_span = {f"{n.span[0]}:{n.span[1]}": n.url for n in started}
         urls = {hops: [by_span[s] for s in spans] for hops, spans in ROUTES.items()}
@@ -161,7 +176,7 @@ def main() -> None:
     print("| hops | ms/token measured | limit (hops+1) x d + compute | over the limit |")
     print("|---:|---:|---:|---:|")
     for hops in (1, 3):
-        with local_nodes(ROUTES[hops], "--link-delay-ms", str(d)) as nodes:
+        with local_nodes(ROUTES[hops], "--link-delay-ms", str(d), *threads) as nodes:
             ready += [n.ready_s for n in nodes]
             delayed = [n.url for n in nodes]
             asyncio.run(network(cm, delayed, 4, d))
@@ -170,7 +185,7 @@ def main() -> None:
         limit = (hops + 1) * d + per_token_ms[hops]
         print(f"| {hops} | {measured:.1f} | {limit:.1f} | {100 * (measured / limit - 1):+.1f}% |")
 
-    alone = start_node("0:10")
+    alone = start_node("0:10", *threads)
     alone.stop()
     print("\nNode start to ready (spawn to the 'ready' line, shards imported):\n")
     print("| case | seconds |")

@@ -24,32 +24,38 @@ import torch
 
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.span import SpanRunner
-from sharedllm.verifier.cheats import CheatingRunner, CheatMode
-from sharedllm.verifier.recompute import HopTranscript, check_hop
-from sharedllm.verifier.tolerance import TolerancePolicy
+from sharedllm.protocol.topk import decode_topk, encode_topk
+from sharedllm.verifier.cheats import CheatingRunner, CheatMode, cheat_schedule
+from sharedllm.verifier.recompute import HopTranscript, recompute
+from sharedllm.verifier.tolerance import TolerancePolicy, relative_error
 
 
 @dataclass
 class Job:
-    """One answered prompt: its tokens and, per hop, the inputs of every step."""
+    """One answered prompt: its tokens and, per hop, what every step received and sent
+    (the node's side, decoded with one thread) and the CPU seconds the hop spent on it."""
 
     prompt: str
     tokens: list[int]
     hop_inputs: list[list[np.ndarray]]  # [hop][step] -> [T, H]
+    hop_outputs: list[list[np.ndarray]]
+    hop_cpu: list[float]
 
 
 @dataclass
 class Samples:
-    """Worst per-position score and pass/fail of every check, by class."""
+    """Per class, one entry per check: the worst position's score, pass or fail, and for
+    the record the worst full, robust and top-k parts and the best position's score (for a
+    cheat on every step, the position that came closest to passing)."""
 
     scores: dict[str, list[float]] = field(default_factory=dict)
     passed: dict[str, list[bool]] = field(default_factory=dict)
-    decode_cpu: float = 0.0
-    prefill_cpu: float = 0.0
+    parts: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
 
-    def add(self, kind: str, score: float, ok: bool) -> None:
+    def add(self, kind: str, score: float, ok: bool, parts: tuple[float, ...]) -> None:
         self.scores.setdefault(kind, []).append(score)
         self.passed.setdefault(kind, []).append(ok)
+        self.parts.setdefault(kind, []).append(parts)
 
 
 @contextlib.contextmanager
@@ -66,22 +72,25 @@ def threads(n: int) -> Iterator[None]:
 def answer(
     client: ClientModel, runners: Sequence[SpanRunner], prompt: str, max_new_tokens: int
 ) -> Job:
-    """Greedy answer through the spans, keeping what each hop received at each step."""
+    """Greedy answer through the spans, keeping what each hop received and sent."""
     caches = [r.new_cache() for r in runners]
-    hop_inputs: list[list[np.ndarray]] = [[] for _ in runners]
-    step_ids, position, tokens = client.prompt_ids(prompt), 0, []
-    while len(tokens) < max_new_tokens:
+    job = Job(prompt, [], [[] for _ in runners], [[] for _ in runners], [0.0] * len(runners))
+    step_ids, position = client.prompt_ids(prompt), 0
+    while len(job.tokens) < max_new_tokens:
         hidden = client.embed(step_ids)
         for hop, (runner, cache) in enumerate(zip(runners, caches, strict=True)):
-            hop_inputs[hop].append(hidden[0].numpy().copy())
+            job.hop_inputs[hop].append(hidden[0].numpy().copy())
+            began = time.process_time()
             hidden = runner.forward(hidden, cache, position)
+            job.hop_cpu[hop] += time.process_time() - began
+            job.hop_outputs[hop].append(hidden[0].numpy().copy())
         position += len(step_ids)
         token = int(torch.argmax(client.next_logits(hidden)))
-        tokens.append(token)
+        job.tokens.append(token)
         if token in client.eos_token_ids:
             break
         step_ids = [token]
-    return Job(prompt, tokens, hop_inputs)
+    return job
 
 
 def decode(runner: SpanRunner | CheatingRunner, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -128,18 +137,28 @@ def batched_prefill(runner: SpanRunner, jobs: Sequence[Sequence[np.ndarray]]) ->
     return hidden.numpy()
 
 
-def check_class(
+def score(
     samples: Samples,
     kind: str,
-    verifier: SpanRunner,
-    inputs: list[np.ndarray],
-    outputs: list[np.ndarray],
+    committed: list[np.ndarray],
+    ours: list[np.ndarray],
     policy: TolerancePolicy,
-    verifier_threads: int,
 ) -> None:
-    with threads(verifier_threads):
-        result = check_hop(verifier, HopTranscript.from_arrays(inputs, outputs), policy)
-    samples.add(kind, max(result.step_scores), result.verdict.ok)
+    """Record one check of ``committed`` against the verifier's ``ours`` (both per step)."""
+    theirs, mine = np.concatenate(committed), np.concatenate(ours)
+    combined = policy.position_scores(theirs, mine)
+    full = relative_error(theirs, mine)
+    robust = policy.robust_error(theirs, mine)
+    indices, values = decode_topk(encode_topk(theirs))
+    topk = policy.topk_scores(values, np.take_along_axis(mine, indices, axis=1))
+    ok = bool(policy.passes(combined).all() and policy.passes_topk(topk).all())
+    parts = (float(full.max()), float(robust.max()), float(topk.max()), float(combined.min()))
+    samples.add(kind, float(combined.max()), ok, parts)
+
+
+def verify(runner: SpanRunner, inputs: list[np.ndarray], n_threads: int) -> list[np.ndarray]:
+    with threads(n_threads):
+        return recompute(runner, HopTranscript.from_arrays(inputs, inputs))
 
 
 def calibrate(
@@ -149,68 +168,75 @@ def calibrate(
     max_new_tokens: int,
     policy: TolerancePolicy,
     cheat_jobs: int,
-    cheat_rate_steps: float = 0.05,
     log=print,
 ) -> Samples:
-    """Run every class over the prompts; cheats run on the first ``cheat_jobs`` jobs."""
+    """Honest checks on every job (threads swapped on every other one), batched checks on
+    pairs, and every cheating mode on the first ``cheat_jobs`` jobs of each hop."""
     samples = Samples()
-    jobs = []
     with threads(1):
-        for prompt in prompts:
-            jobs.append(answer(client, runners, prompt, max_new_tokens))
+        jobs = [answer(client, runners, prompt, max_new_tokens) for prompt in prompts]
     log(f"answered {len(jobs)} prompts, {sum(len(j.tokens) for j in jobs)} tokens")
     for hop, runner in enumerate(runners):
-        span = f"{runner.start}:{runner.end}"
         began = time.monotonic()
         for index, job in enumerate(jobs):
-            inputs = job.hop_inputs[hop]
-            for node_threads in (1, 2):
-                with threads(node_threads):
-                    t0 = time.process_time()
-                    outputs = decode(runner, inputs)
-                    node_cpu = time.process_time() - t0
-                check_class(samples, "honest", runner, inputs, outputs, policy, 3 - node_threads)
-                if node_threads == 1:
-                    t0 = time.process_time()
-                    with threads(1):
-                        check_hop(runner, HopTranscript.from_arrays(inputs, outputs), policy)
-                    samples.prefill_cpu += time.process_time() - t0
-                    samples.decode_cpu += node_cpu
+            inputs, outputs = job.hop_inputs[hop], job.hop_outputs[hop]
+            score(samples, "honest 1->2 thr", outputs, verify(runner, inputs, 2), policy)
             if index % 2 == 1:
-                _check_batched(samples, runner, jobs[index - 1].hop_inputs[hop], inputs, policy)
+                with threads(2):
+                    outputs_2 = decode(runner, inputs)
+                score(samples, "honest 2->1 thr", outputs_2, verify(runner, inputs, 1), policy)
+                previous = jobs[index - 1]
+                pair = [previous.hop_inputs[hop], inputs]
+                with threads(2):
+                    stacked = batched_prefill(runner, pair)
+                for node_out, ours in zip(
+                    (previous.hop_outputs[hop], outputs), stacked, strict=True
+                ):
+                    committed = np.concatenate(node_out)[: ours.shape[0]]
+                    score(samples, "honest batched", [committed], [ours], policy)
             if index < cheat_jobs:
-                _check_cheats(samples, runner, jobs, index, hop, policy, cheat_rate_steps)
-        log(f"span {span}: {time.monotonic() - began:.0f} s")
+                _cheats(samples, runner, jobs, index, hop, policy)
+        log(f"span {runner.start}:{runner.end}: {time.monotonic() - began:.0f} s")
     return samples
 
 
-def _check_batched(samples, runner, first, second, policy) -> None:
-    """Honest decode of two jobs, verified as one batch of two."""
+def measure_cost(
+    client: ClientModel, runners: Sequence[SpanRunner], prompts: Sequence[str], tokens: int
+) -> list[tuple[int, float, float]]:
+    """(positions, node decode CPU s, verifier prefill CPU s) per job and hop, one thread."""
+    out = []
     with threads(1):
-        node_outputs = [decode(runner, first), decode(runner, second)]
-    with threads(2):
-        stacked = batched_prefill(runner, [first, second])
-    for inputs, node_out, ours in zip((first, second), node_outputs, stacked, strict=True):
-        committed = np.concatenate(node_out, axis=0)[: ours.shape[0]]
-        scores = policy.position_scores(committed, ours)
-        samples.add("honest-batched", float(scores.max()), bool(policy.passes(scores).all()))
+        for prompt in prompts:
+            job = answer(client, runners, prompt, tokens)
+            for hop, runner in enumerate(runners):
+                began = time.process_time()
+                recompute(
+                    runner, HopTranscript.from_arrays(job.hop_inputs[hop], job.hop_inputs[hop])
+                )
+                ours = time.process_time() - began
+                positions = sum(x.shape[0] for x in job.hop_inputs[hop])
+                out.append((positions, job.hop_cpu[hop], ours))
+    return out
 
 
-def _check_cheats(samples, runner, jobs, index, hop, policy, rate_steps) -> None:
+def _cheats(
+    samples: Samples, runner: SpanRunner, jobs: list[Job], index: int, hop: int, policy
+) -> None:
     inputs = jobs[index].hop_inputs[hop]
+    ours = verify(runner, inputs, 2)
+    other = np.concatenate(jobs[index - 1].hop_outputs[hop])
     for mode in CheatMode:
-        cheat = CheatingRunner(runner, mode, 1.0, seed=index)
-        if mode is CheatMode.REPLAY:
-            decode(cheat, jobs[index - 1].hop_inputs[hop])  # the earlier job it replays
+        cheat = CheatingRunner(runner, mode, 1.0, seed=index, replay_from=torch.from_numpy(other))
         with threads(1):
-            outputs = decode(cheat, inputs)
-        check_class(samples, mode.value, runner, inputs, outputs, policy, 2)
-    # One step in twenty skips a layer; only transcripts with a cheated step count.
-    cheat = CheatingRunner(runner, CheatMode.SKIP_LAYER, rate_steps, seed=1000 + index)
+            score(samples, mode.value, decode(cheat, inputs), ours, policy)
+    # An honest node that skips a layer on one step in twenty. Detection is measured on jobs
+    # that contain a cheated step, so the seed is the first one whose schedule has one.
+    seed = next(
+        s for s in range(1000 * index, 1000 * index + 1000) if cheat_schedule(0.05, s, len(inputs))
+    )
+    cheat = CheatingRunner(runner, CheatMode.SKIP_LAYER, 0.05, seed)
     with threads(1):
-        outputs = decode(cheat, inputs)
-    if cheat.cheated_steps:
-        check_class(samples, "skip_layer:0.05", runner, inputs, outputs, policy, 2)
+        score(samples, "skip_layer 1/20", decode(cheat, inputs), ours, policy)
 
 
 def summary(values: Sequence[float]) -> tuple[float, float, float]:

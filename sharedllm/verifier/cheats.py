@@ -68,12 +68,27 @@ def runner_from_env(runner: SpanRunner, seed: int = 0) -> SpanRunner | CheatingR
     return CheatingRunner(runner, mode, rate, seed)
 
 
+def cheat_schedule(rate: float, seed: int, steps: int) -> list[int]:
+    """The steps (counted from 0) on which ``CheatingRunner(.., rate, seed)`` will cheat."""
+    if rate >= 1:
+        return list(range(steps))
+    draws = random.Random(seed)
+    return [step for step in range(steps) if draws.random() < rate]
+
+
 class CheatingRunner:
     """A ``SpanRunner`` that cheats on each step with probability ``rate`` (seeded)."""
 
     def __init__(
-        self, runner: SpanRunner, mode: CheatMode, rate: float = 1.0, seed: int = 0
+        self,
+        runner: SpanRunner,
+        mode: CheatMode,
+        rate: float = 1.0,
+        seed: int = 0,
+        replay_from: torch.Tensor | None = None,
     ) -> None:
+        """``replay_from`` ([1, T, H] or [T, H]) stands for the outputs of an earlier job
+        in ``REPLAY`` mode; without it, the runner replays the previous job it served."""
         if not 0 < rate <= 1:
             raise ConfigError("cheat rate must be in (0, 1]", field="rate")
         self.runner, self.mode, self.rate = runner, mode, rate
@@ -82,6 +97,9 @@ class CheatingRunner:
         self._cheap = _cheap_layers(runner, mode)
         self._session: list[torch.Tensor] = []  # honest outputs of the job being served
         self._past_job: torch.Tensor | None = None  # those of the job before it
+        if replay_from is not None:
+            past = torch.as_tensor(replay_from, dtype=torch.float32)
+            self._past_job = past if past.dim() == 3 else past.unsqueeze(0)
         self.cheated_steps: list[int] = []  # step numbers (calls to forward) that cheated
         self._calls = 0
         # What the node code reads off a runner.

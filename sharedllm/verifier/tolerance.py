@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Calibrated by bench/detection.py (docs/VERIFICATION.md): honest runs stay below ~1e-4
-# and the mildest cheat (weights in fake int8) scores several times 1e-2. The threshold
-# sits about 30x above the worst honest score and about 10x below the mildest cheat's least
-# detectable position.
-DEFAULT_THRESHOLD = 3e-3
-DEFAULT_TOPK_THRESHOLD = 3e-3
+# Calibrated by bench/detection.py (docs/VERIFICATION.md): honest positions score at most
+# ~3e-6 on this CPU, while the least-changed position of the mildest cheat (bf16 emulated
+# in float32) scores ~5e-3. The threshold leaves ~300x of room for other hardware and
+# kernels above the honest worst, and ~5x below every cheated position measured.
+DEFAULT_THRESHOLD = 1e-3
+DEFAULT_TOPK_THRESHOLD = 1e-3
 DEFAULT_OUTLIER_CHANNELS = 8
 _EPS = 1e-6
 

@@ -59,3 +59,18 @@ def test_cli_streams_answer_and_route(nodes):
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
     assert "route:" in result.stderr and "[10:20]" in result.stderr
+
+
+def test_chat_cli_answers_each_line(nodes):
+    urls = ",".join(n.url for n in nodes)
+    exe = Path(sys.executable).with_name("sharedllm")
+    result = subprocess.run(
+        [str(exe), "chat", "--nodes", urls, "--max-tokens", "20"],
+        input="What is the capital of France?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout

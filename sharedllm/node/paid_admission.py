@@ -1,0 +1,167 @@
+"""Admission for a paid network: serve only signed, prepaid jobs; sign a receipt per step.
+
+Opening a session runs the JobMarket's own checks (``job_checks``) against the chain. While
+the session runs, every step this hop computes gets a receipt signed with the node's ed25519
+key; receipts from earlier hops arrive with the input and are checked against the keys the
+registry holds, so a hop never builds on a broken chain. When the session closes the job and
+its receipts go to the ledger, and the last hop's settler submits the commitment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from nacl.signing import SigningKey
+
+from sharedllm.errors import JobRejected, ProtocolError
+from sharedllm.node.admission import Admission
+from sharedllm.node.chain_view import ChainJobView
+from sharedllm.node.job_checks import check_job, route_price
+from sharedllm.node.ledger import Ledger
+from sharedllm.node.settlement import Settler
+from sharedllm.protocol.job import Job, job_id
+from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
+from sharedllm.protocol.session_msgs import OpenSession
+from sharedllm.protocol.topk import encode_topk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PaidSession:
+    job: Job
+    job_id: str
+    signature: str
+    hop: int
+    pubkeys: list[bytes]  # per hop, from the registry
+    max_cost: int
+    receipts: dict[int, list[Receipt]] = field(default_factory=dict)  # step -> hops 0..this
+
+
+class PaidAdmission(Admission):
+    def __init__(
+        self, view: ChainJobView, address: str, key: SigningKey, ledger: Ledger, settler: Settler
+    ) -> None:
+        self.view = view
+        self.address = address
+        self.key = key
+        self.ledger = ledger
+        self.settler = settler
+        self._sessions: dict[str, PaidSession] = {}
+        self._reserved: dict[str, int] = defaultdict(int)  # client -> max cost of open jobs
+        self._lock = asyncio.Lock()
+
+    async def admit(self, request: OpenSession) -> None:
+        if request.job is None or request.signature is None:
+            raise JobRejected(
+                "this node serves paid jobs only: the open request needs a job and a signature",
+                code="JobRequired",
+            )
+        job = Job.from_json(request.job)
+        signature = _hex_bytes(request.signature, "signature")
+        if job.route[request.hop_index] != self.address or [
+            (h.start, h.end) for h in request.route
+        ] != list(zip(job.span_starts, job.span_ends, strict=True)):
+            raise JobRejected(
+                "the session's route does not match the job's route", code="InvalidRoute"
+            )
+        async with self._lock:  # one check at a time, so reservations cannot race
+            if any(s.job == job for s in self._sessions.values()):
+                raise JobRejected("this job is already being served", code="JobAlreadySubmitted")
+            if self.ledger.get(job_id(job, self.view.chain_id, self.view.market)) is not None:
+                raise JobRejected("this job was already served", code="JobAlreadySubmitted")
+            reserved = self._reserved[job.client]
+            jid = await asyncio.to_thread(
+                check_job,
+                job,
+                signature,
+                self.address,
+                self.view,
+                tokens=request.max_length,
+                reserved=reserved,
+            )
+            hops = await asyncio.to_thread(lambda: [self.view.hop(a) for a in job.route])
+            pubkeys = await asyncio.to_thread(
+                lambda: [
+                    bytes.fromhex(self.view.chain.registry.get_node(a).pubkey[2:])
+                    for a in job.route
+                ]
+            )
+            max_cost = job.max_tokens * route_price(job, hops)
+            self._reserved[job.client] += max_cost
+            self._sessions[request.session_id] = PaidSession(
+                job, jid, request.signature, request.hop_index, pubkeys, max_cost
+            )
+        log.info("admitted job %s for session %s", jid, request.session_id)
+
+    def paid(self, session_id: str) -> PaidSession | None:
+        return self._sessions.get(session_id)
+
+    def sign_step(
+        self, session_id: str, step: int, upstream: list[str], data: bytes, output: bytes, shape
+    ) -> list[Receipt]:
+        """Check the upstream receipts for ``data`` and add this hop's; returns the chain."""
+        paid = self._sessions[session_id]
+        chain = [Receipt.from_hex(r) for r in upstream]
+        if len(chain) != paid.hop:
+            raise ProtocolError(
+                f"step {step}: expected {paid.hop} upstream receipts, got {len(chain)}",
+                code="RECEIPT_MISSING",
+            )
+        input_hash = tensor_hash(data)
+        for i, receipt in enumerate(chain):
+            if receipt.job_id.hex() != paid.job_id[2:] or receipt.hop != i or receipt.step != step:
+                raise ProtocolError(
+                    f"receipt {i} is for another job, hop or step", code="RECEIPT_MISMATCH"
+                )
+            receipt.verify(paid.pubkeys[i])
+        if chain and chain[-1].output_hash != input_hash:
+            raise ProtocolError(
+                f"step {step}: the input is not what hop {paid.hop - 1} signed for",
+                code="RECEIPT_CHAIN_BROKEN",
+            )
+        values = np.frombuffer(output, dtype=np.float32).reshape(shape)
+        mine = Receipt(
+            bytes.fromhex(paid.job_id[2:]),
+            paid.hop,
+            step,
+            input_hash,
+            tensor_hash(output),
+            encode_topk(values),
+        ).signed(self.key)
+        chain.append(mine)
+        paid.receipts[step] = chain
+        return chain
+
+    async def closed(self, request: OpenSession, tokens_served: int) -> None:
+        paid = self._sessions.pop(request.session_id, None)
+        if paid is None:
+            return
+        async with self._lock:
+            self._reserved[paid.job.client] -= paid.max_cost
+        receipts = [r for step in sorted(paid.receipts) for r in paid.receipts[step]]
+        if tokens_served == 0 or not receipts:
+            return
+        hops = len(paid.job.route)
+        self.ledger.record_served(
+            paid.job_id,
+            paid.job.to_json(),
+            paid.signature,
+            paid.hop,
+            hops,
+            tokens_served,
+            "0x" + job_commitment(receipts).hex(),
+            [(r.step, r.hop, r.to_hex()) for r in receipts],
+        )
+        self.settler.poke()
+
+
+def _hex_bytes(value: str, field: str) -> bytes:
+    try:
+        return bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise ProtocolError(f"{field}: expected hex", field=field) from None
