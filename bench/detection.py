@@ -7,7 +7,8 @@ the threshold and margin, detection and false-positive rates, and the verifier's
 checked job against the node's (the baseline, measured in the same run).
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/detection.py [--prompts 40] [--tokens 8]
-        [--cheat-jobs 3] [--cost-jobs 1] [--cost-tokens 128] [--spans 0:10,10:20,20:30]
+        [--cheat-jobs 3] [--swap-every 4] [--cost-jobs 1] [--cost-tokens 128]
+        [--spans 0:10,10:20,20:30]
 
 The cost is timed on long answers (the client's default is 128 tokens) because a job's
 prompt is one prefill for the node too: on short answers the ratio mostly measures that.
@@ -54,7 +55,9 @@ def main() -> None:
     policy = TolerancePolicy()
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.prompts)]
     began = time.monotonic()
-    samples = calibrate(client, runners, prompts, args.tokens, policy, args.cheat_jobs)
+    samples = calibrate(
+        client, runners, prompts, args.tokens, policy, args.cheat_jobs, args.swap_every
+    )
     _report(samples, policy)
     costs = measure_cost(client, runners, STORY_PROMPTS[: args.cost_jobs], args.cost_tokens)
     _report_cost(costs)
@@ -66,6 +69,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=40, help="answered prompts (jobs)")
     p.add_argument("--tokens", type=int, default=8, help="max new tokens per answer")
     p.add_argument("--cheat-jobs", type=int, default=3, help="jobs per hop run in each cheat")
+    p.add_argument(
+        "--swap-every", type=int, default=4, help="decode with 2 threads on 1 job in this many"
+    )
     p.add_argument("--cost-jobs", type=int, default=1, help="long answers timed for the cost")
     p.add_argument("--cost-tokens", type=int, default=128, help="their max new tokens")
     p.add_argument("--spans", default="0:10,10:20,20:30")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from typing import Any
 
+from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError
 
 
@@ -24,7 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nodes", help="comma-separated node URLs (default: $SHAREDLLM_NODES)")
+    p.add_argument(
+        "--nodes",
+        help="comma-separated node URLs (default: $SHAREDLLM_NODES; with an account, the "
+        "registry's active nodes)",
+    )
+    paid = p.add_argument_group(
+        "payment", "with an account, every answer is a signed job paid from its escrow"
+    )
+    add_chain_options(paid)
+    add_account_options(paid)
     p.add_argument("--trust", help="comma-separated node URLs: use only these")
     p.add_argument("--model", help="model id (default: the store's default model)")
     p.add_argument("--max-tokens", type=int, default=128)
@@ -47,16 +58,65 @@ def _generator(args: argparse.Namespace) -> Any:
     from sharedllm.client.generate import TextGenerator
     from sharedllm.client.planner import RoutePolicy
 
-    nodes = _split(args.nodes or os.environ.get("SHAREDLLM_NODES"))
+    nodes: Any = _split(args.nodes or os.environ.get("SHAREDLLM_NODES"))
+    payer = None
+    if args.dev_account is not None or args.keystore is not None:
+        payer = _payer(args)
+        nodes = nodes or payer.directory
     if not nodes:
-        raise ConfigError("no nodes: pass --nodes URL,URL or set SHAREDLLM_NODES", field="nodes")
+        raise ConfigError(
+            "no nodes: pass --nodes URL,URL, set SHAREDLLM_NODES, or pay with an account "
+            "(--dev-account N / --keystore FILE) to use the registry's nodes",
+            field="nodes",
+        )
     trusted = _split(args.trust) or None
     return TextGenerator(
         nodes,
         model_id=args.model,
         policy=RoutePolicy(trusted=[u.rstrip("/") for u in trusted] if trusted else None),
         link_delay_ms=args.link_delay_ms,
+        payer=payer,
     )
+
+
+def _payer(args: argparse.Namespace) -> Any:
+    from sharedllm.chain.cli_common import open_chain, signer
+    from sharedllm.client.job_book import JobBook
+    from sharedllm.client.payer import Payer
+    from sharedllm.client.registry_directory import RegistryDirectory
+
+    chain = open_chain(args)
+    account = signer(args, chain)
+    return Payer(chain, account, RegistryDirectory(chain, args.model), JobBook())
+
+
+def _show_jobs(gen: Any, first: int, args: argparse.Namespace) -> None:
+    """After a paid answer: each job's id, route, tokens and cost (failover adds a job)."""
+    from sharedllm.chain.amounts import format_share
+
+    payer = gen.payer
+    if payer is None:
+        return
+    jobs = payer.jobs[first:]
+    if args.json:
+        print(json.dumps({"jobs": [
+            {"job_id": p.signed.job_id, "tokens": p.tokens, "cost": str(p.cost),
+             "route": [{"url": h.url, "node": h.address, "span": [h.start, h.end]}
+                       for h in p.hops]}
+            for p in jobs
+        ]}), file=sys.stderr, flush=True)  # fmt: skip
+        return
+    for paid in jobs:
+        if not paid.tokens:
+            continue
+        print(
+            f"job {paid.signed.job_id}: {paid.tokens} tokens x "
+            f"{format_share(paid.price_per_token)} SHARE = {format_share(paid.cost)} SHARE "
+            f"(escrow {format_share(payer.chain.market.escrow_of(payer.address))} SHARE; "
+            "the last hop commits it on-chain, see `sharedllm jobs`)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _show_route(gen: Any, shown: list) -> None:
@@ -88,6 +148,7 @@ async def _stream(gen: Any, pieces: Any) -> str:
 def _generate(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with _generator(args) as gen:
+            first = len(gen.payer.jobs) if gen.payer else 0
             await _stream(
                 gen,
                 gen.generate(
@@ -99,6 +160,7 @@ def _generate(args: argparse.Namespace) -> int:
                     chat_template=not args.no_chat_template,
                 ),
             )
+            _show_jobs(gen, first, args)
 
     asyncio.run(main())
     return 0
@@ -120,9 +182,11 @@ def _chat(args: argparse.Namespace) -> int:
                 if not line.strip():
                     continue
                 messages.append({"role": "user", "content": line})
+                first = len(gen.payer.jobs) if gen.payer else 0
                 reply = await _stream(
                     gen, gen.chat(messages, max_tokens=args.max_tokens, sampling=sampling)
                 )
+                _show_jobs(gen, first, args)
                 messages.append({"role": "assistant", "content": reply})
 
     asyncio.run(main())

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from sharedllm.client.directory import NodeDirectory, StaticDirectory
+from sharedllm.client.payer import Payer
 from sharedllm.client.planner import RoutePlanner, RoutePolicy
 from sharedllm.client.session import InferenceSession
 from sharedllm.model.client_model import ClientModel
@@ -33,6 +34,7 @@ class TextGenerator:
         link_delay_ms: float = 0.0,
         step_timeout_s: float = 30.0,
         client_model: ClientModel | None = None,
+        payer: Payer | None = None,
     ) -> None:
         store = store or ModelStore()
         self.manifest = client_model.manifest if client_model else store.manifest(model_id)
@@ -41,6 +43,7 @@ class TextGenerator:
         self.peers = PeerClient(link_delay_s=link_delay_ms / 1000.0)
         self.planner = RoutePlanner(self.directory, self.peers, policy)
         self.step_timeout_s = step_timeout_s
+        self.payer = payer  # signs a job per route; None on a free network
         self.session: InferenceSession | None = None  # the latest, for its route and failovers
 
     async def __aenter__(self) -> TextGenerator:
@@ -68,6 +71,7 @@ class TextGenerator:
             m.hidden_size,
             max_length=len(ids) + max_new_tokens,
             step_timeout_s=self.step_timeout_s,
+            payer=self.payer,
             **(session_options or {}),
         )
         async with self.session as session:

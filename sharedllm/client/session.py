@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
 from sharedllm.errors import PeerError, SharedLLMError
 from sharedllm.protocol import frames
@@ -47,6 +48,7 @@ class InferenceSession:
         max_repairs: int = 8,
         job: dict[str, Any] | None = None,
         signature: str | None = None,
+        payer: Payer | None = None,
     ) -> None:
         self.planner, self.peers = planner, planner.peers
         self.model_id, self.num_layers, self.hidden_size = model_id, num_layers, hidden_size
@@ -56,6 +58,8 @@ class InferenceSession:
             max_repairs,
         )
         self.job, self.signature = job, signature
+        self.payer = payer
+        self.paid: PaidJob | None = None  # the job paying for the current route
         self.session_id = secrets.token_hex(16)
         self.route: list[Hop] = []
         self.failovers: list[tuple[str, list[Hop]]] = []  # (failed url, new route) per repair
@@ -79,6 +83,9 @@ class InferenceSession:
     async def open(self) -> None:
         for _ in range(self.max_repairs + 1):
             route = await self.planner.plan(self.model_id, 0, self.num_layers, self._excluded)
+            if self.payer is not None:
+                self.paid = await self.payer.job_for(self.model_id, route, self.max_length)
+                self.job, self.signature = self.paid.signed.wire()
             results = await asyncio.gather(
                 *(self._open_hop(route, i) for i in range(len(route))), return_exceptions=True
             )
@@ -101,11 +108,13 @@ class InferenceSession:
         if array.ndim != 3 or array.shape[0] != 1 or array.shape[2] != self.hidden_size:
             raise ValueError(f"hidden must be [1, T, {self.hidden_size}], got {array.shape}")
         self._reap_acks()
-        index, data, length = len(self._inputs), array.tobytes(), array.shape[1]
-        frame = TensorFrame(
-            "float32", array.shape, data, {"step": index, "start_pos": self.position}
-        )
+        data, length = array.tobytes(), array.shape[1]
         for attempt in range(self.max_repairs + 1):
+            index = len(self._inputs)
+            frame = TensorFrame(
+                "float32", (1, length, self.hidden_size), data,
+                {"step": index, "start_pos": self.position},
+            )  # fmt: skip
             try:
                 out = await self._try_step(index, frame)
                 break
@@ -114,15 +123,41 @@ class InferenceSession:
                 if failed is None or attempt == self.max_repairs:
                     raise
                 log.warning("hop %s failed at step %d: %s", failed, index, exc)
-                await self._repair(failed, index)
+                if self.payer is None:
+                    await self._repair(failed, index)
+                else:
+                    data, length = await self._restart_paid(failed, data, length)
         self._inputs.append(data)
         self._lengths.append(length)
-        return out.to_numpy().reshape(out.shape).copy()
+        result = out.to_numpy().reshape(out.shape)
+        return result[:, -array.shape[1] :, :].copy()
 
     async def close(self) -> None:
         for task in self._acks:
             task.cancel()
         await asyncio.gather(*(self._forget(h.url) for h in self.route))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Record what the current job's route served (closing the sessions settles it)."""
+        if self.payer is not None and self.paid is not None:
+            self.payer.served(self.paid, self.position)
+
+    async def _restart_paid(self, failed: str, data: bytes, length: int) -> tuple[bytes, int]:
+        """Paid failover: a job names its nodes, so a new route needs a new job. Close the old
+        sessions (their last hop settles what was served), open the new route under a freshly
+        signed job, and send the whole history again as the first step of the new session."""
+        self._excluded.add(failed)
+        old = list(self.route)
+        self._settle()
+        await asyncio.gather(*(self._forget(h.url) for h in old if h.url != failed))
+        self.session_id = secrets.token_hex(16)
+        await self.open()
+        self.failovers.append((failed, list(self.route)))
+        history = b"".join(self._inputs) + data
+        total = self.position + length
+        self._inputs, self._lengths = [], []
+        return history, total
 
     async def _try_step(self, index: int, frame: TensorFrame) -> TensorFrame:
         first, last = self.route[0].url, self.route[-1].url
@@ -146,7 +181,7 @@ class InferenceSession:
         await asyncio.wait({poll, push}, return_when=asyncio.FIRST_COMPLETED)
         if poll.done() and poll.exception() is None:
             self._acks.append(push)
-            return _checked_output(poll.result(), index, frame.shape)
+            return self._received(_checked_output(poll.result(), index, frame.shape), index)
         if push.done() and push.exception() is not None:
             _drop(poll)
             raise push.exception()
@@ -156,7 +191,13 @@ class InferenceSession:
         if push.exception() is not None:
             _drop(poll)
             raise push.exception()
-        return _checked_output(await poll, index, frame.shape)
+        return self._received(_checked_output(await poll, index, frame.shape), index)
+
+    def _received(self, frame: TensorFrame, index: int) -> TensorFrame:
+        """Keep the step's receipts (one per hop) for the job being paid."""
+        if self.paid is not None:
+            self.paid.receipts[index] = list(frame.meta.get("receipts", []))
+        return frame
 
     async def _repair(self, failed: str, index: int) -> None:
         k = next((i for i, h in enumerate(self.route) if h.url == failed), None)

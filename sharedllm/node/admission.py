@@ -15,8 +15,22 @@ class Admission:
     async def admit(self, request: OpenSession) -> None:
         """Accept by returning; refuse by raising (e.g. ``AdmissionRefused`` or ``JobRejected``)."""
 
+    def receipts(
+        self,
+        session_id: str,
+        step: int,
+        upstream: list[str],
+        data: bytes,
+        output: bytes,
+        shape: tuple[int, ...],
+    ) -> list[str]:
+        """The receipts to pass on with a computed step: the upstream ones plus this hop's.
+        A free network keeps none."""
+        return []
+
     async def closed(self, request: OpenSession, tokens_served: int) -> None:
-        """Called once when the session ends, so a paid admission can settle the job."""
+        """Called once when the session ends, so a paid admission can settle the job.
+        ``tokens_served`` counts the positions the session computed."""
 
 
 class AcceptAll(Admission):

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -40,7 +41,7 @@ async def _reap(state: NodeState) -> None:
             session = await state.sessions.close(sid)
             if session is not None:
                 log.info("closed idle session %s", sid)
-                await state.admission.closed(session.request, len(session.steps))
+                await state.admission.closed(session.request, session.position)
 
 
 async def serve(
@@ -52,6 +53,7 @@ async def serve(
     *,
     started_at: float,
     admission: Admission | None = None,
+    background: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> None:
     peers = PeerClient(link_delay_s=config.link_delay_s)
     try:
@@ -76,13 +78,15 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        reaper = asyncio.create_task(_reap(state))
+        tasks = [asyncio.create_task(_reap(state))]
+        tasks += [asyncio.create_task(job()) for job in background]
         try:
             await stop.wait()
         finally:
-            reaper.cancel()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+                await asyncio.gather(*tasks, return_exceptions=True)
             await state.sessions.close_all()
             await runner.cleanup()
             worker.close()

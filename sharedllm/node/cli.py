@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 
+from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
@@ -41,6 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--price", type=int, default=0, help="SHARE wei per token per layer")
     run.add_argument("--public-key", help="shown at /info")
     run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    paid = run.add_argument_group(
+        "paid jobs",
+        "with an account, the node serves only signed, prepaid jobs of the chain's "
+        "JobMarket, for the span, model and price it registered with `sharedllm-node stake`",
+    )
+    add_chain_options(paid)
+    add_account_options(paid)
+    paid.add_argument(
+        "--node-key", type=Path, help="ed25519 key file registered at stake time "
+        "(default: $SHAREDLLM_HOME/nodes/node.ed25519)",
+    )  # fmt: skip
+    paid.add_argument(
+        "--submit-delay", type=float, default=0.0, help=argparse.SUPPRESS
+    )  # test only: hold served jobs this long before submitting
     run.add_argument(
         "--link-delay-ms",
         type=float,
@@ -106,11 +121,36 @@ def _run(args: argparse.Namespace) -> int:
         peers=peers,
     )
     store = ModelStore(args.models_dir)
-    manifest = store.manifest(args.model)
     span = parse_layers(args.layers)
+    admission, background = None, []
+    if args.dev_account is not None or args.keystore is not None:
+        from dataclasses import replace
+
+        from sharedllm.node.paid_setup import check_span, paid_node
+
+        node = paid_node(args)
+        reg = node.registered
+        span = check_span(reg, span)
+        manifest = store.manifest(args.model or reg.model_id)
+        if manifest.model_id != reg.model_id:
+            raise ConfigError(
+                f"--model {manifest.model_id} is not the registered model {reg.model_id}",
+                code="ModelMismatch",
+            )
+        config = replace(
+            config, price=reg.price_per_token, public_key=reg.pubkey, address=reg.address
+        )
+        admission, background = node.admission, [node.settler.run]
+    else:
+        manifest = store.manifest(args.model)
     if span is None:
         span = asyncio.run(_auto_span(args, store, manifest, config))
-    asyncio.run(serve(config, store, manifest, span[0], span[1], started_at=started))
+    asyncio.run(
+        serve(
+            config, store, manifest, span[0], span[1], started_at=started,
+            admission=admission, background=background,
+        )
+    )  # fmt: skip
     return 0
 
 

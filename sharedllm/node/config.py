@@ -19,6 +19,7 @@ class NodeConfig:
     link_delay_ms: float = 0.0  # test/bench only: one-way delay on every outbound frame
     price: int = 0  # SHARE wei per generated token per layer
     public_key: str | None = None
+    address: str | None = None  # the staking account; set when serving paid jobs
     client_max_size: int = 64 * 1024 * 1024  # the largest request body aiohttp will read
     peers: tuple[str, ...] = field(default_factory=tuple)
 

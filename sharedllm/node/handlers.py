@@ -30,6 +30,7 @@ from sharedllm.protocol.node_info import NodeInfo
 from sharedllm.protocol.peer_http import PeerClient
 from sharedllm.protocol.session_msgs import (
     parse_open,
+    parse_receipts_meta,
     parse_route_update,
     parse_session_id,
 )
@@ -111,6 +112,7 @@ async def info(request: web.Request) -> web.Response:
         ms_per_token=round(st.worker.ms_per_token, 3),
         price=st.config.price,
         public_key=st.config.public_key,
+        address=st.config.address,
     ).to_json()
     return web.json_response(body)
 
@@ -168,7 +170,7 @@ async def close_session(request: web.Request) -> web.Response:
     st.sessions.get(sid)
     session = await st.sessions.close(sid)
     if session is not None:
-        await st.admission.closed(session.request, len(session.steps))
+        await st.admission.closed(session.request, session.position)
     return web.json_response({"session_id": sid, "closed": True})
 
 
@@ -176,14 +178,17 @@ async def step(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
     frame = await _read_frame(request)
+    upstream = parse_receipts_meta(frame.meta)
     record = await steps.run_step(st.worker, session, frame)
     index = frame.meta["step"]
+    shape = (1, record.length, st.worker.hidden_size)
+    if not record.receipts:
+        record.receipts = st.admission.receipts(
+            session.id, index, upstream, record.input, record.output, shape
+        )
     if session.next_url is not None:
         out = TensorFrame(
-            "float32",
-            (1, record.length, st.worker.hidden_size),
-            record.output,
-            {"step": index, "start_pos": record.start_pos},
+            "float32", shape, record.output, _step_meta(index, record.start_pos, record.receipts)
         )
         await _push(st, session.next_url, session, out)
     return web.json_response({"step": index, "position": record.start_pos + record.length})
@@ -216,9 +221,16 @@ async def output(request: web.Request) -> web.Response:
             "float32",
             (1, record.length, st.worker.hidden_size),
             record.output,
-            {"step": index, "start_pos": record.start_pos},
+            _step_meta(index, record.start_pos, record.receipts),
         ),
     )
+
+
+def _step_meta(index: int, start_pos: int, receipts: list[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"step": index, "start_pos": start_pos}
+    if receipts:
+        meta["receipts"] = receipts
+    return meta
 
 
 async def replay(request: web.Request) -> web.Response:

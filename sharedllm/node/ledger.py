@@ -10,6 +10,7 @@ second submission anyway, but asking first keeps the ledger honest and the gas u
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ class LedgerJob:
 class Ledger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite_utils.Database(path)
+        # The event loop records jobs and the settler's worker thread updates them; sqlite
+        # serialises writers itself, and every write here is one short transaction.
+        self._db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         jobs = self._db["jobs"]

@@ -101,9 +101,15 @@ class PaidAdmission(Admission):
     def paid(self, session_id: str) -> PaidSession | None:
         return self._sessions.get(session_id)
 
-    def sign_step(
-        self, session_id: str, step: int, upstream: list[str], data: bytes, output: bytes, shape
-    ) -> list[Receipt]:
+    def receipts(
+        self,
+        session_id: str,
+        step: int,
+        upstream: list[str],
+        data: bytes,
+        output: bytes,
+        shape: tuple[int, ...],
+    ) -> list[str]:
         """Check the upstream receipts for ``data`` and add this hop's; returns the chain."""
         paid = self._sessions[session_id]
         chain = [Receipt.from_hex(r) for r in upstream]
@@ -135,7 +141,7 @@ class PaidAdmission(Admission):
         ).signed(self.key)
         chain.append(mine)
         paid.receipts[step] = chain
-        return chain
+        return [r.to_hex() for r in chain]
 
     async def closed(self, request: OpenSession, tokens_served: int) -> None:
         paid = self._sessions.pop(request.session_id, None)

@@ -26,6 +26,7 @@ class StepRecord:
     length: int
     input: bytes
     output: bytes
+    receipts: list[str] = field(default_factory=list)  # paid jobs: hops 0..this, hex
 
 
 @dataclass

@@ -24,6 +24,7 @@ class NodeInfo:
     ms_per_token: float  # measured compute for a one-token step over the whole span
     price: int  # SHARE wei per generated token per layer
     public_key: str | None = None
+    address: str | None = None  # the staking account, on a paid network
 
     @property
     def layers(self) -> int:
@@ -55,6 +56,9 @@ def parse_node_info(body: Any) -> NodeInfo:
     ms = float(get("ms_per_token", (int, float)))
     if not math.isfinite(ms) or ms < 0:
         raise ProtocolError("info.ms_per_token: expected a finite number >= 0", field="ms")
+    address = body.get("address")
+    if address is not None and not isinstance(address, str):
+        raise ProtocolError("info.address: expected a string or null", field="address")
     key = body.get("public_key")
     if key is not None and not isinstance(key, str):
         raise ProtocolError("info.public_key: expected a string or null", field="public_key")
@@ -78,5 +82,6 @@ def parse_node_info(body: Any) -> NodeInfo:
         end=end,
         ms_per_token=ms,
         public_key=key,
+        address=address,
         **counts,
     )

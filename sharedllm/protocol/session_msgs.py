@@ -158,10 +158,20 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
 
 def parse_step_meta(meta: dict[str, Any]) -> tuple[int, int]:
     """The (step, start_pos) of a step frame's metadata."""
-    _object(meta, {"step", "start_pos"}, set(), "meta")
+    _object(meta, {"step", "start_pos"}, {"receipts"}, "meta")
     return _int(meta["step"], "meta.step", 0, 1 << 20), _int(
         meta["start_pos"], "meta.start_pos", 0, 1 << 20
     )
+
+
+def parse_receipts_meta(meta: dict[str, Any]) -> list[str]:
+    """The receipts of earlier hops that travel with a paid step's input (hex strings)."""
+    receipts = meta.get("receipts", [])
+    if not isinstance(receipts, list) or len(receipts) > MAX_HOPS:
+        raise ProtocolError(f"meta.receipts: expected a list of <= {MAX_HOPS}", field="meta")
+    if not all(isinstance(r, str) and len(r) <= 1 << 20 for r in receipts):
+        raise ProtocolError("meta.receipts: expected hex strings", field="meta.receipts")
+    return receipts
 
 
 def parse_replay_meta(meta: dict[str, Any], total: int) -> list[int]:

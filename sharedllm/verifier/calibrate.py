@@ -168,10 +168,11 @@ def calibrate(
     max_new_tokens: int,
     policy: TolerancePolicy,
     cheat_jobs: int,
+    swap_every: int = 2,
     log=print,
 ) -> Samples:
-    """Honest checks on every job (threads swapped on every other one), batched checks on
-    pairs, and every cheating mode on the first ``cheat_jobs`` jobs of each hop."""
+    """Honest checks on every job (threads swapped on one job in ``swap_every``), batched
+    checks on pairs, and every cheating mode on the first ``cheat_jobs`` jobs of each hop."""
     samples = Samples()
     with threads(1):
         jobs = [answer(client, runners, prompt, max_new_tokens) for prompt in prompts]
@@ -181,10 +182,11 @@ def calibrate(
         for index, job in enumerate(jobs):
             inputs, outputs = job.hop_inputs[hop], job.hop_outputs[hop]
             score(samples, "honest 1->2 thr", outputs, verify(runner, inputs, 2), policy)
-            if index % 2 == 1:
+            if index % swap_every == swap_every - 1:
                 with threads(2):
                     outputs_2 = decode(runner, inputs)
                 score(samples, "honest 2->1 thr", outputs_2, verify(runner, inputs, 1), policy)
+            if index % 2 == 1:
                 previous = jobs[index - 1]
                 pair = [previous.hop_inputs[hop], inputs]
                 with threads(2):

@@ -1,0 +1,66 @@
+"""Everything a node needs to serve paid jobs, checked before it starts listening.
+
+A node that would serve under a configuration the chain disagrees with (not staked, another
+span or model, a key other than the registered one) would only ever earn refusals, so it
+refuses to start and says what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from sharedllm import paths
+from sharedllm.chain.cli_common import open_chain, signer
+from sharedllm.chain.node_keys import default_node_key_path, load_node_key, public_key_bytes32
+from sharedllm.chain.registry import NodeInfo
+from sharedllm.errors import ConfigError
+from sharedllm.node.chain_view import ChainJobView
+from sharedllm.node.ledger import Ledger
+from sharedllm.node.paid_admission import PaidAdmission
+from sharedllm.node.settlement import Settler
+
+
+@dataclass
+class PaidNode:
+    admission: PaidAdmission
+    settler: Settler
+    registered: NodeInfo
+
+
+def paid_node(args: argparse.Namespace) -> PaidNode:
+    chain = open_chain(args)
+    account = signer(args, chain)
+    registered = chain.registry.get_node(account.address)
+    if not registered.active:
+        raise ConfigError(
+            f"{account.address} is not an active node ({registered.status}): "
+            "run `sharedllm-node stake` first",
+            code="NodeNotActive",
+        )
+    key_path = args.node_key or default_node_key_path()
+    if not key_path.exists():
+        raise ConfigError(f"--node-key: no key file at {key_path}", field="node_key")
+    key = load_node_key(key_path)
+    if public_key_bytes32(key).lower() != registered.pubkey.lower():
+        raise ConfigError(
+            f"the key in {key_path} is not the one {account.address} registered: "
+            "pass the --node-key used at stake time, or `sharedllm-node update --node-key`",
+            field="node_key",
+        )
+    ledger = Ledger(paths.nodes_dir() / account.address / "ledger.db")
+    settler = Settler(chain, account, ledger, submit_delay=args.submit_delay)
+    admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler)
+    return PaidNode(admission, settler, registered)
+
+
+def check_span(registered: NodeInfo, layers: tuple[int, int] | None) -> tuple[int, int]:
+    """The span to serve: the registered one; ``--layers`` may only repeat it."""
+    span = (registered.start, registered.end)
+    if layers is not None and layers != span:
+        raise ConfigError(
+            f"--layers {layers[0]}:{layers[1]} differs from the registered span "
+            f"{span[0]}:{span[1]}: run `sharedllm-node update --layers` first",
+            code="SpanMismatch",
+        )
+    return span
