@@ -129,9 +129,9 @@ class Market:
             JobId("0x" + bytes(args["jobHash"]).hex()), args["cost"], TxResult.of(receipt)
         )
 
-    def finalize(self, account: LocalAccount, job_id: str) -> TxResult:
+    def finalize(self, account: LocalAccount, job_id: str, gas: int | None = None) -> TxResult:
         fn = self.contract.functions.finalize(bytes.fromhex(job_id[2:]))
-        return TxResult.of(send(self.w3, account, fn, "finalize"))
+        return TxResult.of(send(self.w3, account, fn, "finalize", gas=gas))
 
     # -- verifiers and rewards ---------------------------------------------------------
 

@@ -54,17 +54,24 @@ def call(fn: Any, context: str) -> Any:
         raise ChainError(f"{context}: RPC call failed: {_short(exc)}") from None
 
 
-def send(w3: Web3, account: LocalAccount, fn: Any, context: str, value: int = 0) -> TxReceipt:
-    """Sign, send and wait for one transaction; raises ContractRevert if it reverts."""
+def send(
+    w3: Web3, account: LocalAccount, fn: Any, context: str, value: int = 0, gas: int | None = None
+) -> TxReceipt:
+    """Sign, send and wait for one transaction; raises ContractRevert if it reverts.
+
+    ``gas`` skips estimation, for calls whose success depends on the time of the block that
+    will include them (estimation runs against the latest block, whose clock on a quiet
+    devnet stands still)."""
+    params: dict[str, Any] = {
+        "from": account.address,
+        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        "chainId": w3.eth.chain_id,
+        "value": value,
+    }
+    if gas is not None:
+        params["gas"] = gas
     try:
-        tx = fn.build_transaction(
-            {
-                "from": account.address,
-                "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-                "chainId": w3.eth.chain_id,
-                "value": value,
-            }
-        )
+        tx = fn.build_transaction(params)
         signed = account.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Test-only fault injection: exit right after the submit transaction is mined and before the
 # ledger records it, to prove a restarted node does not submit again.
 _CRASH_AFTER_SUBMIT = "SHAREDLLM_TEST_CRASH_AFTER_SUBMIT"
+_FINALIZE_GAS = 60_000  # per hop, plus one for the job itself; measured ~40k per hop
 
 
 class Settler:
@@ -113,7 +114,7 @@ class Settler:
             # Wall-clock time: a quiet devnet mines no blocks, so its latest block's time
             # stands still; the finalize transaction itself carries the current time.
             if entry.hop == entry.hops - 1 and time.time() >= ends:
-                self._finalize(job_id)
+                self._finalize(job_id, entry.hops)
         elif status == "Finalized" and entry.status != FINALIZED:
             payout, reward = self._payout(job_id)
             self.ledger.set_status(job_id, FINALIZED, payout=payout, reward=reward)
@@ -121,13 +122,16 @@ class Settler:
             self.ledger.set_status(job_id, CHALLENGED)
         return True
 
-    def _finalize(self, job_id: str) -> None:
+    def _finalize(self, job_id: str, hops: int) -> None:
         try:
-            self.chain.market.finalize(self.account, job_id)
+            self.chain.market.finalize(self.account, job_id, gas=_FINALIZE_GAS * (hops + 1))
         except ContractRevert as exc:
             if exc.code not in ("JobNotPending", "ChallengeWindowOpen"):
                 raise
-        self._follow(job_id)
+            return  # not yet, or someone else did: the next pass sees the outcome
+        payout, reward = self._payout(job_id)
+        self.ledger.set_status(job_id, FINALIZED, payout=payout, reward=reward)
+        log.info("finalized job %s: paid %d wei + reward %d wei", job_id, payout, reward)
 
     def _payout(self, job_id: str) -> tuple[int, int]:
         """What this node was paid for the job, from the market's ``HopPaid`` events."""
