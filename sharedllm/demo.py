@@ -1,105 +1,123 @@
 """The end-to-end demo (``python -m sharedllm.demo``, what ``make demo`` runs).
 
 A readable sequence of steps: start a devnet, stake three nodes that split the model's 30
-layers, let a client deposit, print where every token is, shut down.
+layers and start them as real processes, let a client deposit and ask a paid question, show
+the answer, its route, cost and on-chain commitment, wait out the challenge window, and show
+who was paid. Everything it started is stopped before it exits.
 """
 
 from __future__ import annotations
 
 import sys
-
-from eth_account.signers.local import LocalAccount
-from nacl.signing import SigningKey
+import time
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE, format_share
 from sharedllm.chain.connection import Chain
-from sharedllm.chain.devnet import Devnet
-from sharedllm.chain.node_keys import public_key_bytes32
-from sharedllm.chain.registry import NodeConfig
 from sharedllm.errors import SharedLLMError
+from sharedllm.localnet import LocalNetwork
 
-PLACEHOLDER_MODEL_ID = "0x" + "de" * 32
-"""Used only when no model has been imported: a made-up id, not a real manifest's hash."""
-
-SPANS = ((0, 10), (10, 20), (20, 30))
-NODE_STAKE = 150 * WEI_PER_SHARE
-NODE_PRICE = 10**12  # wei per token per layer
-CLIENT_DEPOSIT = 100 * WEI_PER_SHARE
+PROMPT = "What is the capital of France?"
+CLIENT_DEPOSIT = 10 * WEI_PER_SHARE
+SETTLE_TIMEOUT_S = 120
 
 
 def step(title: str) -> None:
-    print(f"\n== {title}")
+    print(f"\n== {title}", flush=True)
 
 
-def default_model_id() -> tuple[str, str]:
-    """The imported default model's id, or the placeholder; with where it came from."""
-    try:
-        from sharedllm.model.store import ModelStore
-
-        model_id = ModelStore().default_model_id()
-    except (ImportError, SharedLLMError):
-        model_id = None
-    if model_id:
-        return model_id, "the local model store's default model"
-    return PLACEHOLDER_MODEL_ID, "PLACEHOLDER (no model imported yet)"
+def snapshot(chain: Chain, accounts: dict[str, str]) -> dict[str, tuple[int, int]]:
+    return {
+        name: (chain.token.balance_of(a), chain.market.escrow_of(a)) for name, a in accounts.items()
+    }
 
 
-def show_devnet(net: Devnet) -> None:
-    d = net.deployment
-    assert d is not None
-    print(f"anvil at {net.rpc_url}, chain id {d.chain_id}")
-    print(f"ShareToken   {d.token}\nNodeRegistry {d.registry}\nJobMarket    {d.market}")
+def show_balances(
+    chain: Chain, now: dict[str, tuple[int, int]], before: dict | None = None
+) -> None:
+    for name, (wallet, escrow) in now.items():
+        line = f"  {name:<8} wallet {format_share(wallet):>22}  escrow {format_share(escrow):>10}"
+        if before is not None:
+            delta = (wallet + escrow) - sum(before[name])
+            line += f"  change {'+' if delta >= 0 else ''}{format_share(delta)} SHARE"
+        print(line)
+    print(f"  reward pool {format_share(chain.market.reward_pool())} SHARE", flush=True)
 
 
-def stake_nodes(chain: Chain, model_id: str) -> list[LocalAccount]:
-    step("stake three nodes that split the model's layers")
-    nodes = [dev_account(i) for i in (1, 2, 3)]
-    for index, (node, (start, end)) in enumerate(zip(nodes, SPANS, strict=True)):
-        pubkey = public_key_bytes32(SigningKey.generate())
-        cfg = NodeConfig(f"http://127.0.0.1:{9101 + index}", pubkey, model_id, start, end,
-                         NODE_PRICE)  # fmt: skip
-        chain.registry.stake(node, NODE_STAKE, cfg, chain.token)
-    for info in chain.registry.active_nodes():
-        print(
-            f"node {info.address}  layers {info.start:>2}:{info.end:<2}  "
-            f"stake {format_share(info.stake)} SHARE  price {info.price_per_token} wei/token/layer"
-        )
-    return nodes
+def wait_for(chain: Chain, job_id: str, status: str) -> dict:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        record = chain.market.get_job(job_id)
+        if record.status == status:
+            return record.fields
+        time.sleep(1)
+    raise SharedLLMError(f"job {job_id} did not become {status} in {SETTLE_TIMEOUT_S} s")
 
 
-def client_deposits(chain: Chain) -> LocalAccount:
-    step("a client deposits into its job escrow")
-    client = dev_account(4)
-    chain.market.deposit(client, CLIENT_DEPOSIT, chain.token)
-    escrow = chain.market.escrow_of(client.address)
-    print(f"client {client.address} escrow {format_share(escrow)} SHARE")
-    return client
-
-
-def show_balances(chain: Chain, accounts: dict[str, str]) -> None:
-    step("where the tokens are")
-    for name, address in accounts.items():
-        wallet = format_share(chain.token.balance_of(address))
-        escrow = format_share(chain.market.escrow_of(address))
-        stake = format_share(chain.registry.get_node(address).stake)
-        print(f"{name:<8} wallet {wallet:>10}  escrow {escrow:>6}  stake {stake:>6}  SHARE")
-    print(f"reward pool {format_share(chain.market.reward_pool())} SHARE")
+def commitment_tx(chain: Chain, job_id: str) -> str:
+    events = chain.market.contract.events.ResultSubmitted().get_logs(
+        from_block=chain.deployment.deploy_block,
+        argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
+    )
+    return "0x" + bytes(events[0]["transactionHash"]).hex() if events else "?"
 
 
 def main() -> int:
-    model_id, source = default_model_id()
-    print(f"model id {model_id} ({source})")
-    step("start a devnet")
-    with Devnet() as net:
-        show_devnet(net)
-        chain = net.chain()
-        nodes = stake_nodes(chain, model_id)
-        client = client_deposits(chain)
-        accounts = {f"node {i + 1}": n.address for i, n in enumerate(nodes)}
-        show_balances(chain, {**accounts, "client": client.address})
+    step("start a devnet, stake three nodes and start them (layers 0:10, 10:20, 20:30)")
+    with LocalNetwork() as net:
+        chain = net.chain
+        assert chain is not None
+        print(f"  chain {chain.chain_id} at {net.devnet.rpc_url}; JobMarket {chain.market.address}")
+        print(f"  model {net.manifest.name} ({net.manifest.model_id})")
+        for node, account in zip(net.nodes, net.accounts, strict=True):
+            assert node is not None
+            print(
+                f"  node {account.address} layers {node.span[0]:>2}:{node.span[1]:<2} {node.url} "
+                f"stake {format_share(chain.registry.get_node(account.address).stake)} SHARE "
+                f"(ready in {node.ready_s:.1f} s)"
+            )
+
+        step("a client deposits into its escrow")
+        client = dev_account(4)
+        chain.market.deposit(client, CLIENT_DEPOSIT, chain.token)
+        accounts = {"client": client.address}
+        accounts.update({f"node {i + 1}": a.address for i, a in enumerate(net.accounts)})
+        before = snapshot(chain, accounts)
+        show_balances(chain, before)
+
+        step(f"ask, paying per token: {PROMPT!r}")
+        text, jobs = net.generate(PROMPT, client, max_tokens=32)
+        print(f"  answer: {text.strip()}")
+        paid = jobs[-1]
+        hops = " -> ".join(f"{h.address[:10]}… [{h.start}:{h.end}]" for h in paid.hops)
+        print(f"  route:  {hops}")
+        print(f"  job:    {paid.signed.job_id}")
+        print(
+            f"  cost:   {paid.tokens} tokens x {format_share(paid.price_per_token)} SHARE "
+            f"= {format_share(paid.cost)} SHARE"
+        )
+
+        step("the last hop commits the result on-chain")
+        record = wait_for(chain, paid.signed.job_id, "Submitted")
+        tx = commitment_tx(chain, paid.signed.job_id)
+        print(f"  commitment {record['commitment']} in tx {tx}")
+        print(f"  locked {format_share(record['cost'])} SHARE until the challenge window ends")
+
+        step(f"after the {chain.market.params()['challengeWindow']} s challenge window: finalized")
+        wait_for(chain, paid.signed.job_id, "Finalized")
+        for event in chain.market.contract.events.HopPaid().get_logs(
+            from_block=chain.deployment.deploy_block,
+            argument_filters={"jobHash": bytes.fromhex(paid.signed.job_id[2:])},
+        ):
+            args = event["args"]
+            print(
+                f"  paid {args['node']}: {format_share(args['amount'])} SHARE "
+                f"+ reward {format_share(args['reward'])} SHARE"
+            )
+        show_balances(chain, snapshot(chain, accounts), before)
+
         step("shut down")
-    print("devnet stopped")
+    print("network stopped")
     return 0
 
 

@@ -1,0 +1,163 @@
+"""A whole paid network on this machine: a devnet, staked node processes, a paying client.
+
+The demo, the paid-path tests and the benchmarks all need the same thing, so it lives here:
+
+    with LocalNetwork(spans=[(0, 10), (10, 20), (20, 30)]) as net:
+        text, paid = net.generate("What is the capital of France?", client=dev_account(4))
+
+Node processes keep their state (keys, ledgers) in a private folder per network, so a new
+devnet never meets a ledger written against an old one; the model shards are shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.connection import Chain
+from sharedllm.chain.devnet import Devnet, free_port
+from sharedllm.chain.node_keys import load_or_create_node_key, public_key_bytes32
+from sharedllm.chain.registry import NodeConfig
+from sharedllm.client.generate import TextGenerator
+from sharedllm.client.job_book import JobBook
+from sharedllm.client.payer import PaidJob, Payer
+from sharedllm.client.registry_directory import RegistryDirectory
+from sharedllm.model.store import ModelStore
+from sharedllm.node.local import LocalNode, _Starting
+
+NODE_STAKE = 150 * WEI_PER_SHARE
+NODE_PRICE = 10**12  # SHARE wei per token per layer
+
+
+class LocalNetwork:
+    def __init__(
+        self,
+        spans: Sequence[tuple[int, int]] = ((0, 10), (10, 20), (20, 30)),
+        *,
+        prices: Sequence[int] | None = None,
+        node_accounts: Sequence[int] = (1, 2, 3),
+        node_args: Sequence[str] = ("--threads", "1"),
+        node_env: dict[str, str] | None = None,
+    ) -> None:
+        self.spans = list(spans)
+        self.prices = list(prices or [NODE_PRICE] * len(self.spans))
+        self.accounts = [dev_account(i) for i in node_accounts[: len(self.spans)]]
+        self.node_args = list(node_args)
+        self.node_env = dict(node_env or {})
+        self.store = ModelStore()
+        self.manifest = self.store.manifest()
+        self._tmp = tempfile.TemporaryDirectory(prefix="sharedllm-net-")
+        self.home = Path(self._tmp.name)
+        self.devnet = Devnet(deployment_path=self.home / "deployment.json")
+        self.chain: Chain | None = None
+        self.ports: list[int] = []
+        self.keys: list[Path] = []
+        self.nodes: list[LocalNode | None] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalNetwork:
+        try:
+            self.devnet.__enter__()
+            self.chain = self.devnet.chain()
+            self.stake_all()
+            self.start_all()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node is not None:
+                node.stop()
+        with contextlib.suppress(Exception):
+            self.devnet.__exit__(None, None, None)
+        self._tmp.cleanup()
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def stake_all(self) -> None:
+        assert self.chain is not None
+        for i, (account, (start, end), price) in enumerate(
+            zip(self.accounts, self.spans, self.prices, strict=True)
+        ):
+            port = free_port()
+            key_path = self.home / f"node{i}.ed25519"
+            key = load_or_create_node_key(key_path)
+            cfg = NodeConfig(
+                f"http://127.0.0.1:{port}",
+                public_key_bytes32(key),
+                self.manifest.model_id,
+                start,
+                end,
+                price,
+            )
+            self.chain.registry.stake(account, NODE_STAKE, cfg, self.chain.token)
+            self.ports.append(port)
+            self.keys.append(key_path)
+        self.nodes = [None] * len(self.spans)
+
+    def _spawn(self, i: int, env: dict[str, str] | None = None) -> _Starting:
+        start, end = self.spans[i]
+        dev_index = str(self._dev_index(self.accounts[i]))
+        args = [
+            "--port", str(self.ports[i]),
+            "--models-dir", str(self.store.root),
+            "--deployment", str(self.devnet.deployment_path),
+            "--rpc-url", self.devnet.rpc_url,
+            "--dev-account", dev_index,
+            "--node-key", str(self.keys[i]),
+            *self.node_args,
+        ]  # fmt: skip
+        node_env = {"SHAREDLLM_HOME": str(self.home / f"node{i}"), **self.node_env, **(env or {})}
+        return _Starting(f"{start}:{end}", args, node_env)
+
+    def start_all(self) -> None:
+        starting = [self._spawn(i) for i in range(len(self.spans))]
+        for i, s in enumerate(starting):
+            self.nodes[i] = s.wait()
+
+    def restart(self, i: int, env: dict[str, str] | None = None) -> LocalNode:
+        """Start node ``i`` again (after a crash): same account, key, port and ledger."""
+        node = self._spawn(i, env).wait()
+        self.nodes[i] = node
+        return node
+
+    def ledger_path(self, i: int) -> Path:
+        return self.home / f"node{i}" / "nodes" / self.accounts[i].address / "ledger.db"
+
+    @staticmethod
+    def _dev_index(account: LocalAccount) -> int:
+        return next(i for i in range(10) if dev_account(i).address == account.address)
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def payer(self, client: LocalAccount) -> Payer:
+        assert self.chain is not None
+        book = JobBook(self.home / "client" / f"{client.address}.db")
+        return Payer(self.chain, client, RegistryDirectory(self.chain), book)
+
+    def generate(
+        self, prompt: str, client: LocalAccount, max_tokens: int = 32, **options: object
+    ) -> tuple[str, list[PaidJob]]:
+        """Answer ``prompt`` as a paid job from ``client``'s escrow; (text, jobs paid)."""
+        payer = self.payer(client)
+
+        async def run() -> str:
+            async with TextGenerator(payer.directory, payer=payer, store=self.store) as gen:
+                pieces = [p async for p in gen.generate(prompt, max_tokens=max_tokens, **options)]
+            return "".join(pieces)
+
+        text = asyncio.run(run())
+        return text, payer.jobs
