@@ -108,7 +108,9 @@ class LocalNetwork:
             self.keys.append(key_path)
         self.nodes = [None] * len(self.spans)
 
-    def _spawn(self, i: int, env: dict[str, str] | None = None) -> _Starting:
+    def _spawn(
+        self, i: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
+    ) -> _Starting:
         start, end = self.spans[i]
         dev_index = str(self._dev_index(self.accounts[i]))
         args = [
@@ -119,6 +121,7 @@ class LocalNetwork:
             "--dev-account", dev_index,
             "--node-key", str(self.keys[i]),
             *self.node_args,
+            *extra,
         ]  # fmt: skip
         node_env = {"SHAREDLLM_HOME": str(self.home / f"node{i}"), **self.node_env, **(env or {})}
         return _Starting(f"{start}:{end}", args, node_env)
@@ -128,9 +131,11 @@ class LocalNetwork:
         for i, s in enumerate(starting):
             self.nodes[i] = s.wait()
 
-    def restart(self, i: int, env: dict[str, str] | None = None) -> LocalNode:
+    def restart(
+        self, i: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
+    ) -> LocalNode:
         """Start node ``i`` again (after a crash): same account, key, port and ledger."""
-        node = self._spawn(i, env).wait()
+        node = self._spawn(i, env, extra).wait()
         self.nodes[i] = node
         return node
 
