@@ -52,6 +52,7 @@ test-all: setup
 bench: setup
 	$(PY) bench/throughput.py
 	$(PY) bench/gas.py
+	$(PY) bench/detection.py
 
 lint: setup
 	$(VENV)/bin/ruff check sharedllm tests bench

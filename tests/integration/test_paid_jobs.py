@@ -22,7 +22,7 @@ SETTLE_S = 90
 
 
 @pytest.fixture(scope="module")
-def net():
+def net(model_home):
     with LocalNetwork() as network:
         yield network
 

@@ -1,0 +1,42 @@
+"""``python -m sharedllm.demo`` (what ``make demo`` runs) answers a paid prompt end to end,
+settles it, and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.chain, pytest.mark.model]
+
+
+def _children_named(pattern: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if re.search(pattern, line)]
+
+
+def test_demo_answers_a_paid_prompt_and_settles_it(model_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sharedllm.demo"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "SHAREDLLM_HOME": str(model_home)},
+        start_new_session=True,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    for span in ("0:10", "10:20", "20:30"):
+        assert re.search(rf"layers\s+{span}\s", out), span
+    assert "answer: The capital of France is Paris." in out
+    job = re.search(r"job:\s+(0x[0-9a-f]{64})", out)
+    assert job, out
+    assert re.search(r"commitment 0x[0-9a-f]{64} in tx 0x[0-9a-f]{64}", out)
+    assert out.count("paid 0x") == 3
+    assert "network stopped" in out
+    leftovers = _children_named(r"sharedllm-node run .*--deployment /tmp/sharedllm-net-")
+    assert leftovers == []
