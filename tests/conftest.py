@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.deployment import Deployment
 from sharedllm.chain.devnet import Devnet
+from sharedllm.model.client_model import ClientModel
+from sharedllm.model.store import Manifest, ModelStore
+
+REPO_STATE = Path(__file__).resolve().parents[1] / ".state"
 
 
 @pytest.fixture
@@ -48,3 +53,68 @@ def deployment(anvil: Devnet, sharedllm_home: Path) -> Deployment:
 def chain(anvil: Devnet, deployment: Deployment) -> Chain:
     """A checked connection to the deployment, with the token, registry and market wrappers."""
     return anvil.chain()
+
+
+def _home_with_model(home: Path) -> bool:
+    store = ModelStore(home / "models")
+    if store.default_model_id() is None:
+        return False
+    return all(store.has_shard(h) for h in store.manifest().shards())
+
+
+@pytest.fixture(scope="session")
+def model_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A state folder holding the imported default model ($SHAREDLLM_HOME's or the repo's
+    ``.state``, else a fresh import); node processes started by tests inherit it."""
+    from sharedllm.model.importer import import_model
+
+    home = next(
+        (
+            Path(c)
+            for c in (os.environ.get("SHAREDLLM_HOME"), REPO_STATE)
+            if c and _home_with_model(Path(c))
+        ),
+        None,
+    )
+    if home is None:
+        home = tmp_path_factory.mktemp("model-home")
+        import_model(ModelStore(home / "models"))
+    old = os.environ.get("SHAREDLLM_HOME")
+    os.environ["SHAREDLLM_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if old is None:
+            os.environ.pop("SHAREDLLM_HOME", None)
+        else:
+            os.environ["SHAREDLLM_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def store(model_home: Path) -> ModelStore:
+    return ModelStore(model_home / "models")
+
+
+@pytest.fixture(scope="session")
+def manifest(store: ModelStore) -> Manifest:
+    return store.manifest()
+
+
+@pytest.fixture(scope="session")
+def client_model(store: ModelStore, manifest: Manifest) -> ClientModel:
+    return ClientModel(store, manifest)
+
+
+@pytest.fixture(scope="session")
+def reference_model():
+    from reference import reference_model
+
+    return reference_model()
+
+
+@pytest.fixture(scope="session")
+def generate_baseline(reference_model, client_model: ClientModel) -> dict[str, list[int]]:
+    """Greedy tokens of transformers' own `generate` on the whole model, per prompt."""
+    from reference import generate_tokens
+
+    return generate_tokens(reference_model, client_model)

@@ -29,9 +29,7 @@ def _balances(network: Network) -> tuple[int, ...]:
 
 def _signed(network: Network, job: Job, chain_id: int | None = None, market: str | None = None):
     chain = network.chain
-    return sign_job(
-        job, network.client, chain_id or chain.chain_id, market or chain.market.address
-    )
+    return sign_job(job, network.client, chain_id or chain.chain_id, market or chain.market.address)
 
 
 def _tampered(network: Network):

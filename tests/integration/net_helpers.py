@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from reference import NEW_TOKENS
+
 from sharedllm.client.generate import TextGenerator
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.sampling import SamplingParams
-
-PROMPTS = (
-    "What is the capital of France?",
-    "Write a haiku about the sea.",
-    "List three prime numbers and explain why they are prime.",
-    "How do I reverse a list in Python?",
-    "Tell me a short story about a robot who learns to paint.",
-)
-NEW_TOKENS = 64
 
 
 def network_tokens(

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from net_helpers import NEW_TOKENS, PROMPTS
+from reference import NEW_TOKENS, PROMPTS
 
 from sharedllm.client.generate import TextGenerator
 from sharedllm.node.local import local_nodes

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from net_helpers import PROMPTS, network_tokens
+from net_helpers import network_tokens
+from reference import PROMPTS
 
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes, start_node

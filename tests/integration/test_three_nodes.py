@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from net_helpers import PROMPTS, network_tokens
+from net_helpers import network_tokens
+from reference import PROMPTS
 
 from sharedllm.model.sampling import SamplingParams
 from sharedllm.node.local import local_nodes

@@ -7,15 +7,6 @@ from sharedllm.model.client_model import ClientModel
 from sharedllm.model.sampling import Sampler, SamplingParams
 from sharedllm.model.span import SpanRunner
 
-PROMPTS = (
-    "What is the capital of France?",
-    "Write a haiku about the sea.",
-    "List three prime numbers and explain why they are prime.",
-    "How do I reverse a list in Python?",
-    "Tell me a short story about a robot who learns to paint.",
-)
-NEW_TOKENS = 64
-
 
 def generate_with_spans(
     client: ClientModel,

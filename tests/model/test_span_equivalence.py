@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import NEW_TOKENS, PROMPTS, generate_with_spans
+from model_helpers import generate_with_spans
+from reference import NEW_TOKENS, PROMPTS
 
 from sharedllm.errors import SessionError
 from sharedllm.model.span import SpanRunner

@@ -16,9 +16,9 @@ def _receipts(keys, steps=2):
         for hop, key in enumerate(keys):
             produced = f"out-{step}-{hop}".encode()
             out.append(
-                Receipt(
-                    JOB, hop, step, tensor_hash(data), tensor_hash(produced), b"topk"
-                ).signed(key)
+                Receipt(JOB, hop, step, tensor_hash(data), tensor_hash(produced), b"topk").signed(
+                    key
+                )
             )
             data = produced
     return out
