@@ -22,7 +22,9 @@ $(VENV)/.installed: pyproject.toml
 
 # Node.js toolchain: Hardhat 3 (on node@22 from npm), solc, OpenZeppelin, anvil.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# `npm install` with the committed lock: `npm ci` refuses a lock that lacks other
+	# platforms' optional binaries, which the registry mirror here does not list.
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Contracts: compile, then copy ABIs and bytecode into the Python package.
