@@ -17,6 +17,7 @@ import torch
 
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import Manifest, ModelStore
+from sharedllm.verifier.cheats import runner_from_env
 
 
 class SpanWorker:
@@ -24,7 +25,8 @@ class SpanWorker:
         self.manifest = manifest
         self.start, self.end = start, end
         self.hidden_size = manifest.hidden_size
-        self.runner = SpanRunner(store, manifest, start, end)
+        # Honest unless a test sets SHAREDLLM_TEST_CHEAT (see sharedllm.verifier.cheats).
+        self.runner = runner_from_env(SpanRunner(store, manifest, start, end))
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="span")
         self.ms_per_token = 0.0  # moving average of one-token steps, shown at /info
 
