@@ -45,7 +45,7 @@ demo: setup
 # The default suite: Solidity unit, fuzz and invariant tests, then pytest without the slow tier.
 test: setup
 	npx hardhat test solidity
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=15
 
 test-all: setup
 	npx hardhat test solidity
