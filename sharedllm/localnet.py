@@ -48,7 +48,8 @@ class LocalNetwork:
     ) -> None:
         self.spans = list(spans)
         self.prices = list(prices or [NODE_PRICE] * len(self.spans))
-        self.accounts = [dev_account(i) for i in node_accounts[: len(self.spans)]]
+        self.account_indexes = list(node_accounts[: len(self.spans)])
+        self.accounts = [dev_account(i) for i in self.account_indexes]
         self.node_args = list(node_args)
         self.node_env = dict(node_env or {})
         self.store = ModelStore()
@@ -112,13 +113,12 @@ class LocalNetwork:
         self, i: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
     ) -> _Starting:
         start, end = self.spans[i]
-        dev_index = str(self._dev_index(self.accounts[i]))
         args = [
             "--port", str(self.ports[i]),
             "--models-dir", str(self.store.root),
             "--deployment", str(self.devnet.deployment_path),
             "--rpc-url", self.devnet.rpc_url,
-            "--dev-account", dev_index,
+            "--dev-account", str(self.account_indexes[i]),
             "--node-key", str(self.keys[i]),
             *self.node_args,
             *extra,
@@ -141,10 +141,6 @@ class LocalNetwork:
 
     def ledger_path(self, i: int) -> Path:
         return self.home / f"node{i}" / "nodes" / self.accounts[i].address / "ledger.db"
-
-    @staticmethod
-    def _dev_index(account: LocalAccount) -> int:
-        return next(i for i in range(10) if dev_account(i).address == account.address)
 
     # -- clients ---------------------------------------------------------------------------
 

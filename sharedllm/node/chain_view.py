@@ -52,7 +52,14 @@ class ChainJobView:
 
     def hop(self, node: str) -> HopRecord:
         info = self.chain.registry.get_node(node)
-        return HopRecord(info.active, info.model_id, info.start, info.end, info.price_per_token)
+        return HopRecord(
+            info.active,
+            info.model_id,
+            info.start,
+            info.end,
+            info.price_per_token,
+            bytes.fromhex(info.pubkey.removeprefix("0x")),
+        )
 
     def available_escrow(self, client: str, until: int) -> int:
         """Escrow that will still be there at ``until``: less a withdrawal ready before then."""

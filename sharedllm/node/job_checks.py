@@ -30,6 +30,7 @@ class HopRecord:
     start: int
     end: int
     price_per_token: int
+    pubkey: bytes = b""  # ed25519, checks the hop's receipts
 
 
 class JobView(Protocol):
@@ -59,12 +60,12 @@ def check_job(
     tokens: int,
     reserved: int = 0,
     now: int | None = None,
-) -> JobId:
+) -> tuple[JobId, list[HopRecord]]:
     """Raise ``JobRejected`` with the contract's code for the first failing check.
 
     ``tokens`` is how many positions the client asks this session to hold (at most
     ``maxTokens``); ``reserved`` is escrow this node has already promised to other open jobs
-    of the same client. Returns the job's id.
+    of the same client. Returns the job's id and the route's registry records.
     """
     now = int(time.time()) if now is None else now
     job.check_route()
@@ -121,4 +122,4 @@ def check_job(
             have=have,
             need=need,
         )
-    return jid
+    return jid, hops

@@ -75,7 +75,7 @@ class PaidAdmission(Admission):
             if self.ledger.get(job_id(job, self.view.chain_id, self.view.market)) is not None:
                 raise JobRejected("this job was already served", code="JobAlreadySubmitted")
             reserved = self._reserved[job.client]
-            jid = await asyncio.to_thread(
+            jid, hops = await asyncio.to_thread(
                 check_job,
                 job,
                 signature,
@@ -84,17 +84,10 @@ class PaidAdmission(Admission):
                 tokens=request.max_length,
                 reserved=reserved,
             )
-            hops = await asyncio.to_thread(lambda: [self.view.hop(a) for a in job.route])
-            pubkeys = await asyncio.to_thread(
-                lambda: [
-                    bytes.fromhex(self.view.chain.registry.get_node(a).pubkey[2:])
-                    for a in job.route
-                ]
-            )
             max_cost = job.max_tokens * route_price(job, hops)
             self._reserved[job.client] += max_cost
             self._sessions[request.session_id] = PaidSession(
-                job, jid, request.signature, request.hop_index, pubkeys, max_cost
+                job, jid, request.signature, request.hop_index, [h.pubkey for h in hops], max_cost
             )
         log.info("admitted job %s for session %s", jid, request.session_id)
 

@@ -73,7 +73,7 @@ class Settler:
     def _submit(self, job_id: str) -> None:
         entry = self.ledger.get(job_id)
         assert entry is not None
-        if time.time() - self._served_at(job_id) < self.submit_delay:
+        if time.time() - self.ledger.created_at(job_id) < self.submit_delay:
             return
         if self._follow(job_id):  # already on-chain: sent before a crash
             return
@@ -141,6 +141,3 @@ class Settler:
         )
         mine = [e["args"] for e in events if e["args"]["node"] == self.account.address]
         return sum(a["amount"] for a in mine), sum(a["reward"] for a in mine)
-
-    def _served_at(self, job_id: str) -> float:
-        return self.ledger.created_at(job_id)
