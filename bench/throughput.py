@@ -3,7 +3,9 @@
 Prints one table: tokens/s and time to first token for the baseline and for routes of 1, 2
 and 3 local node processes; the per-hop overhead; the per-token latency with an injected
 one-way link delay against the limit of a pushed pipeline, (hops + 1) x delay + compute;
-and node start-to-ready with imported shards.
+node start-to-ready with imported shards; and the same 3-node route as paid jobs (a signed
+job per answer, receipts per hop and step, settlement on a local chain) against the unpaid
+path in the same rounds.
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/throughput.py [--tokens 64] [--delay-ms 20]
 """
@@ -19,13 +21,17 @@ import urllib.request
 
 import torch
 
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.client.generate import TextGenerator
+from sharedllm.localnet import LocalNetwork
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes, start_node
 
 PROMPT = "Tell me a short story about a robot who learns to paint."
 ROUTES = {1: ["0:30"], 2: ["0:15", "15:30"], 3: ["0:10", "10:20", "20:30"]}
+ROUTE_SPANS = [(0, 10), (10, 20), (20, 30)]
 
 
 class Baseline:
@@ -75,10 +81,12 @@ class Baseline:
 
 
 async def network(
-    cm: ClientModel, urls: list[str], tokens: int, delay_ms: float = 0.0
+    cm: ClientModel, urls: list[str] | None, tokens: int, delay_ms: float = 0.0, payer=None
 ) -> tuple[float, float]:
-    """(time to first token in s, steady tokens/s) through the nodes at ``urls``."""
-    async with TextGenerator(urls, client_model=cm, link_delay_ms=delay_ms) as gen:
+    """(time to first token in s, steady tokens/s) through the nodes at ``urls``, or through
+    the registry's nodes as paid jobs when a ``payer`` is given."""
+    nodes = urls if payer is None else payer.directory
+    async with TextGenerator(nodes, client_model=cm, link_delay_ms=delay_ms, payer=payer) as gen:
         ids = cm.prompt_ids(PROMPT)
         began = time.perf_counter()
         stamps = []
@@ -131,7 +139,15 @@ def main() -> None:
 
     all_spans = [s for spans in ROUTES.values() for s in spans]
     runs: dict[object, list[tuple[float, float]]] = {"base": []}
-    with local_nodes(all_spans, *threads) as started:
+    with (
+        local_nodes(all_spans, *threads) as started,
+        LocalNetwork(ROUTE_SPANS, node_args=threads) as paid_net,
+    ):
+        client = dev_account(4)
+        paid_net.chain.market.deposit(client, 100 * WEI_PER_SHARE, paid_net.chain.token)
+        payer = paid_net.payer(client)
+        asyncio.run(network(cm, None, 4, payer=payer))  # warm-up
+        runs["paid"] = []
         ready = [n.ready_s for n in started]
         by_span = {f"{n.span[0]}:{n.span[1]}": n.url for n in started}
         urls = {hops: [by_span[s] for s in spans] for hops, spans in ROUTES.items()}
@@ -142,6 +158,7 @@ def main() -> None:
             runs["base"].append(base.run(args.tokens))
             for hops in ROUTES:
                 runs[hops].append(asyncio.run(network(cm, urls[hops], args.tokens)))
+            runs["paid"].append(asyncio.run(network(cm, None, args.tokens, payer=payer)))
         span_ms = {hops: sum(node_ms(u) for u in urls[hops]) for hops in ROUTES}
     own_ms = client_ms(cm)
 
@@ -163,6 +180,14 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, rate, first, ratio in rows:
         print(f"| {name} | {rate:.1f} | {first * 1000:.0f} | {ratio:.2f} |")
+
+    paid_rate = best(runs["paid"])[1]
+    print("\nPaid jobs against the unpaid path, 3 nodes (0:10, 10:20, 20:30), same rounds:\n")
+    print("| run | tokens/s | ratio to unpaid |")
+    print("|---|---:|---:|")
+    print(f"| unpaid | {rows[3][1]:.1f} | 1.00 |")
+    print(f"| paid (signed job, receipts, settlement) | {paid_rate:.1f} | "
+          f"{paid_rate / rows[3][1]:.2f} |")  # fmt: skip
 
     print(f"\nPer-token time split (client head+sampling+embedding: {own_ms:.1f} ms):\n")
     print("| hops | ms/token | vs baseline (ms) | node compute (ms) | overhead per hop (ms) |")
