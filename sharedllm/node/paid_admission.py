@@ -63,9 +63,10 @@ class PaidAdmission(Admission):
             )
         job = Job.from_json(request.job)
         signature = _hex_bytes(request.signature, "signature")
-        if job.route[request.hop_index] != self.address or [
-            (h.start, h.end) for h in request.route
-        ] != list(zip(job.span_starts, job.span_ends, strict=True)):
+        spans = [(h.start, h.end) for h in request.route]
+        if spans != list(zip(job.span_starts, job.span_ends, strict=True)) or (
+            job.route[request.hop_index] != self.address
+        ):
             raise JobRejected(
                 "the session's route does not match the job's route", code="InvalidRoute"
             )
@@ -90,9 +91,6 @@ class PaidAdmission(Admission):
                 job, jid, request.signature, request.hop_index, [h.pubkey for h in hops], max_cost
             )
         log.info("admitted job %s for session %s", jid, request.session_id)
-
-    def paid(self, session_id: str) -> PaidSession | None:
-        return self._sessions.get(session_id)
 
     def receipts(
         self,
