@@ -21,9 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Node.js toolchain: Hardhat 3 (on node@22 from npm), solc, OpenZeppelin, anvil.
+# `npm install` follows the committed lock; `npm ci` would refuse it, because the lock lists
+# only this platform's optional binaries (anvil's, EDR's).
 node_modules/.installed: package.json package-lock.json
-	# `npm install` with the committed lock: `npm ci` refuses a lock that lacks other
-	# platforms' optional binaries, which the registry mirror here does not list.
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
