@@ -12,23 +12,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
-from web3.exceptions import Web3Exception
+from typing import TYPE_CHECKING, Any
 
 from sharedllm import paths
-from sharedllm.chain.accounts import (
-    dev_account,
-    keystore_address,
-    load_keystore,
-    read_password,
-    require_dev_chain,
-)
-from sharedllm.chain.connection import Chain, connect
-from sharedllm.chain.deployment import Deployment
 from sharedllm.errors import ChainError, ConfigError, KeystoreError, ProtocolError
-from sharedllm.protocol.types import parse_address
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from sharedllm.chain.connection import Chain
+
+# web3 and eth-account are imported by the functions that use them, not here: every
+# command's parser is built from these options, and those imports cost seconds.
 
 AMOUNT_HELP = 'in SHARE, decimals allowed ("150", "0.5")'
 
@@ -61,6 +56,9 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
 
 
 def open_chain(args: argparse.Namespace) -> Chain:
+    from sharedllm.chain.connection import connect
+    from sharedllm.chain.deployment import Deployment
+
     deployment = Deployment.load(args.deployment)
     rpc_url = (
         args.rpc_url
@@ -72,6 +70,13 @@ def open_chain(args: argparse.Namespace) -> Chain:
 
 
 def signer(args: argparse.Namespace, chain: Chain) -> LocalAccount:
+    from sharedllm.chain.accounts import (
+        dev_account,
+        load_keystore,
+        read_password,
+        require_dev_chain,
+    )
+
     if args.dev_account is not None:
         try:
             index = int(args.dev_account)
@@ -88,6 +93,9 @@ def signer(args: argparse.Namespace, chain: Chain) -> LocalAccount:
 
 def address_of(args: argparse.Namespace, chain: Chain) -> str:
     """The address a read-only command reports on: ``--address`` or the signer's."""
+    from sharedllm.chain.accounts import keystore_address
+    from sharedllm.protocol.types import parse_address
+
     if getattr(args, "address", None):
         try:
             return parse_address(args.address, "--address")
@@ -114,6 +122,8 @@ def chain_command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[..
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int | None:
+        from web3.exceptions import Web3Exception
+
         try:
             return fn(args)
         except (OSError, Web3Exception) as exc:

@@ -43,6 +43,10 @@ DEVNET_PARAMS = MarketParams(
     min_stake=100 * WEI_PER_SHARE,
     unbonding_delay=60,
 )
+# anvil mines only on transactions by default. Verifiers draw their randomness from the block
+# after a job's commitment, and a quiet chain's clock must move for challenge windows to end,
+# so the devnet also mines a block every second (automine stays on for transactions).
+DEFAULT_BLOCK_TIME_S = 1
 DEV_FUNDING = 10_000 * WEI_PER_SHARE
 REWARD_POOL_FUNDING = 10_000 * WEI_PER_SHARE
 
@@ -103,13 +107,16 @@ class Devnet:
         deployment_path: Path | None = None,
         fund: bool = True,
         anvil_args: tuple[str, ...] = (),
+        block_time: int | None = DEFAULT_BLOCK_TIME_S,
     ) -> None:
+        """``block_time`` None keeps anvil's mine-on-transaction behaviour only."""
         self.port = port or free_port()
         self.rpc_url = f"http://127.0.0.1:{self.port}"
         self.params = params
         self.deployment_path = deployment_path
         self.fund = fund
         self.anvil_args = anvil_args
+        self.block_time = block_time
         self.deployment: Deployment | None = None
         self._process: subprocess.Popen[bytes] | None = None
         # Lives as long as the devnet: anvil writes to it until stop().
@@ -147,6 +154,7 @@ class Devnet:
             "--mnemonic", DEV_MNEMONIC,
             "--accounts", str(DEV_ACCOUNT_COUNT),
             "--chain-id", "31337",
+            *self._mining_args(),
             *self.anvil_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(
@@ -169,6 +177,11 @@ class Devnet:
                 if time.monotonic() > deadline:
                     raise ChainError(f"anvil did not answer within {START_TIMEOUT_S} s") from None
                 time.sleep(0.1)
+
+    def _mining_args(self) -> list[str]:
+        if self.block_time is None:
+            return []
+        return ["--block-time", str(self.block_time), "--mixed-mining"]
 
     def deploy_contracts(self) -> Deployment:
         w3 = web3_for(self.rpc_url)

@@ -7,7 +7,6 @@ Prices are typed in SHARE per generated token per layer served, decimals allowed
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from sharedllm.chain.amounts import format_share, parse_positive_share, parse_share
 from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
@@ -180,18 +179,3 @@ def _report(
         lines.append(f"unbonding until {node.unbonding_at} (about {left} s)")
     lines.append(f"wallet:   {format_share(wallet)} SHARE")
     emit(args, data, lines)
-
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", help="URL where clients reach this node")
-    parser.add_argument("--pubkey", help="ed25519 public key, 0x + 64 hex")
-    parser.add_argument(
-        "--node-key",
-        type=Path,
-        help="ed25519 key file (created if missing; default ~/.sharedllm/nodes/node.ed25519)",
-    )
-    parser.add_argument(
-        "--model-id", help="model id, 0x + 64 hex (default: the local model store's default)"
-    )
-    parser.add_argument("--layers", help="span of layers served, START:END (half-open)")
-    parser.add_argument("--price", help="SHARE per generated token per layer, decimals allowed")

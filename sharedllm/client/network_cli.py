@@ -15,7 +15,6 @@ from sharedllm.chain.cli_common import (
     open_chain,
 )
 from sharedllm.errors import ConfigError, ProtocolError
-from sharedllm.protocol.types import parse_model_id
 
 MAX_PROBE_TIMEOUT_S = 60.0
 
@@ -87,6 +86,8 @@ def _model(text: str | None) -> str | None:
     if text is None:
         return None
     try:
+        from sharedllm.protocol.types import parse_model_id
+
         return parse_model_id(text.strip().lower(), "--model")
     except ProtocolError as exc:  # the option, not a peer, was wrong
         raise ConfigError(exc.message, field="model") from None
