@@ -41,12 +41,19 @@ def sharedllm_main(argv: Sequence[str] | None = None) -> int:
     from sharedllm.chain import cli as chain_cli
     from sharedllm.client import cli as client_cli
     from sharedllm.client import network_cli
+    from sharedllm.gateway import cli as gateway_cli
     from sharedllm.model import cli as model_cli
 
     parser = _build(
         "sharedllm",
         "Use the SharedLLM network: run a devnet, manage models, pay for and run generations.",
-        [chain_cli.register_client, model_cli.register, client_cli.register, network_cli.register],
+        [
+            chain_cli.register_client,
+            model_cli.register,
+            client_cli.register,
+            network_cli.register,
+            gateway_cli.register,
+        ],
     )
     return _run(parser, argv)
 

@@ -111,3 +111,24 @@ class RouteError(SharedLLMError):
 
     code = "NO_ROUTE"
     http_status = 503
+
+
+class VerifierError(SharedLLMError):
+    """A verifier could not check a job: a transcript it needs is missing, refused or corrupt."""
+
+    code = "VERIFIER"
+    http_status = 502
+
+
+class AccessError(SharedLLMError):
+    """A request without a valid credential (a missing, unknown or revoked API key)."""
+
+    code = "INVALID_API_KEY"
+    http_status = 401
+
+
+class BudgetError(SharedLLMError):
+    """A request whose worst-case cost does not fit what its API key has left to spend."""
+
+    code = "BUDGET_EXCEEDED"
+    http_status = 429

@@ -1,0 +1,235 @@
+"""The gateway through the official ``openai`` client: real anvil, three real paid node
+processes, the real model and a real ``sharedllm serve`` process."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
+
+pytestmark = [pytest.mark.chain, pytest.mark.model]
+
+QUESTION = "What is the capital of France?"
+MAX_TOKENS = 12
+SUBMIT_S = 60
+
+
+def client(served, key: str = "main") -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=served.gateway.api_base, api_key=served.secrets.get(key, key), max_retries=0
+    )
+
+
+def wait_submitted(served, job_ids: list[str]) -> list[dict]:
+    """The jobs' on-chain records once their last hops have submitted them."""
+    market = served.net.chain.market
+    deadline = time.monotonic() + SUBMIT_S
+    records = []
+    for job_id in job_ids:
+        while (record := market.get_job(job_id)).status == "None":
+            assert time.monotonic() < deadline, f"job {job_id} was never submitted"
+            time.sleep(0.3)
+        records.append(record.fields)
+    return records
+
+
+def job_ids(extension: dict) -> list[str]:
+    return [job["job_id"] for job in extension["jobs"]]
+
+
+def test_models_lists_the_model_id_and_a_friendly_alias(served) -> None:
+    ids = {m.id for m in client(served).models.list()}
+    assert ids == {"smollm2-135m-instruct", served.net.manifest.model_id}
+
+
+def test_a_chat_answer_is_paid_by_the_operator_and_charged_to_the_key(served) -> None:
+    market = served.net.chain.market
+    escrow_before = market.escrow_of(served.operator)
+    spent_before = served.keys.get("main").spent
+
+    reply = client(served).chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=MAX_TOKENS,
+        temperature=0,
+    )
+    text = reply.choices[0].message.content
+    assert "Paris" in text
+    assert reply.usage.completion_tokens <= MAX_TOKENS
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    ext = reply.model_extra["sharedllm"]
+    cost = int(ext["cost_wei"])
+    assert cost > 0 and cost == sum(int(j["cost_wei"]) for j in ext["jobs"])
+    assert [h["span"] for h in ext["jobs"][0]["route"]] == [[0, 10], [10, 20], [20, 30]]
+
+    records = wait_submitted(served, job_ids(ext))
+    assert sum(r["cost"] for r in records) == cost
+    assert market.escrow_of(served.operator) == escrow_before - cost
+    key = served.keys.get("main")
+    assert key.spent == spent_before + cost and key.reserved == 0
+
+
+def test_streamed_text_equals_the_plain_answer_and_the_network_client(served) -> None:
+    messages = [{"role": "user", "content": QUESTION}]
+    api = client(served)
+    plain = api.chat.completions.create(
+        model="smollm2-135m-instruct", messages=messages, max_tokens=MAX_TOKENS, temperature=0
+    )
+    chunks = list(
+        api.chat.completions.create(
+            model=served.net.manifest.model_id,
+            messages=messages,
+            max_tokens=MAX_TOKENS,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    assert streamed == plain.choices[0].message.content
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finish[-1] == plain.choices[0].finish_reason and set(finish[:-1]) == {None}
+    last = chunks[-1]
+    assert last.choices == [] and last.usage.completion_tokens == plain.usage.completion_tokens
+    assert int(last.model_extra["sharedllm"]["cost_wei"]) > 0
+
+    served.net.chain.market.deposit(dev_account(4), 1 * WEI_PER_SHARE, served.net.chain.token)
+    direct, _ = served.net.generate(QUESTION, dev_account(4), max_tokens=MAX_TOKENS)
+    assert streamed == direct
+    wait_submitted(served, job_ids(plain.model_extra["sharedllm"]))
+    wait_submitted(served, job_ids(last.model_extra["sharedllm"]))
+
+
+def test_a_text_completion_has_no_chat_template(served) -> None:
+    prompt = "The capital of France is"
+    reply = client(served).completions.create(
+        model="smollm2-135m-instruct", prompt=prompt, max_tokens=8, temperature=0
+    )
+    direct, _ = served.net.generate(prompt, dev_account(4), max_tokens=8, chat_template=False)
+    assert reply.choices[0].text == direct
+    assert reply.usage.completion_tokens == 8 and reply.choices[0].finish_reason == "length"
+    wait_submitted(served, job_ids(reply.model_extra["sharedllm"]))
+
+
+def test_a_stop_string_ends_the_answer_before_it(served) -> None:
+    reply = client(served).chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=MAX_TOKENS,
+        temperature=0,
+        stop=["Paris"],
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    assert "Paris" not in reply.choices[0].message.content
+    wait_submitted(served, job_ids(reply.model_extra["sharedllm"]))
+
+
+def test_an_unknown_key_is_refused(served) -> None:
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client(served, "sk-sharedllm-000000000000-not-a-real-key-at-all").models.list()
+    assert refused.value.status_code == 401
+
+
+def test_a_key_past_its_budget_is_refused_and_nothing_moves(served) -> None:
+    market = served.net.chain.market
+    escrow = market.escrow_of(served.operator)
+    submitted = len(market.submitted_jobs())
+    with pytest.raises(openai.RateLimitError) as refused:
+        client(served, "poor").chat.completions.create(
+            model="smollm2-135m-instruct",
+            messages=[{"role": "user", "content": QUESTION}],
+            max_tokens=MAX_TOKENS,
+        )
+    assert refused.value.code == "BUDGET_EXCEEDED"
+    assert "budget" in refused.value.message
+    time.sleep(2)  # a signed job would be submitted within this
+    assert market.escrow_of(served.operator) == escrow
+    assert len(market.submitted_jobs()) == submitted
+    poor = served.keys.get("poor")
+    assert (poor.spent, poor.reserved) == (0, 0)
+
+
+def test_an_unknown_model_is_not_found(served) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        client(served).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+    assert missing.value.code == "model_not_found"
+    assert "smollm2-135m-instruct" in missing.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("temperature", "hot"), ("max_tokens", 0), ("n", 2), ("stop", [1])],
+)
+def test_a_bad_field_is_a_bad_request_naming_it(served, field: str, value: object) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        client(served).chat.completions.create(
+            model="smollm2-135m-instruct",
+            messages=[{"role": "user", "content": QUESTION}],
+            **{"max_tokens": 4, field: value},
+        )
+    assert bad.value.param == field
+    assert field in bad.value.message
+
+
+def test_a_client_leaving_mid_stream_pays_only_for_what_was_served(served, client_model) -> None:
+    market = served.net.chain.market
+    before = {j["jobHash"] for j in market.submitted_jobs()}
+    spent = served.keys.get("main").spent
+    max_tokens = 64
+    messages = [{"role": "user", "content": "Write a long story about a lighthouse."}]
+    stream = client(served).chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=0,
+        stream=True,
+    )
+    for i, _ in enumerate(stream):
+        if i == 3:
+            break
+    stream.close()
+
+    deadline = time.monotonic() + SUBMIT_S
+    while not (new := [j for j in market.submitted_jobs() if j["jobHash"] not in before]):
+        assert time.monotonic() < deadline, "the abandoned job was never submitted"
+        time.sleep(0.3)
+    (job,) = new
+    record = market.get_job(job["jobHash"]).fields
+    while served.keys.get("main").reserved:
+        assert time.monotonic() < deadline, "the reservation was never settled"
+        time.sleep(0.2)
+    assert served.keys.get("main").spent == spent + record["cost"]
+    # Generation stopped when the client left, far short of the prompt plus max_tokens.
+    assert record["tokensServed"] < len(client_model.chat_ids(messages)) + max_tokens // 2
+    assert client(served).models.list()  # the gateway carries on
+
+
+def test_concurrent_requests_each_get_their_own_answer(served) -> None:
+    questions = [QUESTION, "What is 2 + 2?"]
+    api = client(served)
+
+    def ask(question: str):
+        return api.chat.completions.create(
+            model="smollm2-135m-instruct",
+            messages=[{"role": "user", "content": question}],
+            max_tokens=8,
+            temperature=0,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(ask, questions))
+    alone = [ask(q) for q in questions]
+    assert [r.choices[0].message.content for r in together] == [
+        r.choices[0].message.content for r in alone
+    ]
+    ids = {j for r in together + alone for j in job_ids(r.model_extra["sharedllm"])}
+    assert len(ids) == 4  # one job per request
+    wait_submitted(served, sorted(ids))
