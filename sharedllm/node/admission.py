@@ -6,7 +6,13 @@ checks the signed, prepaid job carried in the open request; the handlers do not 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from sharedllm.protocol.session_msgs import OpenSession
+
+if TYPE_CHECKING:  # sessions imports the span worker (torch); admission must stay light
+    from sharedllm.node.sessions import StepRecord
 
 
 class Admission:
@@ -28,9 +34,12 @@ class Admission:
         A free network keeps none."""
         return []
 
-    async def closed(self, request: OpenSession, tokens_served: int) -> None:
+    async def closed(
+        self, request: OpenSession, tokens_served: int, steps: Sequence[StepRecord] = ()
+    ) -> None:
         """Called once when the session ends, so a paid admission can settle the job.
-        ``tokens_served`` counts the positions the session computed."""
+        ``tokens_served`` counts the positions the session computed; ``steps`` is its
+        history, which a paid admission keeps as the job's transcript."""
 
 
 class AcceptAll(Admission):

@@ -19,17 +19,19 @@ from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middlewa
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
+from sharedllm.node.transcript_handlers import TranscriptAccess, add_transcript_routes
 from sharedllm.protocol.peer_http import PeerClient
 
 log = logging.getLogger("sharedllm.node")
 
 
-def build_app(state: NodeState) -> web.Application:
+def build_app(state: NodeState, transcripts: TranscriptAccess | None = None) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=state.config.client_max_size
     )
     app[STATE] = state
     add_routes(app)
+    add_transcript_routes(app, transcripts)
     return app
 
 
@@ -41,7 +43,7 @@ async def _reap(state: NodeState) -> None:
             session = await state.sessions.close(sid)
             if session is not None:
                 log.info("closed idle session %s", sid)
-                await state.admission.closed(session.request, session.position)
+                await state.admission.closed(session.request, session.position, session.steps)
 
 
 async def serve(
@@ -54,6 +56,7 @@ async def serve(
     started_at: float,
     admission: Admission | None = None,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
+    transcripts: TranscriptAccess | None = None,
 ) -> None:
     peers = PeerClient(link_delay_s=config.link_delay_s)
     try:
@@ -63,7 +66,7 @@ async def serve(
         state = NodeState(
             config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers
         )
-        runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+        runner = web.AppRunner(build_app(state, transcripts), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()

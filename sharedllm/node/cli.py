@@ -54,6 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: $SHAREDLLM_HOME/nodes/node.ed25519)",
     )  # fmt: skip
     paid.add_argument(
+        "--transcript-budget-mb",
+        type=int,
+        default=512,
+        help="disk kept for job transcripts until their jobs settle; a session whose "
+        "transcript might not fit is refused (default 512)",
+    )
+    paid.add_argument(
         "--submit-delay", type=float, default=0.0, help=argparse.SUPPRESS
     )  # test only: hold served jobs this long before submitting
     run.add_argument(
@@ -122,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     store = ModelStore(args.models_dir)
     span = parse_layers(args.layers)
-    admission, background = None, []
+    admission, background, transcripts = None, [], None
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
 
@@ -141,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             config, price=reg.price_per_token, public_key=reg.pubkey, address=reg.address
         )
         admission, background = node.admission, [node.settler.run]
+        transcripts = node.transcripts
     else:
         manifest = store.manifest(args.model)
     if span is None:
@@ -148,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     asyncio.run(
         serve(
             config, store, manifest, span[0], span[1], started_at=started,
-            admission=admission, background=background,
+            admission=admission, background=background, transcripts=transcripts,
         )
     )  # fmt: skip
     return 0

@@ -146,7 +146,11 @@ async def open_session(request: web.Request) -> web.Response:
             field=f"route[{req.hop_index}]",
         )
     await st.admission.admit(req)
-    session = st.sessions.open(req)
+    try:
+        session = st.sessions.open(req)
+    except SharedLLMError:
+        await st.admission.closed(req, 0)  # give back what admission reserved for it
+        raise
     return web.json_response(
         {
             "session_id": session.id,
@@ -170,7 +174,7 @@ async def close_session(request: web.Request) -> web.Response:
     st.sessions.get(sid)
     session = await st.sessions.close(sid)
     if session is not None:
-        await st.admission.closed(session.request, session.position)
+        await st.admission.closed(session.request, session.position, session.steps)
     return web.json_response({"session_id": sid, "closed": True})
 
 

@@ -4,7 +4,9 @@ Opening a session runs the JobMarket's own checks (``job_checks``) against the c
 the session runs, every step this hop computes gets a receipt signed with the node's ed25519
 key; receipts from earlier hops arrive with the input and are checked against the keys the
 registry holds, so a hop never builds on a broken chain. When the session closes the job and
-its receipts go to the ledger, and the last hop's settler submits the commitment.
+its receipts go to the ledger, and the last hop's settler submits the commitment. The
+session's inputs, outputs and receipts are kept on disk as the job's transcript, written
+before the ledger row so that every job the ledger knows has one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from nacl.signing import SigningKey
@@ -23,10 +27,16 @@ from sharedllm.node.chain_view import ChainJobView
 from sharedllm.node.job_checks import check_job, route_price
 from sharedllm.node.ledger import Ledger
 from sharedllm.node.settlement import Settler
+from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol.job import Job, job_id
 from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
 from sharedllm.protocol.session_msgs import OpenSession
 from sharedllm.protocol.topk import encode_topk
+from sharedllm.protocol.transcript_format import Transcript
+from sharedllm.protocol.types import JobId
+
+if TYPE_CHECKING:  # sessions imports the span worker; this module only names its records
+    from sharedllm.node.sessions import StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +54,20 @@ class PaidSession:
 
 class PaidAdmission(Admission):
     def __init__(
-        self, view: ChainJobView, address: str, key: SigningKey, ledger: Ledger, settler: Settler
+        self,
+        view: ChainJobView,
+        address: str,
+        key: SigningKey,
+        ledger: Ledger,
+        settler: Settler,
+        transcripts: TranscriptStore,
     ) -> None:
         self.view = view
         self.address = address
         self.key = key
         self.ledger = ledger
         self.settler = settler
+        self.transcripts = transcripts
         self._sessions: dict[str, PaidSession] = {}
         self._reserved: dict[str, int] = defaultdict(int)  # client -> max cost of open jobs
         self._lock = asyncio.Lock()
@@ -85,6 +102,7 @@ class PaidAdmission(Admission):
                 tokens=request.max_length,
                 reserved=reserved,
             )
+            self.transcripts.reserve(request.session_id, request.max_length, request.hop_index)
             max_cost = job.max_tokens * route_price(job, hops)
             self._reserved[job.client] += max_cost
             self._sessions[request.session_id] = PaidSession(
@@ -134,15 +152,21 @@ class PaidAdmission(Admission):
         paid.receipts[step] = chain
         return [r.to_hex() for r in chain]
 
-    async def closed(self, request: OpenSession, tokens_served: int) -> None:
+    async def closed(
+        self, request: OpenSession, tokens_served: int, steps: Sequence[StepRecord] = ()
+    ) -> None:
         paid = self._sessions.pop(request.session_id, None)
         if paid is None:
             return
         async with self._lock:
             self._reserved[paid.job.client] -= paid.max_cost
-        receipts = [r for step in sorted(paid.receipts) for r in paid.receipts[step]]
-        if tokens_served == 0 or not receipts:
-            return
+        try:
+            receipts = [r for step in sorted(paid.receipts) for r in paid.receipts[step]]
+            if tokens_served == 0 or not receipts or not steps:
+                return
+            await asyncio.to_thread(self.transcripts.write, self._transcript(paid, steps, receipts))
+        finally:
+            self.transcripts.release(request.session_id)
         hops = len(paid.job.route)
         self.ledger.record_served(
             paid.job_id,
@@ -155,6 +179,19 @@ class PaidAdmission(Admission):
             [(r.step, r.hop, r.to_hex()) for r in receipts],
         )
         self.settler.poke()
+
+    def _transcript(
+        self, paid: PaidSession, steps: Sequence[StepRecord], receipts: list[Receipt]
+    ) -> Transcript:
+        return Transcript(
+            JobId(paid.job_id),
+            paid.hop,
+            self.transcripts.hidden_size,
+            tuple(s.length for s in steps),
+            b"".join(s.input for s in steps),
+            b"".join(s.output for s in steps),
+            tuple(receipts),
+        )
 
 
 def _hex_bytes(value: str, field: str) -> bytes:

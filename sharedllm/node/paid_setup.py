@@ -15,10 +15,13 @@ from sharedllm.chain.cli_common import open_chain, signer
 from sharedllm.chain.node_keys import default_node_key_path, load_node_key, public_key_bytes32
 from sharedllm.chain.registry import NodeInfo
 from sharedllm.errors import ConfigError
+from sharedllm.model.store import ModelStore
 from sharedllm.node.chain_view import ChainJobView
 from sharedllm.node.ledger import Ledger
 from sharedllm.node.paid_admission import PaidAdmission
 from sharedllm.node.settlement import Settler
+from sharedllm.node.transcript_handlers import TranscriptAccess
+from sharedllm.node.transcripts import TranscriptStore
 
 
 @dataclass
@@ -26,6 +29,7 @@ class PaidNode:
     admission: PaidAdmission
     settler: Settler
     registered: NodeInfo
+    transcripts: TranscriptAccess
 
 
 def paid_node(args: argparse.Namespace) -> PaidNode:
@@ -48,10 +52,16 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
             "pass the --node-key used at stake time, or `sharedllm-node update --node-key`",
             field="node_key",
         )
-    ledger = Ledger(paths.nodes_dir() / account.address / "ledger.db")
-    settler = Settler(chain, account, ledger, submit_delay=args.submit_delay)
-    admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler)
-    return PaidNode(admission, settler, registered)
+    state = paths.nodes_dir() / account.address
+    ledger = Ledger(state / "ledger.db")
+    hidden = ModelStore(args.models_dir).manifest(registered.model_id).hidden_size
+    store = TranscriptStore(state / "transcripts", args.transcript_budget_mb << 20, hidden)
+    settler = Settler(chain, account, ledger, submit_delay=args.submit_delay, transcripts=store)
+    admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler, store)
+    access = TranscriptAccess(
+        store, chain.chain_id, chain.market.address, account.address, chain.market.is_verifier
+    )
+    return PaidNode(admission, settler, registered, access)
 
 
 def check_span(registered: NodeInfo, layers: tuple[int, int] | None) -> tuple[int, int]:

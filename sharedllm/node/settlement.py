@@ -8,7 +8,8 @@ can die at any point and, once restarted, neither submits a job twice nor forget
 - recorded                → ledger ``submitted``                   → wait, then finalize.
 
 Only the route's last hop submits (it holds every hop's receipts); any hop may finalize,
-and every hop follows its jobs to record what it was paid.
+and every hop follows its jobs to record what it was paid, then deletes the transcripts of
+jobs that can no longer be challenged (``transcript_pruning``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from eth_account.signers.local import LocalAccount
 from sharedllm.chain.connection import Chain
 from sharedllm.errors import ContractRevert, SharedLLMError
 from sharedllm.node.ledger import CHALLENGED, FINALIZED, REFUSED, SERVED, SUBMITTED, Ledger
+from sharedllm.node.transcript_pruning import prune
+from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol.job import Job
 
 log = logging.getLogger(__name__)
@@ -36,11 +39,18 @@ _FINALIZE_GAS = 60_000  # per hop, plus one for the job itself; measured ~40k pe
 
 class Settler:
     def __init__(
-        self, chain: Chain, account: LocalAccount, ledger: Ledger, *, submit_delay: float = 0.0
+        self,
+        chain: Chain,
+        account: LocalAccount,
+        ledger: Ledger,
+        *,
+        submit_delay: float = 0.0,
+        transcripts: TranscriptStore | None = None,
     ) -> None:
         self.chain = chain
         self.account = account
         self.ledger = ledger
+        self.transcripts = transcripts
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
         self._wake = asyncio.Event()
@@ -69,6 +79,13 @@ class Settler:
                 self._follow(job.job_id)
         for job in list(self.ledger.with_status(SUBMITTED)):
             self._follow(job.job_id)
+        if self.transcripts is not None:
+            prune(
+                self.transcripts,
+                self.ledger,
+                lambda job_id: self.chain.market.get_job(job_id).status,
+                self.window,
+            )
 
     def _submit(self, job_id: str) -> None:
         entry = self.ledger.get(job_id)

@@ -25,11 +25,16 @@ from sharedllm.verifier.tolerance import TolerancePolicy, Verdict
 @dataclass(frozen=True)
 class HopTranscript:
     """One hop's work on one job: per step, the input it received and the output it sent,
-    each [T_step, hidden] float32, in step order; and the receipts it signed, if any."""
+    each [T_step, hidden] float32, in step order; and the receipts it signed, if any.
+
+    ``chains`` is every receipt the hop held (hops 0..this, each step, in (step, hop)
+    order), when the transcript came from a node: the upstream ones show what it was fed,
+    and the last hop's chains are the job's whole commitment."""
 
     inputs: tuple[np.ndarray, ...]
     outputs: tuple[np.ndarray, ...]
     receipts: tuple[Receipt, ...] = field(default=())
+    chains: tuple[Receipt, ...] = field(default=())
 
     @classmethod
     def from_arrays(
