@@ -1,9 +1,10 @@
 """The end-to-end demo (``python -m sharedllm.demo``, what ``make demo`` runs).
 
 A readable sequence of steps: start a devnet, stake three nodes that split the model's 30
-layers and start them as real processes, let a client deposit and ask a paid question, show
-the answer, its route, cost and on-chain commitment, wait out the challenge window, and show
-who was paid. Everything it started is stopped before it exits.
+layers and start them as real processes, start a verifier that checks every job, let a client
+deposit and ask a paid question, show the answer, its route, cost and on-chain commitment,
+show the verifier's verdict, wait out the challenge window, and show who was paid.
+Everything it started is stopped before it exits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sharedllm.localnet import LocalNetwork
 PROMPT = "What is the capital of France?"
 CLIENT_DEPOSIT = 10 * WEI_PER_SHARE
 SETTLE_TIMEOUT_S = 120
+VERIFIER_PROBABILITY = 1.0  # the demo checks its one job, so the verdict is there to see
 
 
 def step(title: str) -> None:
@@ -64,7 +66,7 @@ def commitment_tx(chain: Chain, job_id: str) -> str:
 
 def main() -> int:
     step("start a devnet, stake three nodes and start them (layers 0:10, 10:20, 20:30)")
-    with LocalNetwork() as net:
+    with LocalNetwork(verifier_probability=VERIFIER_PROBABILITY) as net:
         chain = net.chain
         assert chain is not None
         print(f"  chain {chain.chain_id} at {net.devnet.rpc_url}; JobMarket {chain.market.address}")
@@ -76,6 +78,14 @@ def main() -> int:
                 f"stake {format_share(chain.registry.get_node(account.address).stake)} SHARE "
                 f"(ready in {node.ready_s:.1f} s)"
             )
+
+        verifier = net.verifier
+        assert verifier is not None
+        print(
+            f"  verifier {verifier.address} stake "
+            f"{format_share(chain.market.verifier_stake(verifier.address))} SHARE, "
+            f"checks {VERIFIER_PROBABILITY:.0%} of jobs"
+        )
 
         step("a client deposits into its escrow")
         client = dev_account(4)
@@ -103,7 +113,11 @@ def main() -> int:
         print(f"  commitment {record['commitment']} in tx {tx}")
         print(f"  locked {format_share(record['cost'])} SHARE until the challenge window ends")
 
-        step(f"after the {chain.market.params()['challengeWindow']} s challenge window: finalized")
+        step("the verifier re-runs every hop's span over its transcript and compares")
+        window = int(chain.market.params()["challengeWindow"])
+        print(f"  verdict: {verifier.verdict(paid.signed.job_id, timeout=window + 10)}")
+
+        step(f"after the {window} s challenge window: finalized")
         wait_for(chain, paid.signed.job_id, "Finalized")
         for event in chain.market.contract.events.HopPaid().get_logs(
             from_block=chain.deployment.deploy_block,

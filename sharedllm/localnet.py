@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,18 +27,23 @@ from eth_account.signers.local import LocalAccount
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain
-from sharedllm.chain.devnet import Devnet, free_port
+from sharedllm.chain.deployment import MarketParams
+from sharedllm.chain.devnet import DEVNET_PARAMS, Devnet, free_port
 from sharedllm.chain.node_keys import load_or_create_node_key, public_key_bytes32
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.client.generate import TextGenerator
 from sharedllm.client.job_book import JobBook
 from sharedllm.client.payer import PaidJob, Payer
+from sharedllm.client.planner import RoutePolicy
 from sharedllm.client.registry_directory import RegistryDirectory
+from sharedllm.errors import PeerError
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import LocalNode, _Starting
 
 NODE_STAKE = 150 * WEI_PER_SHARE
 NODE_PRICE = 10**12  # SHARE wei per token per layer
+VERIFIER_ACCOUNT = 9
+VERIFIER_READY_TIMEOUT_S = 120.0
 
 
 class LocalNetwork:
@@ -45,18 +55,27 @@ class LocalNetwork:
         node_accounts: Sequence[int] = (1, 2, 3),
         node_args: Sequence[str] = ("--threads", "1"),
         node_env: dict[str, str] | None = None,
+        node_envs: dict[int, dict[str, str]] | None = None,
+        params: MarketParams = DEVNET_PARAMS,
+        verifier_probability: float | None = None,
     ) -> None:
+        """``node_envs`` adds environment variables for single nodes, by index (a test's
+        cheater); ``verifier_probability`` starts a ``sharedllm-verifier run`` process with that
+        check probability once the nodes are up (see ``start_verifier``)."""
         self.spans = list(spans)
         self.prices = list(prices or [NODE_PRICE] * len(self.spans))
         self.account_indexes = list(node_accounts[: len(self.spans)])
         self.accounts = [dev_account(i) for i in self.account_indexes]
         self.node_args = list(node_args)
         self.node_env = dict(node_env or {})
+        self.node_envs = dict(node_envs or {})
         self.store = ModelStore()
         self.manifest = self.store.manifest()
         self._tmp = tempfile.TemporaryDirectory(prefix="sharedllm-net-")
         self.home = Path(self._tmp.name)
-        self.devnet = Devnet(deployment_path=self.home / "deployment.json")
+        self.devnet = Devnet(deployment_path=self.home / "deployment.json", params=params)
+        self.verifier_probability = verifier_probability
+        self.verifier: LocalVerifier | None = None
         self.chain: Chain | None = None
         self.ports: list[int] = []
         self.keys: list[Path] = []
@@ -69,7 +88,12 @@ class LocalNetwork:
             self.devnet.__enter__()
             self.chain = self.devnet.chain()
             self.stake_all()
+            if self.verifier_probability is not None:
+                # Started alongside the nodes: the spans it preloads are staked already.
+                self.start_verifier(self.verifier_probability, wait=False)
             self.start_all()
+            if self.verifier is not None:
+                self.verifier.wait_ready()
         except BaseException:
             self.close()
             raise
@@ -79,6 +103,8 @@ class LocalNetwork:
         self.close()
 
     def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.stop()
         for node in self.nodes:
             if node is not None:
                 node.stop()
@@ -127,7 +153,7 @@ class LocalNetwork:
         return _Starting(f"{start}:{end}", args, node_env)
 
     def start_all(self) -> None:
-        starting = [self._spawn(i) for i in range(len(self.spans))]
+        starting = [self._spawn(i, self.node_envs.get(i)) for i in range(len(self.spans))]
         for i, s in enumerate(starting):
             self.nodes[i] = s.wait()
 
@@ -142,6 +168,40 @@ class LocalNetwork:
     def ledger_path(self, i: int) -> Path:
         return self.home / f"node{i}" / "nodes" / self.accounts[i].address / "ledger.db"
 
+    # -- the verifier ----------------------------------------------------------------------
+
+    def start_verifier(
+        self,
+        probability: float = 1.0,
+        account: int = VERIFIER_ACCOUNT,
+        env: dict[str, str] | None = None,
+        extra: Sequence[str] = ("--threads", "1"),
+        wait: bool = True,
+    ) -> LocalVerifier:
+        """Start (or, after a crash, restart) the verifier process; it stakes the market's
+        minimum on its first start and keeps its ledger in this network's folder."""
+        if self.verifier is not None:
+            self.verifier.stop()
+        args = [
+            "run",
+            "--probability", str(probability),
+            "--models-dir", str(self.store.root),
+            "--deployment", str(self.devnet.deployment_path),
+            "--rpc-url", self.devnet.rpc_url,
+            "--dev-account", str(account),
+            "--poll-interval", "0.5",
+            *extra,
+        ]  # fmt: skip
+        home = {"SHAREDLLM_HOME": str(self.home / "verifier")}
+        self.verifier = LocalVerifier(args, {**home, **(env or {})}, dev_account(account).address)
+        if wait:
+            self.verifier.wait_ready()
+        return self.verifier
+
+    def verifier_ledger_path(self, account: int = VERIFIER_ACCOUNT) -> Path:
+        address = dev_account(account).address
+        return self.home / "verifier" / "verifiers" / address / "ledger.db"
+
     # -- clients ---------------------------------------------------------------------------
 
     def payer(self, client: LocalAccount) -> Payer:
@@ -150,15 +210,83 @@ class LocalNetwork:
         return Payer(self.chain, client, RegistryDirectory(self.chain), book)
 
     def generate(
-        self, prompt: str, client: LocalAccount, max_tokens: int = 32, **options: object
+        self,
+        prompt: str,
+        client: LocalAccount,
+        max_tokens: int = 32,
+        policy: RoutePolicy | None = None,
+        **options: object,
     ) -> tuple[str, list[PaidJob]]:
-        """Answer ``prompt`` as a paid job from ``client``'s escrow; (text, jobs paid)."""
+        """Answer ``prompt`` as a paid job from ``client``'s escrow; (text, jobs paid).
+        ``policy`` (e.g. a trust list of node URLs) steers the route."""
         payer = self.payer(client)
 
         async def run() -> str:
-            async with TextGenerator(payer.directory, payer=payer, store=self.store) as gen:
+            async with TextGenerator(
+                payer.directory, payer=payer, store=self.store, policy=policy
+            ) as gen:
                 pieces = [p async for p in gen.generate(prompt, max_tokens=max_tokens, **options)]
             return "".join(pieces)
 
         text = asyncio.run(run())
         return text, payer.jobs
+
+
+class LocalVerifier:
+    """A ``sharedllm-verifier run`` process; its output is kept and its verdict lines read."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str], address: str) -> None:
+        self.address = address
+        exe = Path(sys.executable).with_name("sharedllm-verifier")
+        entry = "from sharedllm.cli import sharedllm_verifier; sharedllm_verifier()"
+        command = [str(exe)] if exe.exists() else [sys.executable, "-c", entry]
+        self.process = subprocess.Popen(
+            [*command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("ready "):
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self) -> None:
+        self._ready.wait(VERIFIER_READY_TIMEOUT_S)
+        if not any(line.startswith("ready ") for line in self.lines):
+            self.stop()
+            tail = "\n".join(self.lines[-30:])
+            raise PeerError(f"the verifier did not become ready:\n{tail}")
+
+    def verdict(self, job_id: str, timeout: float = 60.0) -> str:
+        """The verifier's verdict line for ``job_id``, waiting for it if need be."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if line.startswith(f"verdict {job_id} "):
+                    return line.split(" ", 2)[2]
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise PeerError(f"no verdict for {job_id} (verifier output: {self.lines[-5:]})")
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)

@@ -37,6 +37,7 @@ def test_demo_answers_a_paid_prompt_and_settles_it(model_home: Path) -> None:
     assert job, out
     assert re.search(r"commitment 0x[0-9a-f]{64} in tx 0x[0-9a-f]{64}", out)
     assert out.count("paid 0x") == 3
+    assert "verdict: passed" in out
     assert "network stopped" in out
-    leftovers = _children_named(r"sharedllm-node run .*--deployment /tmp/sharedllm-net-")
+    leftovers = _children_named(r"sharedllm-(node|verifier) run .*--deployment /tmp/sharedllm-net-")
     assert leftovers == []

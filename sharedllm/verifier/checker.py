@@ -1,0 +1,170 @@
+"""Judge one job from its hops' transcripts: which hop, if any, must be challenged.
+
+Two kinds of fault, checked in this order because the first is cheap and makes the second
+meaningful:
+
+1. Bookkeeping. Every hop's receipts must be its own (signed with the key it registered),
+   one per step, and hash to the transcript's bytes. The submitter's receipt chains must
+   hash to the on-chain commitment (else the submitter is at fault), and every hop's
+   receipts must be the committed ones. Receipts chain: hop i's signed output is hop i+1's
+   signed input. A broken link is blamed on the upstream hop: the downstream hop checked
+   the upstream receipt before it signed its own (``PaidAdmission.receipts``), so a
+   mismatch now means the upstream hop presents a receipt other than the one it gave then,
+   which is what a cheater does when it re-signs honest outputs after the fact.
+2. Computation. Each hop's span is re-run over its recorded inputs as one prefill and
+   compared with its committed outputs (``recompute.check_hop``); the first failing hop in
+   route order is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sharedllm.errors import ProtocolError
+from sharedllm.model.span import SpanRunner
+from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
+from sharedllm.verifier.recompute import HopCheck, HopTranscript, check_hop
+from sharedllm.verifier.tolerance import TolerancePolicy
+
+
+@dataclass(frozen=True)
+class RouteHop:
+    """What the verifier knows of a hop from the chain: who, with which key, which layers."""
+
+    address: str
+    pubkey: bytes
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The hop to challenge and why; ``reason`` is a stable word kept in the evidence."""
+
+    hop: int
+    reason: str
+    step: int | None = None
+    position: int | None = None
+    score: float | None = None
+    detail: str = ""
+
+
+def check_bookkeeping(
+    job_id: str,
+    route: Sequence[RouteHop],
+    transcripts: Sequence[HopTranscript],
+    commitment: bytes,
+    submitter_hop: int,
+) -> Finding | None:
+    """The first hop whose receipts do not add up, or None if the paperwork is sound."""
+    job = bytes.fromhex(job_id.removeprefix("0x"))
+    for hop, (info, transcript) in enumerate(zip(route, transcripts, strict=True)):
+        finding = _own_receipts(job, hop, info, transcript)
+        if finding is not None:
+            return finding
+    finding = _against_commitment(route, transcripts, commitment, submitter_hop)
+    if finding is not None:
+        return finding
+    steps = {len(t.inputs) for t in transcripts}
+    if len(steps) == 1:
+        for step in range(steps.pop()):
+            for hop in range(len(route) - 1):
+                sent = transcripts[hop].receipts[step].output_hash
+                received = transcripts[hop + 1].receipts[step].input_hash
+                if sent != received:
+                    return Finding(
+                        hop, "receipt_chain", step,
+                        detail=f"hop {hop + 1} signed another input than hop {hop}'s output",
+                    )  # fmt: skip
+    receipts = [r for t in transcripts for r in t.receipts]
+    if job_commitment(receipts) != commitment:
+        return Finding(
+            submitter_hop,
+            "commitment",
+            detail="the on-chain commitment is not the hash of the hops' receipts",
+        )
+    return None
+
+
+def _against_commitment(
+    route: Sequence[RouteHop],
+    transcripts: Sequence[HopTranscript],
+    commitment: bytes,
+    submitter_hop: int,
+) -> Finding | None:
+    """With the submitter's receipt chains at hand, name the hop whose receipts are not the
+    committed ones (a re-signed transcript), or the submitter if the chains are not what it
+    committed. Without them (transcripts made in-process) the caller's union check decides."""
+    committed = transcripts[submitter_hop].chains
+    if not committed:
+        return None
+    if job_commitment(committed) != commitment:
+        return Finding(
+            submitter_hop,
+            "commitment",
+            detail="the on-chain commitment is not the hash of the submitter's receipts",
+        )
+    for hop in range(len(route)):
+        theirs = sorted((r for r in committed if r.hop == hop), key=lambda r: r.step)
+        if list(transcripts[hop].receipts) != theirs:
+            pairs = zip(transcripts[hop].receipts, theirs, strict=False)
+            step = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+            return Finding(
+                hop, "receipt_resigned", step,
+                detail="the transcript's receipts are not the ones committed on-chain",
+            )  # fmt: skip
+    return None
+
+
+def _own_receipts(job: bytes, hop: int, info: RouteHop, t: HopTranscript) -> Finding | None:
+    if len(t.receipts) != len(t.inputs):
+        return Finding(
+            hop, "receipt_missing", detail=f"{len(t.receipts)} receipts for {len(t.inputs)} steps"
+        )
+    for step, receipt in enumerate(t.receipts):
+        if receipt.job_id != job or receipt.hop != hop or receipt.step != step:
+            return Finding(hop, "receipt_mismatch", step, detail="receipt for another job/hop/step")
+        try:
+            receipt.verify(info.pubkey)
+        except ProtocolError:
+            return Finding(hop, "receipt_signature", step, detail="not signed by the hop's key")
+        if not _hashes_match(receipt, t, step):
+            return Finding(hop, "receipt", step, detail="transcript bytes differ from the receipt")
+    return None
+
+
+def _hashes_match(receipt: Receipt, t: HopTranscript, step: int) -> bool:
+    got_in = tensor_hash(t.inputs[step].astype("<f4").tobytes())
+    got_out = tensor_hash(t.outputs[step].astype("<f4").tobytes())
+    return got_in == receipt.input_hash and got_out == receipt.output_hash
+
+
+def check_computation(
+    runners: Sequence[SpanRunner],
+    transcripts: Sequence[HopTranscript],
+    policy: TolerancePolicy,
+    before_hop: Callable[[int], None] | None = None,
+    on_check: Callable[[int, HopCheck], None] | None = None,
+) -> Finding | None:
+    """Recompute hop after hop; the first failing hop, or None if every hop passes.
+
+    ``before_hop`` may raise to stop early (the challenge window is closing); ``on_check``
+    sees every hop's result, for the ledger.
+    """
+    for hop, (runner, transcript) in enumerate(zip(runners, transcripts, strict=True)):
+        if before_hop is not None:
+            before_hop(hop)
+        try:
+            result = check_hop(runner, transcript, policy)
+        except ProtocolError as exc:  # e.g. a receipt naming a step the transcript lacks
+            return Finding(hop, "malformed", detail=exc.message)
+        if on_check is not None:
+            on_check(hop, result)
+        verdict = result.verdict
+        if not verdict.ok:
+            return Finding(
+                hop, verdict.reason or "output", verdict.step, verdict.position, verdict.score,
+                detail=verdict.describe(),
+            )  # fmt: skip
+    return None

@@ -1,0 +1,73 @@
+"""A verifier killed mid-check and restarted neither challenges twice nor skips the job.
+
+Three real node processes, the middle one skipping a layer on every step; the verifier
+process is made to die (exit 9) at a chosen point by SHAREDLLM_TEST_VERIFIER_CRASH.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.devnet import DEVNET_PARAMS
+from sharedllm.localnet import LocalNetwork
+from sharedllm.verifier.ledger import CHALLENGED, VerifierLedger
+from sharedllm.verifier.service import CRASH_ENV
+
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.slow]
+
+PROMPT = "What is the capital of France?"
+TOKENS = 4
+# Long enough for a restarted verifier (imports, model load) to still be inside the window.
+PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=30)
+
+
+@pytest.fixture(scope="module")
+def net(model_home):
+    with LocalNetwork(node_envs={1: {"SHAREDLLM_TEST_CHEAT": "skip_layer"}}, params=PARAMS) as n:
+        n.chain.market.deposit(dev_account(4), 5 * WEI_PER_SHARE, n.chain.token)
+        yield n
+
+
+def _votes(net: LocalNetwork, job_id: str) -> list[dict]:
+    logs = net.chain.market.contract.events.ChallengeVoted().get_logs(
+        from_block=0, argument_filters={"jobHash": bytes.fromhex(job_id[2:])}
+    )
+    return [dict(e["args"]) for e in logs]
+
+
+def _crash_then_restart(net: LocalNetwork, point: str) -> tuple[str, str]:
+    """Serve a cheated job with a verifier that dies at ``point``; restart it; the verdict."""
+    crashing = net.start_verifier(1.0, env={CRASH_ENV: point})
+    _, jobs = net.generate(PROMPT, dev_account(4), TOKENS)
+    job_id = jobs[-1].signed.job_id
+    assert crashing.wait_exit(60) == 9, crashing.lines[-10:]
+    ledger = VerifierLedger(net.verifier_ledger_path())
+    assert ledger.get(job_id).status == "checking"  # what a crash leaves behind
+    ledger.close()
+    restarted = net.start_verifier(1.0)
+    return job_id, restarted.verdict(job_id)
+
+
+def test_a_crash_after_the_challenge_is_sent_does_not_send_another(net: LocalNetwork) -> None:
+    job_id, verdict = _crash_then_restart(net, "after_challenge")
+    assert verdict.startswith("challenged hop=1") and "(found)" in verdict, verdict
+    assert net.chain.market.get_job(job_id).status == "Challenged"
+    time.sleep(2)  # a second transaction, if any, would be mined by now
+    assert len(_votes(net, job_id)) == 1
+    row = VerifierLedger(net.verifier_ledger_path()).get(job_id)
+    assert row.status == CHALLENGED and row.hop == 1 and row.challenge_tx
+
+
+def test_a_crash_in_the_middle_of_a_check_redoes_it(net: LocalNetwork) -> None:
+    job_id, verdict = _crash_then_restart(net, "mid_check")
+    assert verdict.startswith("challenged hop=1 reason=output"), verdict
+    assert net.chain.market.get_job(job_id).status == "Challenged"
+    assert len(_votes(net, job_id)) == 1
+    ledger = VerifierLedger(net.verifier_ledger_path())
+    assert ledger.get(job_id).status == CHALLENGED
+    assert [c["job_id"] for c in ledger.challenges()].count(job_id) == 1

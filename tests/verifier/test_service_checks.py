@@ -1,0 +1,135 @@
+"""The bookkeeping a verifier checks before recomputing: receipts, their chain, the commitment.
+
+Transcripts are made in-process the way nodes make them (random rows stand in for hidden
+states: nothing here recomputes), then tampered with as a cheater would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from nacl.signing import SigningKey
+
+from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
+from sharedllm.protocol.topk import encode_topk
+from sharedllm.verifier.checker import RouteHop, check_bookkeeping
+from sharedllm.verifier.recompute import HopTranscript
+
+JOB = "0x" + "5a" * 32
+HIDDEN = 16
+STEPS = [5, 1, 1, 1]  # a prompt, then one token per step
+
+
+def _receipt(key: SigningKey, hop: int, step: int, x: np.ndarray, y: np.ndarray) -> Receipt:
+    return Receipt(
+        bytes.fromhex(JOB[2:]), hop, step,
+        tensor_hash(x.astype("<f4").tobytes()), tensor_hash(y.astype("<f4").tobytes()),
+        encode_topk(y),
+    ).signed(key)  # fmt: skip
+
+
+class Job:
+    """Three hops' transcripts of one job, with the keys that signed them."""
+
+    def __init__(self, hops: int = 3, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.keys = [SigningKey.generate() for _ in range(hops)]
+        self.route = [
+            RouteHop("0x" + f"{i + 1:040x}", bytes(k.verify_key), 10 * i, 10 * i + 10)
+            for i, k in enumerate(self.keys)
+        ]
+        self.inputs = [[] for _ in range(hops)]
+        self.outputs = [[] for _ in range(hops)]
+        self.receipts = [[] for _ in range(hops)]
+        for step, length in enumerate(STEPS):
+            x = rng.standard_normal((length, HIDDEN)).astype(np.float32)
+            for hop in range(hops):
+                y = rng.standard_normal((length, HIDDEN)).astype(np.float32)
+                self.inputs[hop].append(x)
+                self.outputs[hop].append(y)
+                self.receipts[hop].append(_receipt(self.keys[hop], hop, step, x, y))
+                x = y
+
+    def all_receipts(self) -> list[Receipt]:
+        return sorted((r for rs in self.receipts for r in rs), key=lambda r: (r.step, r.hop))
+
+    def commitment(self) -> bytes:
+        return job_commitment(self.all_receipts())
+
+    def transcripts(self, chains: bool = True) -> list[HopTranscript]:
+        out = []
+        for hop in range(len(self.keys)):
+            t = HopTranscript.from_arrays(self.inputs[hop], self.outputs[hop], self.receipts[hop])
+            if chains:
+                held = [r for r in self.all_receipts() if r.hop <= hop]
+                t = dataclasses.replace(t, chains=tuple(held))
+            out.append(t)
+        return out
+
+    def check(self, transcripts=None, commitment=None, submitter: int = 2):
+        return check_bookkeeping(
+            JOB, self.route, transcripts or self.transcripts(), commitment or self.commitment(),
+            submitter,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("chains", [True, False])
+def test_an_honest_job_passes(chains: bool) -> None:
+    job = Job()
+    assert job.check(job.transcripts(chains)) is None
+
+
+def test_a_receipt_signed_with_another_key_names_its_hop() -> None:
+    job = Job()
+    x, y = job.inputs[1][2], job.outputs[1][2]
+    job.receipts[1][2] = _receipt(SigningKey.generate(), 1, 2, x, y)
+    finding = job.check(job.transcripts(chains=False))
+    assert (finding.hop, finding.reason, finding.step) == (1, "receipt_signature", 2)
+
+
+def test_a_transcript_that_is_not_what_the_receipt_signed_names_its_hop() -> None:
+    job = Job()
+    transcripts = job.transcripts()
+    changed = list(transcripts[2].outputs)
+    changed[3] = changed[3] + 1e-3
+    transcripts[2] = dataclasses.replace(transcripts[2], outputs=tuple(changed))
+    finding = job.check(transcripts)
+    assert (finding.hop, finding.reason, finding.step) == (2, "receipt", 3)
+
+
+def test_a_missing_receipt_names_its_hop() -> None:
+    job = Job()
+    transcripts = job.transcripts()
+    transcripts[0] = dataclasses.replace(transcripts[0], receipts=transcripts[0].receipts[:-1])
+    finding = job.check(transcripts)
+    assert (finding.hop, finding.reason) == (0, "receipt_missing")
+
+
+def test_a_middle_hop_that_re_signs_honest_outputs_after_the_fact_is_named() -> None:
+    """The cheater served made-up rows, then recomputed honestly when asked for proof."""
+    job = Job()
+    committed = job.commitment()
+    held = job.transcripts()  # what the hops hold, chains included, as served
+    honest = np.ones((1, HIDDEN), dtype=np.float32)
+    outputs = list(job.outputs[1])
+    outputs[3] = honest
+    receipts = list(job.receipts[1])
+    receipts[3] = _receipt(job.keys[1], 1, 3, job.inputs[1][3], honest)
+    held[1] = dataclasses.replace(held[1], outputs=tuple(outputs), receipts=tuple(receipts))
+
+    finding = job.check(held, commitment=committed)
+    assert (finding.hop, finding.reason, finding.step) == (1, "receipt_resigned", 3)
+
+    # Without the submitter's chains, the broken link still names the upstream hop.
+    plain = [dataclasses.replace(t, chains=()) for t in held]
+    finding = job.check(plain, commitment=committed)
+    assert (finding.hop, finding.reason, finding.step) == (1, "receipt_chain", 3)
+
+
+@pytest.mark.parametrize("chains", [True, False])
+def test_a_commitment_that_is_not_the_receipts_hash_names_the_submitter(chains: bool) -> None:
+    job = Job()
+    finding = job.check(job.transcripts(chains), commitment=b"\x01" * 32, submitter=2)
+    assert (finding.hop, finding.reason) == (2, "commitment")
