@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from injected_wallet import InjectedWallet
@@ -141,11 +142,10 @@ def test_the_wrong_chain_asks_to_switch_and_switching_works(open_page, net: Loca
     expect(page.locator("#prompt")).to_be_enabled()
 
 
-def _screenshots():
-    from conftest import SCREENSHOTS
-
-    SCREENSHOTS.mkdir(exist_ok=True)
-    return SCREENSHOTS
+def _screenshots() -> Path:
+    folder = Path(__file__).with_name("screenshots")  # as the conftest's screenshot fixture
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def test_a_challenged_answer_is_refunded_and_its_slash_is_shown(
