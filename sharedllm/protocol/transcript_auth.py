@@ -15,13 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from sharedllm.errors import ProtocolError
 from sharedllm.protocol.types import Address, JobId, parse_address, parse_job_id
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+# eth-account is imported where a request is signed or checked: a node without an account
+# (a free network) never needs it, and importing it costs about a second at start-up.
 
 VERIFIER_HEADER = "X-SharedLLM-Verifier"
 EXPIRES_HEADER = "X-SharedLLM-Expires"
@@ -80,6 +83,8 @@ def sign_request(
 ) -> dict[str, str]:
     """The headers that prove ``account`` asks ``node`` for ``job_id``'s transcript."""
     text = request_message(chain_id, market, node, job_id, expires)
+    from eth_account.messages import encode_defunct
+
     signed = account.sign_message(encode_defunct(text=text))
     return {
         VERIFIER_HEADER: account.address,
@@ -131,6 +136,9 @@ def check_request(
         raise TranscriptAuthError(
             f"{EXPIRES_HEADER} is more than {MAX_AHEAD_S} s ahead", code="EXPIRY_TOO_FAR"
         )
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
     text = request_message(chain_id, market, node, job_id, auth.expires)
     try:
         signer = Account.recover_message(encode_defunct(text=text), signature=auth.signature)
