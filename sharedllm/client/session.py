@@ -26,6 +26,7 @@ from sharedllm.client.planner import RoutePlanner
 from sharedllm.errors import PeerError, SharedLLMError
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.receipt_handoff import handoff_body
 from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
 from sharedllm.protocol.wire_errors import SessionUnknown
 
@@ -146,11 +147,14 @@ class InferenceSession:
     async def _restart_paid(self, failed: str, data: bytes, length: int) -> tuple[bytes, int]:
         """Paid failover: a job names its nodes, so a new route needs a new job. Close the old
         sessions (their last hop settles what was served), open the new route under a freshly
-        signed job, and send the whole history again as the first step of the new session."""
+        signed job, and send the whole history again as the first step of the new session.
+        If the dead hop was the old route's last, a survivor is handed the receipts instead."""
         self._excluded.add(failed)
-        old = list(self.route)
+        old, old_paid = list(self.route), self.paid
         self._settle()
         await asyncio.gather(*(self._forget(h.url) for h in old if h.url != failed))
+        if old and old[-1].url == failed and old_paid is not None and old_paid.receipts:
+            await self._hand_over(old_paid, old[:-1])
         self.session_id = secrets.token_hex(16)
         await self.open()
         self.failovers.append((failed, list(self.route)))
@@ -158,6 +162,27 @@ class InferenceSession:
         total = self.position + length
         self._inputs, self._lengths = [], []
         return history, total
+
+    async def _hand_over(self, paid: PaidJob, survivors: list[Hop]) -> None:
+        """The dead last hop held the only full receipt chains: give them to a survivor of the
+        old route (nearest the end first) so it submits the old job and its hops get paid.
+        Best effort: the answer goes on whatever happens here."""
+        url = f"/jobs/{paid.signed.job_id}/receipts"
+        body = handoff_body(paid.receipts)
+        for hop in reversed(survivors):
+            try:
+                answer = await self.peers.post_json(hop.url + url, body, OPEN_TIMEOUT_S)
+            except SharedLLMError as exc:
+                log.warning("hop %s refused the old job's receipts: %s", hop.url, exc)
+                if exc.code == "JobAlreadySubmitted":
+                    return  # a hop has it already (an earlier try that timed out, say)
+                continue
+            except Exception as exc:  # settling the old job must never break the answer
+                log.warning("handing receipts to %s failed: %r", hop.url, exc)
+                continue
+            log.info("hop %s submits job %s: %s", hop.url, paid.signed.job_id, answer)
+            return
+        log.warning("no hop took job %s: its hops will not be paid", paid.signed.job_id)
 
     async def _try_step(self, index: int, frame: TensorFrame) -> TensorFrame:
         first, last = self.route[0].url, self.route[-1].url

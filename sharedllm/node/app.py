@@ -16,6 +16,7 @@ from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.admission import AcceptAll, Admission
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
+from sharedllm.node.handoff import add_handoff_routes, paid_handoff
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
@@ -32,6 +33,7 @@ def build_app(state: NodeState, transcripts: TranscriptAccess | None = None) -> 
     app[STATE] = state
     add_routes(app)
     add_transcript_routes(app, transcripts)
+    add_handoff_routes(app, paid_handoff(state.admission))
     return app
 
 

@@ -42,6 +42,12 @@ class LedgerJob:
     payout: int | None
     reward: int | None
     error: str | None
+    handed_over: bool = False  # a surviving hop that took the dead last hop's submission
+
+    @property
+    def submits(self) -> bool:
+        """Whether this node sends the job to the chain: the last hop, or the hop it handed to."""
+        return self.hop == self.hops - 1 or self.handed_over
 
 
 class Ledger:
@@ -69,6 +75,7 @@ class Ledger:
                     "payout": str,
                     "reward": str,
                     "error": str,
+                    "handed_over": int,
                     "created_at": float,
                     "updated_at": float,
                 },
@@ -76,6 +83,8 @@ class Ledger:
                 not_null={"job", "signature", "status"},
             )
             jobs.create_index(["status"])
+        elif "handed_over" not in jobs.columns_dict:  # a ledger from before receipt handoffs
+            jobs.add_column("handed_over", int)
         receipts = self._db["receipts"]
         if not receipts.exists():
             receipts.create(
@@ -118,6 +127,34 @@ class Ledger:
                 replace=True,
             )
 
+    def take_over(
+        self, job_id: str, tokens: int, commitment: str, receipts: Iterable[tuple[int, int, str]]
+    ) -> bool:
+        """Make this node the submitter of a served job with the route's full receipts.
+
+        The job's receipts are replaced by exactly the committed set, so the ledger keeps
+        what the chain will hold. False (and nothing changes) unless the job is still
+        ``served`` and not taken over already.
+        """
+        with self._db.conn:
+            rows = list(self._db["jobs"].rows_where("job_id = ?", [job_id]))
+            if not rows or rows[0]["status"] != SERVED or rows[0].get("handed_over"):
+                return False
+            self._db["jobs"].update(
+                job_id,
+                {
+                    "tokens": tokens,
+                    "commitment": commitment,
+                    "handed_over": 1,
+                    "updated_at": time.time(),
+                },
+            )
+            self._db.execute("DELETE FROM receipts WHERE job_id = ?", [job_id])
+            self._db["receipts"].insert_all(
+                {"job_id": job_id, "step": s, "hop": h, "receipt": r} for s, h, r in receipts
+            )
+        return True
+
     def set_status(self, job_id: str, status: str, **fields: object) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown ledger status {status!r}")
@@ -152,6 +189,13 @@ class Ledger:
             for row in self._db["receipts"].rows_where("job_id = ?", [job_id], order_by="step, hop")
         ]
 
+    def receipts_by_position(self, job_id: str) -> dict[tuple[int, int], str]:
+        """The job's receipts keyed by (step, hop)."""
+        return {
+            (row["step"], row["hop"]): row["receipt"]
+            for row in self._db["receipts"].rows_where("job_id = ?", [job_id])
+        }
+
     def close(self) -> None:
         self._db.close()
 
@@ -171,6 +215,7 @@ def _job(row: dict) -> LedgerJob:
         payout=_int(row["payout"]),
         reward=_int(row["reward"]),
         error=row["error"],
+        handed_over=bool(row.get("handed_over")),
     )
 
 

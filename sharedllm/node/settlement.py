@@ -7,7 +7,8 @@ can die at any point and, once restarted, neither submits a job twice nor forget
 - sent, not yet recorded  → ledger ``served``, chain ``Submitted`` → just record it;
 - recorded                → ledger ``submitted``                   → wait, then finalize.
 
-Only the route's last hop submits (it holds every hop's receipts); any hop may finalize,
+Only the route's last hop submits (it holds every hop's receipts), or, if it died mid-answer,
+the survivor the client handed the receipts to (``handoff``); any hop may finalize,
 and every hop follows its jobs to record what it was paid, then deletes the transcripts of
 jobs that can no longer be challenged (``transcript_pruning``).
 """
@@ -73,7 +74,7 @@ class Settler:
 
     def settle_once(self) -> None:
         for job in list(self.ledger.with_status(SERVED)):
-            if job.hop == job.hops - 1:
+            if job.submits:
                 self._submit(job.job_id)
             else:
                 self._follow(job.job_id)
@@ -130,7 +131,7 @@ class Settler:
             ends = int(record.fields["submittedAt"]) + self.window
             # Wall-clock time: a quiet devnet mines no blocks, so its latest block's time
             # stands still; the finalize transaction itself carries the current time.
-            if entry.hop == entry.hops - 1 and time.time() >= ends:
+            if entry.submits and time.time() >= ends:
                 self._finalize(job_id, entry.hops)
         elif status == "Finalized" and entry.status != FINALIZED:
             payout, reward = self._payout(job_id)

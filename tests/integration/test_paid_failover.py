@@ -1,5 +1,7 @@
 """A paid answer survives a hop dying mid-answer: the client settles the old job, signs one
-for the new route, and the text is the same."""
+for the new route, and the text is the same. When the dead hop was the route's last (the only
+one holding every hop's receipts), the hop before it submits the old job, so every hop that
+served it is paid its share."""
 
 from __future__ import annotations
 
@@ -33,6 +35,14 @@ async def _answer(net: LocalNetwork, client, kill_after: int | None) -> tuple[li
     return tokens, payer.jobs
 
 
+def _wait_status(net: LocalNetwork, job_id: str, status: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while (record := net.chain.market.get_job(job_id)).status != status:
+        assert time.monotonic() < deadline, f"job {job_id} is {record.status}, wanted {status}"
+        time.sleep(0.5)
+    return record.fields
+
+
 def test_paid_answer_survives_a_killed_hop(model_home) -> None:
     spans = [(0, 10), (10, 20), (20, 30), (20, 30)]
     with LocalNetwork(spans, node_accounts=(1, 2, 3, 4)) as net:
@@ -46,8 +56,23 @@ def test_paid_answer_survives_a_killed_hop(model_home) -> None:
         first, second = jobs
         assert first.hops[-1].address != second.hops[-1].address
         assert first.tokens > 0 and second.tokens > first.tokens
-        # The old job's last hop died with its receipts; the new route's job is committed.
-        deadline = time.monotonic() + 60
-        while net.chain.market.get_job(second.signed.job_id).status == "None":
-            assert time.monotonic() < deadline, "the new route's job was never submitted"
-            time.sleep(0.5)
+        _wait_status(net, second.signed.job_id, "Submitted", 60)
+
+        # The old job's last hop died with the full receipts; the hop before it was handed
+        # them and submitted the steps the client got answers for.
+        old = _wait_status(net, first.signed.job_id, "Submitted", 60)
+        assert old["submitter"].lower() == first.hops[-2].address.lower()
+        assert old["tokensServed"] == first.tokens
+        start_block = net.chain.deployment.deploy_block
+        _wait_status(net, first.signed.job_id, "Finalized", 60)
+        paid = [
+            dict(e["args"])
+            for e in net.chain.market.contract.events.HopPaid().get_logs(
+                from_block=start_block,
+                argument_filters={"jobHash": bytes.fromhex(first.signed.job_id[2:])},
+            )
+        ]
+        assert [(p["node"].lower(), p["amount"]) for p in paid] == [
+            (h.address.lower(), first.tokens * (h.end - h.start) * h.price_per_token)
+            for h in first.hops
+        ]
