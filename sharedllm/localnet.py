@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +35,8 @@ from sharedllm.client.planner import RoutePolicy
 from sharedllm.client.registry_directory import RegistryDirectory
 from sharedllm.errors import PeerError
 from sharedllm.model.store import ModelStore
-from sharedllm.node.local import LocalNode, _Starting
+from sharedllm.node.local import LocalNode, StartingNode
+from sharedllm.processes import Child, program
 
 NODE_STAKE = 150 * WEI_PER_SHARE
 NODE_PRICE = 10**12  # SHARE wei per token per layer
@@ -137,7 +135,7 @@ class LocalNetwork:
 
     def _spawn(
         self, i: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
-    ) -> _Starting:
+    ) -> StartingNode:
         start, end = self.spans[i]
         args = [
             "--port", str(self.ports[i]),
@@ -150,7 +148,7 @@ class LocalNetwork:
             *extra,
         ]  # fmt: skip
         node_env = {"SHAREDLLM_HOME": str(self.home / f"node{i}"), **self.node_env, **(env or {})}
-        return _Starting(f"{start}:{end}", args, node_env)
+        return StartingNode(f"{start}:{end}", args, node_env)
 
     def start_all(self) -> None:
         starting = [self._spawn(i, self.node_envs.get(i)) for i in range(len(self.spans))]
@@ -237,35 +235,18 @@ class LocalVerifier:
 
     def __init__(self, args: Sequence[str], env: dict[str, str], address: str) -> None:
         self.address = address
-        exe = Path(sys.executable).with_name("sharedllm-verifier")
-        entry = "from sharedllm.cli import sharedllm_verifier; sharedllm_verifier()"
-        command = [str(exe)] if exe.exists() else [sys.executable, "-c", entry]
-        self.process = subprocess.Popen(
-            [*command, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **env},
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.child = Child([*program("sharedllm-verifier"), *args], env)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            if line.startswith("ready "):
-                self._ready.set()
-        self._ready.set()
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.child.process
+
+    @property
+    def lines(self) -> list[str]:
+        return self.child.lines
 
     def wait_ready(self) -> None:
-        self._ready.wait(VERIFIER_READY_TIMEOUT_S)
-        if not any(line.startswith("ready ") for line in self.lines):
-            self.stop()
-            tail = "\n".join(self.lines[-30:])
-            raise PeerError(f"the verifier did not become ready:\n{tail}")
+        self.child.wait_ready("the verifier", VERIFIER_READY_TIMEOUT_S)
 
     def verdict(self, job_id: str, timeout: float = 60.0) -> str:
         """The verifier's verdict line for ``job_id``, waiting for it if need be."""
@@ -280,13 +261,7 @@ class LocalVerifier:
         raise PeerError(f"no verdict for {job_id} (verifier output: {self.lines[-5:]})")
 
     def wait_exit(self, timeout: float = 60.0) -> int:
-        return self.process.wait(timeout)
+        return self.child.wait_exit(timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        self.child.stop(10)
