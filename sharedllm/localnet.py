@@ -163,6 +163,17 @@ class LocalNetwork:
         self.nodes[i] = node
         return node
 
+    def wait_for_job(self, job_id: str, *statuses: str, timeout: float = 90.0) -> dict:
+        """The job's on-chain record once its status is one of ``statuses`` (nodes submit and
+        finalize on their own clocks); ``AssertionError`` naming the status after ``timeout``."""
+        assert self.chain is not None
+        deadline = time.monotonic() + timeout
+        while (record := self.chain.market.get_job(job_id)).status not in statuses:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} is {record.status}, wanted {statuses}")
+            time.sleep(0.3)
+        return record.fields
+
     def ledger_path(self, i: int) -> Path:
         return self.home / f"node{i}" / "nodes" / self.accounts[i].address / "ledger.db"
 

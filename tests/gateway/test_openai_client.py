@@ -27,15 +27,8 @@ def client(served, key: str = "main") -> openai.OpenAI:
 
 def wait_submitted(served, job_ids: list[str]) -> list[dict]:
     """The jobs' on-chain records once their last hops have submitted them."""
-    market = served.net.chain.market
-    deadline = time.monotonic() + SUBMIT_S
-    records = []
-    for job_id in job_ids:
-        while (record := market.get_job(job_id)).status == "None":
-            assert time.monotonic() < deadline, f"job {job_id} was never submitted"
-            time.sleep(0.3)
-        records.append(record.fields)
-    return records
+    statuses = ("Submitted", "Finalized", "Challenged")
+    return [served.net.wait_for_job(j, *statuses, timeout=SUBMIT_S) for j in job_ids]
 
 
 def job_ids(extension: dict) -> list[str]:

@@ -8,7 +8,6 @@ someone else covers the escrow its own (shorter) job must show up front.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,6 @@ pytestmark = [pytest.mark.chain, pytest.mark.model]
 SETTLE_S = 90
 PRICES = (20 * NODE_PRICE, NODE_PRICE, NODE_PRICE)
 PASSWORD = "operator-password"
-
-
-def _finalized(net: LocalNetwork, job_id: str) -> dict:
-    deadline = time.monotonic() + SETTLE_S
-    while time.monotonic() < deadline:
-        record = net.chain.market.get_job(job_id)
-        if record.status == "Finalized":
-            return record.fields
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} was not finalized within {SETTLE_S} s")
 
 
 def _hop_earnings(net: LocalNetwork, tokens: int, hop: int) -> int:
@@ -59,7 +48,7 @@ def test_an_operator_spends_what_its_node_earned_on_its_own_answer(
         client = dev_account(4)
         chain.market.deposit(client, 1 * WEI_PER_SHARE, chain.token)
         _, jobs = net.generate("Tell me a story about a dragon.", client, max_tokens=24)
-        served = _finalized(net, jobs[-1].signed.job_id)
+        served = net.wait_for_job(jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
         earned = _hop_earnings(net, served["tokensServed"], 0)
         assert chain.token.balance_of(operator.address) == wallet_at_start + earned
 
@@ -81,7 +70,7 @@ def test_an_operator_spends_what_its_node_earned_on_its_own_answer(
         me = load_keystore(keystore, PASSWORD)
         text, own_jobs = net.generate("What is the capital of France?", me, max_tokens=2)
         assert text
-        own = _finalized(net, own_jobs[-1].signed.job_id)
+        own = net.wait_for_job(own_jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
         tokens = own["tokensServed"]
         cost = sum(
             tokens * (end - start) * p for (start, end), p in zip(net.spans, PRICES, strict=True)

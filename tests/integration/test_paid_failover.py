@@ -6,7 +6,6 @@ served it is paid its share."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -35,14 +34,6 @@ async def _answer(net: LocalNetwork, client, kill_after: int | None) -> tuple[li
     return tokens, payer.jobs
 
 
-def _wait_status(net: LocalNetwork, job_id: str, status: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while (record := net.chain.market.get_job(job_id)).status != status:
-        assert time.monotonic() < deadline, f"job {job_id} is {record.status}, wanted {status}"
-        time.sleep(0.5)
-    return record.fields
-
-
 def test_paid_answer_survives_a_killed_hop(model_home) -> None:
     spans = [(0, 10), (10, 20), (20, 30), (20, 30)]
     with LocalNetwork(spans, node_accounts=(1, 2, 3, 4)) as net:
@@ -56,15 +47,15 @@ def test_paid_answer_survives_a_killed_hop(model_home) -> None:
         first, second = jobs
         assert first.hops[-1].address != second.hops[-1].address
         assert first.tokens > 0 and second.tokens > first.tokens
-        _wait_status(net, second.signed.job_id, "Submitted", 60)
+        net.wait_for_job(second.signed.job_id, "Submitted", timeout=60)
 
         # The old job's last hop died with the full receipts; the hop before it was handed
         # them and submitted the steps the client got answers for.
-        old = _wait_status(net, first.signed.job_id, "Submitted", 60)
+        old = net.wait_for_job(first.signed.job_id, "Submitted", timeout=60)
         assert old["submitter"].lower() == first.hops[-2].address.lower()
         assert old["tokensServed"] == first.tokens
         start_block = net.chain.deployment.deploy_block
-        _wait_status(net, first.signed.job_id, "Finalized", 60)
+        net.wait_for_job(first.signed.job_id, "Finalized", timeout=60)
         paid = [
             dict(e["args"])
             for e in net.chain.market.contract.events.HopPaid().get_logs(

@@ -27,16 +27,6 @@ def net(model_home):
         yield network
 
 
-def _wait(net: LocalNetwork, job_id: str, status: str) -> dict:
-    deadline = time.monotonic() + SETTLE_S
-    while time.monotonic() < deadline:
-        record = net.chain.market.get_job(job_id)
-        if record.status == status:
-            return record.fields
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} still {record.status}, wanted {status}")
-
-
 def _submissions(net: LocalNetwork, job_id: str) -> int:
     market = net.chain.market.contract
     return len(
@@ -58,7 +48,7 @@ def test_a_paid_answer_moves_balances_exactly(net: LocalNetwork) -> None:
     text, jobs = net.generate(PROMPT, client, max_tokens=24)
     assert "Paris" in text
     paid = jobs[-1]
-    _wait(net, paid.signed.job_id, "Finalized")
+    net.wait_for_job(paid.signed.job_id, "Finalized", timeout=SETTLE_S)
 
     record = chain.market.get_job(paid.signed.job_id).fields
     tokens = record["tokensServed"]
@@ -81,7 +71,7 @@ def test_a_bad_job_is_refused_at_the_door_with_the_contract_code(net: LocalNetwo
     chain.market.deposit(client, 1 * WEI_PER_SHARE, chain.token)
     _, jobs = net.generate(PROMPT, client, max_tokens=4)
     paid = jobs[-1]
-    _wait(net, paid.signed.job_id, "Submitted")
+    net.wait_for_job(paid.signed.job_id, "Submitted", timeout=SETTLE_S)
     escrow = chain.market.escrow_of(client.address)
 
     job, signature = paid.signed.wire()
@@ -121,7 +111,7 @@ def test_a_client_withdrawing_mid_job_cannot_leave_the_nodes_unpaid(net: LocalNe
     with pytest.raises(ContractRevert) as early:
         chain.market.withdraw(client)
     assert early.value.code == "WithdrawalNotReady"
-    fields = _wait(net, jobs[-1].signed.job_id, "Finalized")
+    fields = net.wait_for_job(jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
     assert fields["cost"] == jobs[-1].cost > 0
     # What the withdrawal can still take is what is left after paying the route.
     assert chain.market.escrow_of(client.address) == 1 * WEI_PER_SHARE - jobs[-1].cost
@@ -144,8 +134,8 @@ def test_last_hop_killed_before_submitting_submits_once_after_restart(net: Local
     assert chain.market.get_job(job_id).status == "None"
 
     net.restart(last)
-    _wait(net, job_id, "Submitted")
-    _wait(net, job_id, "Finalized")
+    net.wait_for_job(job_id, "Submitted", timeout=SETTLE_S)
+    net.wait_for_job(job_id, "Finalized", timeout=SETTLE_S)
     assert _submissions(net, job_id) == 1
 
 
@@ -162,6 +152,6 @@ def test_last_hop_killed_right_after_submitting_does_not_submit_again(net: Local
     assert Ledger(net.ledger_path(last)).get(job_id).status == "served"
 
     net.restart(last)
-    _wait(net, job_id, "Finalized")
+    net.wait_for_job(job_id, "Finalized", timeout=SETTLE_S)
     assert _submissions(net, job_id) == 1
     assert Ledger(net.ledger_path(last)).get(job_id).status == "finalized"

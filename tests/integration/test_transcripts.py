@@ -94,7 +94,7 @@ def test_every_hop_serves_a_transcript_that_matches_its_receipts_and_the_chain(
     net: LocalNetwork, served, store
 ) -> None:
     job, transcripts = served
-    record = _wait_for_status(net, job.signed.job_id, ("Submitted", "Finalized"))
+    record = net.wait_for_job(job.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
     last = transcripts[-1]
     # The last hop holds every hop's receipts: they chain and hash to the on-chain commitment.
     check_chain(last.chains, hops=3)
@@ -146,7 +146,7 @@ def test_only_a_staked_verifier_signing_for_this_node_is_served(net: LocalNetwor
 
 def test_transcripts_are_pruned_once_the_job_is_final(net: LocalNetwork, served) -> None:
     job, _ = served
-    _wait_for_status(net, job.signed.job_id, ("Finalized",))
+    net.wait_for_job(job.signed.job_id, "Finalized", timeout=SETTLE_S)
     _wait_until(
         lambda: not any(_transcript_file(net, i, job.signed.job_id).exists() for i in range(3))
     )
@@ -204,14 +204,3 @@ def test_a_session_whose_transcript_might_not_fit_is_refused(net: LocalNetwork) 
     finally:
         net.nodes[last].stop()
         net.restart(last)
-
-
-def _wait_for_status(net: LocalNetwork, job_id: str, statuses: tuple[str, ...]) -> dict:
-    record = None
-    deadline = time.monotonic() + SETTLE_S
-    while time.monotonic() < deadline:
-        record = net.chain.market.get_job(job_id)
-        if record.status in statuses:
-            return record.fields
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still {record.status if record else None}")

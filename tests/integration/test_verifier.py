@@ -8,7 +8,6 @@ through the cheater. A verifier process checks every job (probability 1).
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
@@ -45,16 +44,6 @@ def _via(net: LocalNetwork, *nodes: int) -> RoutePolicy:
     return RoutePolicy(trusted={net.nodes[i].url for i in nodes})
 
 
-def _wait(net: LocalNetwork, job_id: str, status: str) -> dict:
-    deadline = time.monotonic() + SETTLE_S
-    while time.monotonic() < deadline:
-        record = net.chain.market.get_job(job_id)
-        if record.status == status:
-            return record.fields
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} is {record.status}, wanted {status}")
-
-
 def _events(net: LocalNetwork, name: str, from_block: int) -> list[dict]:
     event = getattr(net.chain.market.contract.events, name)()
     return [dict(e["args"]) for e in event.get_logs(from_block=from_block)]
@@ -89,8 +78,8 @@ def test_the_cheater_is_slashed_and_honest_work_is_paid(net: LocalNetwork) -> No
 
     assert verifier.verdict(bad).startswith("challenged hop=1 reason=output")
     assert verifier.verdict(good) == "passed"
-    _wait(net, bad, "Challenged")
-    _wait(net, good, "Finalized")
+    net.wait_for_job(bad, "Challenged", timeout=SETTLE_S)
+    net.wait_for_job(good, "Finalized", timeout=SETTLE_S)
 
     # The chain's account of what happened.
     challenged = _events(net, "JobChallenged", start_block)
@@ -153,7 +142,7 @@ def test_a_hop_that_cannot_show_its_transcript_is_slashed(net: LocalNetwork) -> 
 
     verdict = verifier.verdict(job_id)
     assert verdict.startswith("challenged hop=1 reason=transcript_refused"), verdict
-    _wait(net, job_id, "Challenged")
+    net.wait_for_job(job_id, "Challenged", timeout=SETTLE_S)
     slash = chain.market.params()["slashAmount"]
     assert chain.registry.get_node(net.accounts[HONEST].address).stake == stake - slash
     assert chain.market.escrow_of(client.address) == escrow  # refunded in full
