@@ -16,7 +16,7 @@ from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.admission import AcceptAll, Admission
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
-from sharedllm.node.handoff import add_handoff_routes, paid_handoff
+from sharedllm.node.handoff import ReceiptHandoff, add_handoff_routes
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
@@ -26,14 +26,18 @@ from sharedllm.protocol.peer_http import PeerClient
 log = logging.getLogger("sharedllm.node")
 
 
-def build_app(state: NodeState, transcripts: TranscriptAccess | None = None) -> web.Application:
+def build_app(
+    state: NodeState,
+    transcripts: TranscriptAccess | None = None,
+    handoff: ReceiptHandoff | None = None,
+) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=state.config.client_max_size
     )
     app[STATE] = state
     add_routes(app)
     add_transcript_routes(app, transcripts)
-    add_handoff_routes(app, paid_handoff(state.admission))
+    add_handoff_routes(app, handoff)
     return app
 
 
@@ -59,6 +63,7 @@ async def serve(
     admission: Admission | None = None,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     transcripts: TranscriptAccess | None = None,
+    handoff: ReceiptHandoff | None = None,
 ) -> None:
     peers = PeerClient(link_delay_s=config.link_delay_s)
     try:
@@ -68,7 +73,9 @@ async def serve(
         state = NodeState(
             config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers
         )
-        runner = web.AppRunner(build_app(state, transcripts), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            build_app(state, transcripts, handoff), access_log=None, handle_signals=False
+        )
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()

@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     store = ModelStore(args.models_dir)
     span = parse_layers(args.layers)
-    admission, background, transcripts = None, [], None
+    admission, background, transcripts, handoff = None, [], None, None
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
 
@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             config, price=reg.price_per_token, public_key=reg.pubkey, address=reg.address
         )
         admission, background = node.admission, [node.settler.run]
-        transcripts = node.transcripts
+        transcripts, handoff = node.transcripts, node.handoff
     else:
         manifest = store.manifest(args.model)
     if span is None:
@@ -157,6 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         serve(
             config, store, manifest, span[0], span[1], started_at=started,
             admission=admission, background=background, transcripts=transcripts,
+            handoff=handoff,
         )
     )  # fmt: skip
     return 0

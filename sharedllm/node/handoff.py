@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sharedllm.errors import ProtocolError, SharedLLMError
-from sharedllm.node.admission import Admission
 from sharedllm.node.ledger import SERVED, Ledger
-from sharedllm.node.paid_admission import PaidAdmission
 from sharedllm.protocol.receipt_handoff import parse_handoff
 from sharedllm.protocol.receipts import Receipt, check_chain, job_commitment
 from sharedllm.protocol.topk import decode_topk
@@ -133,18 +131,6 @@ def _check_identity(steps: list[list[Receipt]], job: bytes) -> None:
                     step=step,
                     hop=hop,
                 )
-
-
-def paid_handoff(admission: Admission) -> ReceiptHandoff | None:
-    """The handoff of a node that serves paid jobs; free nodes submit nothing."""
-    if not isinstance(admission, PaidAdmission):
-        return None
-    view = admission.view
-
-    def pubkeys(route: Sequence[str]) -> list[bytes]:
-        return [view.hop(node).pubkey for node in route]
-
-    return ReceiptHandoff(admission.ledger, pubkeys, admission.settler.poke)
 
 
 HANDOFF = web.AppKey("handoff", ReceiptHandoff)

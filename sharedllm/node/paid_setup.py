@@ -8,6 +8,7 @@ refuses to start and says what to fix.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sharedllm import paths
@@ -17,6 +18,7 @@ from sharedllm.chain.registry import NodeInfo
 from sharedllm.errors import ConfigError
 from sharedllm.model.store import ModelStore
 from sharedllm.node.chain_view import ChainJobView
+from sharedllm.node.handoff import ReceiptHandoff
 from sharedllm.node.ledger import Ledger
 from sharedllm.node.paid_admission import PaidAdmission
 from sharedllm.node.settlement import Settler
@@ -30,6 +32,7 @@ class PaidNode:
     settler: Settler
     registered: NodeInfo
     transcripts: TranscriptAccess
+    handoff: ReceiptHandoff
 
 
 def paid_node(args: argparse.Namespace) -> PaidNode:
@@ -61,7 +64,17 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     access = TranscriptAccess(
         store, chain.chain_id, chain.market.address, account.address, chain.market.is_verifier
     )
-    return PaidNode(admission, settler, registered, access)
+    return PaidNode(admission, settler, registered, access, _handoff(admission))
+
+
+def _handoff(admission: PaidAdmission) -> ReceiptHandoff:
+    """Taking over a job's submission when a route's last hop died (free nodes submit nothing)."""
+    view = admission.view
+
+    def pubkeys(route: Sequence[str]) -> list[bytes]:
+        return [view.hop(node).pubkey for node in route]
+
+    return ReceiptHandoff(admission.ledger, pubkeys, admission.settler.poke)
 
 
 def check_span(registered: NodeInfo, layers: tuple[int, int] | None) -> tuple[int, int]:
