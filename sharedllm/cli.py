@@ -24,6 +24,7 @@ def _build(prog: str, description: str, registers: Sequence[Register]) -> argpar
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a node host is handed
     try:
         return int(args.func(args) or 0)
     except SharedLLMError as exc:

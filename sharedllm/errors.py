@@ -132,3 +132,9 @@ class BudgetError(SharedLLMError):
 
     code = "BUDGET_EXCEEDED"
     http_status = 429
+
+
+class NodeHostError(SharedLLMError):
+    """The node host could not start a node: unreachable, running other code, or a bad request."""
+
+    code = "NODE_HOST"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+PASSWORD_ENV = "SHAREDLLM_PASSWORD"  # a keystore's password, when no --password-file is given
 
 
 def home() -> Path:

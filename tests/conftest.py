@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,9 @@ from sharedllm.chain.deployment import Deployment
 from sharedllm.chain.devnet import Devnet
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.store import Manifest, ModelStore
+from sharedllm.node.host_wire import SOCKET_ENV
+from sharedllm.node.local import spawn_node_host
+from sharedllm.processes import Child
 
 REPO_STATE = Path(__file__).resolve().parents[1] / ".state"
 
@@ -88,6 +93,27 @@ def model_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop("SHAREDLLM_HOME", None)
         else:
             os.environ["SHAREDLLM_HOME"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_host(request: pytest.FixtureRequest) -> Iterator[Child | None]:
+    """When the session has tests marked ``nodes``, one node host serves it: every
+    ``sharedllm-node run`` a test starts inherits ``$SHAREDLLM_NODE_HOST`` and becomes a
+    fork of the host, ready in about a second instead of importing torch again."""
+    if not any(item.get_closest_marker("nodes") for item in request.session.items):
+        yield None
+        return
+    home = request.getfixturevalue("model_home")
+    folder = Path(tempfile.mkdtemp(prefix="sharedllm-host-"))  # short: a socket path is <108 bytes
+    host = spawn_node_host(folder / "node.sock", home / "models")
+    try:
+        host.wait_ready("node host")
+        os.environ[SOCKET_ENV] = str(folder / "node.sock")
+        yield host
+    finally:
+        os.environ.pop(SOCKET_ENV, None)
+        host.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from sharedllm.errors import ConfigError, KeystoreError
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_CHAIN_ID = 31337
 DEV_ACCOUNT_COUNT = 10
-PASSWORD_ENV = "SHAREDLLM_PASSWORD"
+PASSWORD_ENV = paths.PASSWORD_ENV
 
 Account.enable_unaudited_hdwallet_features()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sharedllm.chain.cli_common import (
     open_chain,
     signer,
 )
+from sharedllm.stop_signals import stop_event
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -150,6 +150,7 @@ async def _run(args: argparse.Namespace) -> None:
             payer = f"operator {operator.address} (escrow {format_share(escrow)} SHARE)"
         else:
             payer = "no operator account: /v1 requests are refused, the web page works"
+        stop = stop_event()
         if settled:
             print(f"settled {settled} reservation(s) left by an earlier run", file=sys.stderr)
         print(
@@ -159,10 +160,6 @@ async def _run(args: argparse.Namespace) -> None:
             f"  paying:          {payer}",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +22,7 @@ from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.node.transcript_handlers import TranscriptAccess, add_transcript_routes
 from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.stop_signals import stop_event
 
 log = logging.getLogger("sharedllm.node")
 
@@ -81,15 +82,12 @@ async def serve(
         await site.start()
         port = runner.addresses[0][1]
         url = config.public_url or f"http://{config.host}:{port}"
+        stop = stop_event()
         print(
             f"ready {url} model={manifest.model_id} layers={start}:{end} "
-            f"startup_s={time.perf_counter() - started_at:.2f}",
+            f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         tasks = [asyncio.create_task(_reap(state))]
         tasks += [asyncio.create_task(job()) for job in background]
         try:

@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--price", type=int, default=0, help="SHARE wei per token per layer")
     run.add_argument("--public-key", help="shown at /info")
     run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    run.add_argument(
+        "--no-host",
+        action="store_true",
+        help="start in this process even when a node host (`sharedllm-node host`) listens",
+    )
     paid = run.add_argument_group(
         "paid jobs",
         "with an account, the node serves only signed, prepaid jobs of the chain's "
@@ -71,6 +76,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(func=_run)
 
+    host = sub.add_parser(
+        "host",
+        help="keep the node's libraries loaded, so that `run` starts nodes in about a second",
+        description="Import torch, transformers and every stored model's modules once, then "
+        "start each `sharedllm-node run` of this user as a fork of this process. A node "
+        "started so still belongs to its run command: output, signals and exit status.",
+    )
+    host.add_argument(
+        "--socket",
+        type=Path,
+        help="Unix socket to listen on (default: $SHAREDLLM_NODE_HOST, "
+        "else $SHAREDLLM_HOME/node-host.sock)",
+    )
+    host.add_argument(
+        "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
+    )
+    host.set_defaults(func=_host)
+
 
 def parse_size(text: str) -> int:
     match = _SIZE.match(text.strip())
@@ -99,8 +122,23 @@ def available_ram() -> int:
     return 4 << 30
 
 
+def _host(args: argparse.Namespace) -> int:
+    from sharedllm.node.host import run_host
+    from sharedllm.node.host_wire import check_socket_path, socket_path
+
+    return run_host(check_socket_path(socket_path(args.socket)), args.models_dir)
+
+
 def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if not args.no_host:
+        from sharedllm.node.host_client import run_in_host
+        from sharedllm.node.host_wire import socket_path
+
+        needs_password = args.keystore is not None and args.password_file is None
+        status = run_in_host(socket_path(), args.argv, needs_password=needs_password)
+        if status is not None:
+            return status
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # Heavy imports (torch, transformers) happen once, here, not at CLI start-up.
     from sharedllm.model.store import ModelStore

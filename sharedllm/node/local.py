@@ -1,14 +1,19 @@
 """Start node processes on this machine (tests, benchmarks, the demo) and always stop them.
 
 Each node is a real ``sharedllm-node run`` process; we wait for its "ready <url>" line.
+With a node host listening (``$SHAREDLLM_NODE_HOST``), the node is a fork of the host that
+the run command follows; the ready line names the node's own process either way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sharedllm.processes import Child, program
 
@@ -19,6 +24,7 @@ class LocalNode:
     url: str
     span: tuple[int, int]
     ready_s: float  # wall-clock seconds from spawn to the ready line
+    pid: int  # the process serving: the run command's own, or its fork of a node host
     log: list[str] = field(default_factory=list)
 
     @property
@@ -27,6 +33,9 @@ class LocalNode:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no goodbye to peers or clients."""
+        if self.pid != self.process.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
         self.child.kill()
 
     def stop(self) -> None:
@@ -45,8 +54,9 @@ class StartingNode:
         line = self.child.wait_ready(f"node {self.layers}")
         layers = next(w for w in line.split() if w.startswith("layers=")).split("=")[1]
         start, end = (int(x) for x in layers.split(":"))
+        pid = int(next(w for w in line.split() if w.startswith("pid=")).split("=")[1])
         return LocalNode(
-            self.child, self.child.url, (start, end), self.child.ready_s, self.child.lines
+            self.child, self.child.url, (start, end), self.child.ready_s, pid, self.child.lines
         )
 
 
@@ -67,3 +77,11 @@ def local_nodes(
             s.child.terminate()
         for s in starting:
             s.child.wait_stopped(10)
+
+
+def spawn_node_host(socket_file: Path, models_dir: Path | None = None) -> Child:
+    """Spawn ``sharedllm-node host``; ``wait_ready`` on it before relying on it."""
+    command = [*program("sharedllm-node"), "host", "--socket", str(socket_file)]
+    if models_dir is not None:
+        command += ["--models-dir", str(models_dir)]
+    return Child(command)

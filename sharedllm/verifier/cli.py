@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from sharedllm.chain.cli_common import (
@@ -17,6 +16,7 @@ from sharedllm.chain.cli_common import (
     open_chain,
     signer,
 )
+from sharedllm.stop_signals import stop_event
 
 DEFAULT_PROBABILITY = "0.1"
 LEDGER_HELP = "ledger file (default: $SHAREDLLM_HOME/verifiers/ADDRESS/ledger.db)"
@@ -116,8 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     store = ModelStore(args.models_dir)
     service = VerifierService(chain, account, ledger, store, SelectionPolicy(probability))
     _preload(service, chain)
-    print(f"ready {account.address} probability={probability} ledger={ledger.path}", flush=True)
-    asyncio.run(_serve(service, args.poll_interval))
+    ready = f"ready {account.address} probability={probability} ledger={ledger.path}"
+    asyncio.run(_serve(service, args.poll_interval, ready))
     ledger.close()
     return 0
 
@@ -131,11 +131,9 @@ def _preload(service, chain) -> None:
             logging.getLogger(__name__).warning("cannot preload %s: %s", node.address, exc)
 
 
-async def _serve(service, interval: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def _serve(service, interval: float, ready: str) -> None:
+    stop = stop_event()
+    print(ready, flush=True)
     await service.run(interval, stop)
 
 

@@ -14,7 +14,7 @@ from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.localnet import LocalNetwork
 from sharedllm.protocol.job import Job, job_id
 
-pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.browser, pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 PROMPT = "What is the capital of France?"
 SETTLE_MS = 90_000

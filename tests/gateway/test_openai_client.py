@@ -12,7 +12,7 @@ import pytest
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 
-pytestmark = [pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 QUESTION = "What is the capital of France?"
 MAX_TOKENS = 12

@@ -18,6 +18,9 @@ from sharedllm.node.local import local_nodes
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
 
+pytestmark = pytest.mark.nodes
+
+
 HIDDEN = 576
 
 

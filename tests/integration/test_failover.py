@@ -11,6 +11,9 @@ from reference import NEW_TOKENS, PROMPTS
 from sharedllm.client.generate import TextGenerator
 from sharedllm.node.local import local_nodes
 
+pytestmark = pytest.mark.nodes
+
+
 KILL_AFTER = 10  # tokens generated before the kill
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from sharedllm.node.local import local_nodes
 
+pytestmark = pytest.mark.nodes
+
 
 @pytest.fixture(scope="module")
 def node(model_home: Path):

@@ -18,7 +18,7 @@ from sharedllm.chain.amounts import WEI_PER_SHARE, format_share
 from sharedllm.cli import sharedllm_main
 from sharedllm.localnet import NODE_PRICE, LocalNetwork
 
-pytestmark = [pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 SETTLE_S = 90
 PRICES = (20 * NODE_PRICE, NODE_PRICE, NODE_PRICE)

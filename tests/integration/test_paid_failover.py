@@ -14,7 +14,7 @@ from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.client.generate import TextGenerator
 from sharedllm.localnet import LocalNetwork
 
-pytestmark = [pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 PROMPT = "What is the capital of France?"
 TOKENS = 24

@@ -15,7 +15,7 @@ from sharedllm.errors import ContractRevert
 from sharedllm.localnet import LocalNetwork
 from sharedllm.node.ledger import Ledger
 
-pytestmark = [pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 PROMPT = "What is the capital of France?"
 SETTLE_S = 90

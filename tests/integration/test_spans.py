@@ -14,6 +14,8 @@ from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes, start_node
 from sharedllm.node.span_choice import RUNTIME_OVERHEAD_BYTES
 
+pytestmark = pytest.mark.nodes
+
 
 @pytest.fixture(scope="module")
 def nodes(model_home: Path):

@@ -14,6 +14,8 @@ from reference import PROMPTS
 from sharedllm.model.sampling import SamplingParams
 from sharedllm.node.local import local_nodes
 
+pytestmark = pytest.mark.nodes
+
 
 @pytest.fixture(scope="module")
 def nodes(model_home: Path):

@@ -30,7 +30,7 @@ from sharedllm.protocol.transcript_auth import SIGNATURE_HEADER, sign_request
 from sharedllm.verifier.recompute import check_hop
 from sharedllm.verifier.transcript_fetch import TranscriptUnavailable, fetch_transcript
 
-pytestmark = [pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 PROMPT = "What is the capital of France?"
 SETTLE_S = 90

@@ -18,7 +18,7 @@ from sharedllm.localnet import LocalNetwork
 from sharedllm.verifier.ledger import CHALLENGED, VerifierLedger
 from sharedllm.verifier.service import CRASH_ENV
 
-pytestmark = [pytest.mark.chain, pytest.mark.model]
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 PROMPT = "What is the capital of France?"
 TOKENS = 4
