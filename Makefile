@@ -61,6 +61,7 @@ test-all: setup
 
 bench: setup
 	$(PY) bench/throughput.py
+	$(PY) bench/node_start.py
 	$(PY) bench/gas.py
 	$(PY) bench/detection.py
 

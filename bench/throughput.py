@@ -3,9 +3,9 @@
 Prints one table: tokens/s and time to first token for the baseline and for routes of 1, 2
 and 3 local node processes; the per-hop overhead; the per-token latency with an injected
 one-way link delay against the limit of a pushed pipeline, (hops + 1) x delay + compute;
-node start-to-ready with imported shards; and the same 3-node route as paid jobs (a signed
-job per answer, receipts per hop and step, settlement on a local chain) against the unpaid
-path in the same rounds.
+and the same 3-node route as paid jobs (a signed job per answer, receipts per hop and step,
+settlement on a local chain) against the unpaid path in the same rounds. Node start-to-ready
+is bench/node_start.py.
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/throughput.py [--tokens 64] [--delay-ms 20]
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import urllib.request
 
@@ -27,7 +26,7 @@ from sharedllm.client.generate import TextGenerator
 from sharedllm.localnet import LocalNetwork
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.store import ModelStore
-from sharedllm.node.local import local_nodes, start_node
+from sharedllm.node.local import local_nodes
 
 PROMPT = "Tell me a short story about a robot who learns to paint."
 ROUTES = {1: ["0:30"], 2: ["0:15", "15:30"], 3: ["0:10", "10:20", "20:30"]}
@@ -148,7 +147,6 @@ def main() -> None:
         payer = paid_net.payer(client)
         asyncio.run(network(cm, None, 4, payer=payer))  # warm-up
         runs["paid"] = []
-        ready = [n.ready_s for n in started]
         by_span = {f"{n.span[0]}:{n.span[1]}": n.url for n in started}
         urls = {hops: [by_span[s] for s in spans] for hops, spans in ROUTES.items()}
         for hops in ROUTES:
@@ -206,7 +204,6 @@ def main() -> None:
             local_nodes(ROUTES[hops], *threads) as plain_nodes,
             local_nodes(ROUTES[hops], "--link-delay-ms", str(d), *threads) as delayed_nodes,
         ):
-            ready += [n.ready_s for n in (*plain_nodes, *delayed_nodes)]
             plain = [n.url for n in plain_nodes]
             delayed = [n.url for n in delayed_nodes]
             asyncio.run(network(cm, plain, 4))  # warm-up
@@ -222,14 +219,6 @@ def main() -> None:
             f"| {hops} | {plain_ms:.1f} | {measured:.1f} | {limit:.1f} | "
             f"{100 * (measured / limit - 1):+.1f}% |"
         )
-
-    alone = start_node("0:10", *threads)
-    alone.stop()
-    print("\nNode start to ready (spawn to the 'ready' line, shards imported):\n")
-    print("| case | seconds |")
-    print("|---|---:|")
-    print(f"| one node alone (0:10) | {alone.ready_s:.2f} |")
-    print(f"| nodes started together (median of {len(ready)}) | {statistics.median(ready):.2f} |")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class _Stop(Exception):
 
 def run_host(socket_file: Path, models_dir: Path | None) -> int:
     began = time.perf_counter()
+    _claim(socket_file)  # before the long import: a second host fails at once
     fingerprint = code_fingerprint()
     models = preload(models_dir)
     listener = _listen(socket_file)
@@ -117,7 +118,8 @@ def preload(models_dir: Path | None) -> list[str]:
     return loaded
 
 
-def _listen(socket_file: Path) -> socket.socket:
+def _claim(socket_file: Path) -> None:
+    """Refuse if a host listens on ``socket_file``; remove the file if one left it behind."""
     socket_file.parent.mkdir(parents=True, exist_ok=True)
     if socket_file.exists():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -131,6 +133,10 @@ def _listen(socket_file: Path) -> socket.socket:
             )
         finally:
             probe.close()
+
+
+def _listen(socket_file: Path) -> socket.socket:
+    _claim(socket_file)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # the socket file is the owner's alone
     try:
