@@ -1,8 +1,9 @@
 """``sharedllm-node run`` through a node host (see ``sharedllm.node.host``).
 
 The run command stays in the foreground for as long as its node lives: it passes on the
-signals it gets, and exits with the node's status. With no host listening, or a host that
-imported other code, it says so and the node runs in the run command's own process.
+signals it gets, and exits with the node's status. If the host cannot start the node (none
+listens, it imported other code, it fails), the run command says why and runs the node in its
+own process.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from sharedllm import paths
 from sharedllm.errors import NodeHostError
 from sharedllm.node.host_wire import (
+    STDIO_FDS,
     RunRequest,
     code_fingerprint,
     fits_unix_socket,
@@ -31,18 +34,20 @@ KILLED = 128 + signal.SIGKILL  # what a shell reports for a process killed by SI
 
 
 def run_in_host(socket_file: Path, argv: list[str], *, needs_password: bool) -> int | None:
-    """The node's exit status, or None when no usable host listens at ``socket_file``."""
+    """The node's exit status; None when no host listening at ``socket_file`` starts it.
+
+    Whatever goes wrong before the node runs (nobody listens, the host runs other code,
+    crashed or refused) only costs the fast start: the caller then runs the node itself.
+    """
     if not fits_unix_socket(socket_file) or not socket_file.exists():
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(CONNECT_TIMEOUT_S)
-    try:
-        sock.connect(str(socket_file))
-    except (ConnectionRefusedError, FileNotFoundError):
-        sock.close()
-        _notice(f"no node host answers at {socket_file}; starting the node in this process")
-        return None
-    with sock:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            sock.connect(str(socket_file))
+        except OSError as exc:
+            _notice(f"no node host answers at {socket_file} ({exc.strerror})")
+            return None
         env = dict(os.environ)
         if needs_password and paths.PASSWORD_ENV not in env and sys.stdin.isatty():
             env[paths.PASSWORD_ENV] = getpass.getpass("keystore password: ")
@@ -50,23 +55,42 @@ def run_in_host(socket_file: Path, argv: list[str], *, needs_password: bool) -> 
         os.umask(umask)
         request = RunRequest([*argv, "--no-host"], env, os.getcwd(), umask, code_fingerprint())
         try:
-            send_request(sock, request)
+            with _stdio() as fds:
+                send_request(sock, request, fds)
             first = recv_message(sock)
-        except OSError as exc:
-            raise NodeHostError(f"node host at {socket_file} failed: {exc}") from None
+        except (OSError, NodeHostError) as exc:
+            _notice(f"the node host at {socket_file} failed: {exc}")
+            return None
         if first is None:
-            raise NodeHostError(f"node host at {socket_file} closed the connection")
+            _notice(f"the node host at {socket_file} closed the connection")
+            return None
         if "error" in first:
             error = first["error"] if isinstance(first["error"], dict) else {}
-            code, message = error.get("code", "NODE_HOST"), error.get("message", repr(first))
-            if code == "HOST_STALE":
-                _notice(f"{message}; starting the node in this process")
-                return None
-            raise NodeHostError(f"node host refused: {message}", code=str(code))
+            _notice(f"the node host refused: [{error.get('code')}] {error.get('message')}")
+            return None
         pid = first.get("pid")
         if type(pid) is not int or pid <= 0:
             raise NodeHostError(f"node host answered {first!r}", code="HOST_BAD_ANSWER")
         return _follow(sock, pid)
+
+
+@contextlib.contextmanager
+def _stdio() -> Iterator[list[int]]:
+    """Descriptors 0, 1 and 2, with /dev/null standing in for any that is closed."""
+    opened: list[int] = []
+    fds = []
+    for fd in STDIO_FDS:
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened.append(os.open(os.devnull, os.O_RDWR))
+            fd = opened[-1]
+        fds.append(fd)
+    try:
+        yield fds
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def _follow(sock: socket.socket, pid: int) -> int:

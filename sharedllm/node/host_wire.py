@@ -15,6 +15,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,13 +121,14 @@ def parse_request(body: Any) -> RunRequest:
     return RunRequest(list(argv), dict(env), cwd, umask, fingerprint)
 
 
-def send_request(sock: socket.socket, request: RunRequest) -> None:
+def send_request(sock: socket.socket, request: RunRequest, fds: Sequence[int] = STDIO_FDS) -> None:
+    """``fds`` become the node's stdin, stdout and stderr."""
     body = json.dumps(request.to_json()).encode()
     if len(body) > MAX_MESSAGE:
         raise NodeHostError(
             f"request of {len(body)} bytes is over {MAX_MESSAGE}", code="HOST_BAD_REQUEST"
         )
-    socket.send_fds(sock, [_LENGTH.pack(len(body))], list(STDIO_FDS))
+    socket.send_fds(sock, [_LENGTH.pack(len(body))], list(fds))
     sock.sendall(body)
 
 

@@ -6,6 +6,7 @@ points every ``sharedllm-node run`` at it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,7 +72,8 @@ def _ask(request: dict | bytes, fds: bool = True) -> dict | None:
             socket.send_fds(sock, [head], [0, 1, 2])
         else:
             sock.sendall(head)
-        sock.sendall(body)
+        with contextlib.suppress(BrokenPipeError):  # it may refuse before reading the body
+            sock.sendall(body)
         return recv_message(sock)
 
 
@@ -153,6 +155,23 @@ def test_the_host_refuses_bad_requests_and_keeps_serving(model_home, request_, f
     node = start_node("0:1")  # the host still starts nodes
     node.stop()
     assert node.process.returncode == 0
+
+
+def test_a_run_command_without_stdin_still_starts_through_the_host(model_home):
+    command = [*program("sharedllm-node"), "run", "--layers", "0:1", "--port", "0"]
+    node = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: os.close(0),  # a closed descriptor 0, as a daemon has
+    )  # fmt: skip
+    try:
+        assert node.stdout is not None
+        line = node.stdout.readline()
+        assert line.startswith("ready "), line
+        assert f"pid={node.pid} " not in line + " "  # a fork of the host, not this process
+    finally:
+        node.terminate()
+        node.wait(20)
+    assert node.returncode == 0
 
 
 def test_a_second_host_on_the_same_socket_is_refused_at_once(node_host):
