@@ -7,6 +7,8 @@ command while a node host (``sharedllm-node host``) is listening, which forks th
 its already-imported libraries. Times are wall clock from spawning the command to its
 "ready" line (shards already imported), the median of the rounds. Memory is each idle node's
 proportional set size (PSS: a page shared by k processes counts 1/k to each), after ready.
+Last, greedy tokens/s through one node serving all 30 layers, own process against forked, in
+interleaved rounds: a forked node must compute as fast as any other.
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/node_start.py [--rounds 3]
 """
@@ -14,6 +16,7 @@ proportional set size (PSS: a page shared by k processes counts 1/k to each), af
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import subprocess
@@ -22,12 +25,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from sharedllm.client.generate import TextGenerator
+from sharedllm.model.client_model import ClientModel
+from sharedllm.model.store import ModelStore
 from sharedllm.node.host_wire import SOCKET_ENV
 from sharedllm.node.local import LocalNode, local_nodes, spawn_node_host, start_node
 
 SPAN = "0:10"
 TOGETHER = ["0:10", "10:20", "20:30"]
 FLOOR = "import torch; import transformers.models.llama.modeling_llama"
+PROMPT = "Tell me a short story about a robot who learns to paint."
+TOKENS = 48
 
 
 def library_floor_s() -> float:
@@ -56,6 +64,37 @@ def one(*extra: str) -> LocalNode:
     node = start_node(SPAN, *extra)
     node.stop()
     return node
+
+
+async def tokens_per_s(cm: ClientModel, url: str, tokens: int) -> float:
+    """Steady greedy tokens/s through one node (the first token, a prefill, left out)."""
+    async with TextGenerator([url], client_model=cm) as gen:
+        count, began = 0, 0.0
+        async for _ in gen.token_ids(cm.prompt_ids(PROMPT), tokens):
+            count += 1
+            if count == 1:
+                began = time.perf_counter()
+        return (count - 1) / (time.perf_counter() - began)
+
+
+def compute_rates(socket_file: Path, rounds: int) -> tuple[float, float]:
+    """Best tokens/s of a 0:30 node in its own process and of one forked by the host."""
+    store = ModelStore()
+    cm = ClientModel(store, store.manifest())
+    with local_nodes(["0:30"], "--no-host", "--threads", "1") as (own,):
+        os.environ[SOCKET_ENV] = str(socket_file)
+        try:
+            with local_nodes(["0:30"], "--threads", "1") as (forked,):
+                assert forked.pid != forked.process.pid, "the node did not come from the host"
+                asyncio.run(tokens_per_s(cm, own.url, 8))  # warm-up
+                asyncio.run(tokens_per_s(cm, forked.url, 8))
+                runs: dict[str, list[float]] = {"own": [], "forked": []}
+                for _ in range(rounds):
+                    runs["own"].append(asyncio.run(tokens_per_s(cm, own.url, TOKENS)))
+                    runs["forked"].append(asyncio.run(tokens_per_s(cm, forked.url, TOKENS)))
+        finally:
+            os.environ.pop(SOCKET_ENV)
+    return max(runs["own"]), max(runs["forked"])
 
 
 def main() -> None:
@@ -89,6 +128,7 @@ def main() -> None:
             cold3.append(seconds)
             cold_mem = mem
         host_mem = memory_kib(host.process.pid)
+        own_rate, forked_rate = compute_rates(folder / "node.sock", args.rounds)
     finally:
         host.stop()
 
@@ -118,6 +158,13 @@ def main() -> None:
         print(f"| {name} | {rss:.0f} | {pss:.0f} | {uss:.0f} | {total_pss:.0f} | {total_uss:.0f} |")
     rss, pss, uss = (v / 1024 for v in host_mem)
     print(f"| the node host itself | {rss:.0f} | {pss:.0f} | {uss:.0f} | | |")
+
+    print(f"\nGreedy tokens/s through one node (0:30, --threads 1), best of {args.rounds} "
+          f"interleaved rounds of {TOKENS} tokens:\n")  # fmt: skip
+    print("| node | tokens/s | ratio to own process |")
+    print("|---|---:|---:|")
+    print(f"| own process | {own_rate:.2f} | 1.00 |")
+    print(f"| forked by a node host | {forked_rate:.2f} | {forked_rate / own_rate:.2f} |")
 
 
 if __name__ == "__main__":
