@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
@@ -19,6 +18,7 @@ from sharedllm.chain.deployment import Deployment
 from sharedllm.chain.market import Market
 from sharedllm.chain.registry import Registry
 from sharedllm.chain.token import Token
+from sharedllm.chain.transact import describe_failure, rpc
 from sharedllm.errors import ChainError
 
 RPC_TIMEOUT_S = 10
@@ -30,19 +30,9 @@ def web3_for(rpc_url: str) -> Web3:
     try:
         w3.eth.chain_id  # noqa: B018 - the first request proves the endpoint answers
     except (OSError, ValueError, Web3Exception) as exc:
-        message = f"cannot reach the RPC at {rpc_url} ({_reason(exc)})"
+        message = f"cannot reach the RPC at {rpc_url} ({describe_failure(exc)})"
         raise ChainError(message, field="rpc_url") from None
     return w3
-
-
-def _reason(exc: BaseException) -> str:
-    """A short cause; requests' own messages run to several hundred characters."""
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"no answer within {RPC_TIMEOUT_S} s"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection refused or host unreachable"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
 
 
 def contract(w3: Web3, name: str, address: str) -> Any:
@@ -64,7 +54,11 @@ class Chain:
         return self.deployment.chain_id
 
     def eth_balance(self, address: str) -> int:
-        return self.w3.eth.get_balance(address)
+        return rpc(lambda: self.w3.eth.get_balance(address), "getBalance")
+
+    def now(self) -> int:
+        """The latest block's timestamp: the chain's clock."""
+        return int(rpc(lambda: self.w3.eth.get_block("latest")["timestamp"], "getBlock"))
 
 
 def connect(rpc_url: str, deployment: Deployment, check_code: bool = True) -> Chain:

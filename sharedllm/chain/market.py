@@ -9,7 +9,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from sharedllm.chain.token import Token
-from sharedllm.chain.transact import TxResult, call, send
+from sharedllm.chain.transact import TxResult, call, rpc, send
 from sharedllm.errors import ChainError
 from sharedllm.protocol.job import Job
 from sharedllm.protocol.types import JobId
@@ -71,7 +71,10 @@ class Market:
 
     def submitted_jobs(self, from_block: int = 0) -> list[dict[str, Any]]:
         """``ResultSubmitted`` events since ``from_block``, oldest first, as plain dicts."""
-        logs = self.contract.events.ResultSubmitted().get_logs(from_block=from_block)
+        logs = rpc(
+            lambda: self.contract.events.ResultSubmitted().get_logs(from_block=from_block),
+            "ResultSubmitted logs",
+        )
         return [
             {**{k: _plain(v) for k, v in log["args"].items()}, "block": log["blockNumber"]}
             for log in logs

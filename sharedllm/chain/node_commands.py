@@ -137,7 +137,7 @@ def withdraw(args: argparse.Namespace) -> int:
         raise ConfigError(
             "node is not unbonding: run `sharedllm-node unstake` first", code="NotUnbonding"
         )
-    now = chain.w3.eth.get_block("latest")["timestamp"]
+    now = chain.now()
     if now < node.unbonding_at:
         raise ChainError(
             f"unbonding is not over: {node.unbonding_at - now} s left", code="UnbondingNotOver"
@@ -174,7 +174,7 @@ def _report(
             f"pubkey:   {node.pubkey}",
         ]
     if node.status == "Unbonding":
-        now = chain.w3.eth.get_block("latest")["timestamp"]
+        now = chain.now()
         left = max(0, node.unbonding_at - now)
         lines.append(f"unbonding until {node.unbonding_at} (about {left} s)")
     lines.append(f"wallet:   {format_share(wallet)} SHARE")

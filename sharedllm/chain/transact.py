@@ -7,9 +7,11 @@ revert surfaces there with its data, which the shared decoder names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
@@ -17,6 +19,8 @@ from web3.types import TxReceipt
 
 from sharedllm.chain.artifacts import revert_decoder
 from sharedllm.errors import ChainError, ContractRevert
+
+T = TypeVar("T")
 
 RECEIPT_TIMEOUT_S = 120
 
@@ -44,6 +48,14 @@ def as_revert(exc: ContractLogicError, context: str) -> ContractRevert:
     return ContractRevert(f"{context}: reverted ({exc.message or exc})", code="UnknownRevert")
 
 
+def rpc(read: Callable[[], T], context: str) -> T:
+    """Any other read from the RPC (blocks, logs, code); transport failures become ChainError."""
+    try:
+        return read()
+    except (OSError, ValueError, Web3Exception) as exc:
+        raise ChainError(f"{context}: RPC call failed: {describe_failure(exc)}") from None
+
+
 def call(fn: Any, context: str) -> Any:
     """A read-only call; reverts become ContractRevert, transport failures ChainError."""
     try:
@@ -51,7 +63,7 @@ def call(fn: Any, context: str) -> Any:
     except ContractLogicError as exc:
         raise as_revert(exc, context) from None
     except (OSError, ValueError, Web3Exception) as exc:
-        raise ChainError(f"{context}: RPC call failed: {_short(exc)}") from None
+        raise ChainError(f"{context}: RPC call failed: {describe_failure(exc)}") from None
 
 
 def send(
@@ -62,15 +74,15 @@ def send(
     ``gas`` skips estimation, for calls whose success depends on the time of the block that
     will include them (estimation runs against the latest block, whose clock on a quiet
     devnet stands still)."""
-    params: dict[str, Any] = {
-        "from": account.address,
-        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-        "chainId": w3.eth.chain_id,
-        "value": value,
-    }
-    if gas is not None:
-        params["gas"] = gas
     try:
+        params: dict[str, Any] = {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": w3.eth.chain_id,
+            "value": value,
+        }
+        if gas is not None:
+            params["gas"] = gas
         tx = fn.build_transaction(params)
         signed = account.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -80,7 +92,7 @@ def send(
     except TimeExhausted:
         raise ChainError(f"{context}: no receipt after {RECEIPT_TIMEOUT_S} s") from None
     except (OSError, ValueError, Web3Exception) as exc:
-        raise ChainError(f"{context}: transaction failed: {_short(exc)}") from None
+        raise ChainError(f"{context}: transaction failed: {describe_failure(exc)}") from None
     if receipt["status"] != 1:
         raise _replayed_revert(w3, tx, receipt, context)
     return receipt
@@ -98,6 +110,11 @@ def _replayed_revert(w3: Web3, tx: dict[str, Any], receipt: TxReceipt, context: 
     return ContractRevert(f"{context}: transaction reverted", code="UnknownRevert")
 
 
-def _short(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """A short cause; requests' own messages run to several hundred characters."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "the RPC did not answer in time"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "the RPC refused the connection or is unreachable"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]

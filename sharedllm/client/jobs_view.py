@@ -57,7 +57,7 @@ class JobLine:
 
 def refresh(chain: Chain, jobs: Iterable[BookedJob]) -> list[JobLine]:
     """One ``getJob`` per booked job; jobs booked against another market are left out."""
-    now = chain.w3.eth.get_block("latest")["timestamp"]
+    now = chain.now()
     lines = []
     for booked in jobs:
         if booked.market is not None and booked.market.lower() != chain.market.address.lower():

@@ -59,7 +59,7 @@ class Payer:
 
     async def job_for(self, model_id: str, route: Sequence[Hop], max_tokens: int) -> PaidJob:
         hops = await self.directory.priced_route(route)
-        now = self.chain.w3.eth.get_block("latest")["timestamp"]
+        now = self.chain.now()
         job = make_job(model_id, hops, self.address, max_tokens, self.ttl_s, now=now)
         need = max_tokens * route_price(hops)
         have = self.chain.market.escrow_of(self.address)

@@ -23,7 +23,7 @@ import numpy as np
 
 from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
-from sharedllm.errors import PeerError, SharedLLMError
+from sharedllm.errors import PeerError, RouteError, SharedLLMError
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.receipt_handoff import handoff_body
@@ -82,8 +82,15 @@ class InferenceSession:
         return sum(self._lengths)
 
     async def open(self) -> None:
+        refused: dict[str, BaseException] = {}  # why the nodes left out so far were left out
         for _ in range(self.max_repairs + 1):
-            route = await self.planner.plan(self.model_id, 0, self.num_layers, self._excluded)
+            try:
+                route = await self.planner.plan(self.model_id, 0, self.num_layers, self._excluded)
+            except RouteError as exc:
+                if not refused:
+                    raise
+                why = "; ".join(f"{url}: {err}" for url, err in refused.items())
+                raise RouteError(f"{exc.message}; refused: {why}", **exc.details) from None
             if self.payer is not None:
                 self.paid = await self.payer.job_for(self.model_id, route, self.max_length)
                 self.job, self.signature = self.paid.signed.wire()
@@ -97,6 +104,7 @@ class InferenceSession:
             for hop, result in zip(route, results, strict=True):
                 if isinstance(result, BaseException):
                     self._excluded.add(hop.url)
+                    refused[hop.url] = result
                 else:
                     self._forget(hop.url)
             if not all(isinstance(r, SharedLLMError) for r in failed):

@@ -95,7 +95,7 @@ async def reconcile(keys: ApiKeys, chain: Chain) -> int:
     saw and whose deadline has passed can no longer cost anything; one still inside its
     deadline keeps its reservation until the next start.
     """
-    now = (await asyncio.to_thread(chain.w3.eth.get_block, "latest"))["timestamp"]
+    now = await asyncio.to_thread(chain.now)
     settled = 0
     charged: set[str] = set()  # a job with a topped-up hold has two rows; charge it once
     for r in keys.reservations():

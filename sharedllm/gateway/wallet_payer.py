@@ -174,7 +174,7 @@ class WalletPayer(Payer):
         return paid
 
     def _chain_now_and_escrow(self) -> tuple[int, int]:
-        now = self.chain.w3.eth.get_block("latest")["timestamp"]
+        now = self.chain.now()
         return now, self.chain.market.escrow_of(self.client)
 
 

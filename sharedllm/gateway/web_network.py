@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.transact import rpc
 from sharedllm.client.network_view import read_network
 from sharedllm.gateway.state import GatewayState
 
@@ -39,13 +40,16 @@ async def network_payload(state: GatewayState) -> dict[str, Any]:
 
 def recent_slashes(chain: Chain, limit: int = RECENT_SLASHES) -> list[dict[str, Any]]:
     """The latest ``JobChallenged`` events, newest first, with their block times."""
-    latest = chain.w3.eth.block_number
+    latest = rpc(lambda: chain.w3.eth.block_number, "blockNumber")
     start = max(chain.deployment.deploy_block, latest - RECENT_BLOCKS, 0)
-    logs = chain.market.contract.events.JobChallenged().get_logs(from_block=start)
+    logs = rpc(
+        lambda: chain.market.contract.events.JobChallenged().get_logs(from_block=start),
+        "JobChallenged logs",
+    )
     rows = []
     for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]), reverse=True)[:limit]:
         args = log["args"]
-        block = chain.w3.eth.get_block(log["blockNumber"])
+        block = rpc(lambda n=log["blockNumber"]: chain.w3.eth.get_block(n), "getBlock")
         rows.append(
             {
                 "jobId": "0x" + bytes(args["jobHash"]).hex(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from web3 import Web3
 
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.transact import rpc
 from sharedllm.node.job_checks import HopRecord
 from sharedllm.protocol.job import Job, recover_job_signer
 from sharedllm.protocol.types import JobId
@@ -38,7 +39,7 @@ class ChainJobView:
             except Exception:  # a malformed signature is simply not the client's
                 pass
         w3: Web3 = self.chain.w3
-        if not w3.eth.get_code(job.client):
+        if not rpc(lambda: w3.eth.get_code(job.client), "getCode"):
             return False
         wallet = w3.eth.contract(address=job.client, abi=_ERC1271_ABI)
         try:

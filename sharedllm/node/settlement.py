@@ -24,6 +24,7 @@ import time
 from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.transact import rpc
 from sharedllm.errors import ContractRevert, SharedLLMError
 from sharedllm.node.ledger import CHALLENGED, FINALIZED, REFUSED, SERVED, SUBMITTED, Ledger
 from sharedllm.node.transcript_pruning import prune
@@ -153,9 +154,12 @@ class Settler:
 
     def _payout(self, job_id: str) -> tuple[int, int]:
         """What this node was paid for the job, from the market's ``HopPaid`` events."""
-        events = self.chain.market.contract.events.HopPaid().get_logs(
-            from_block=self.chain.deployment.deploy_block,
-            argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
+        events = rpc(
+            lambda: self.chain.market.contract.events.HopPaid().get_logs(
+                from_block=self.chain.deployment.deploy_block,
+                argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
+            ),
+            "HopPaid logs",
         )
         mine = [e["args"] for e in events if e["args"]["node"] == self.account.address]
         return sum(a["amount"] for a in mine), sum(a["reward"] for a in mine)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from web3.exceptions import Web3Exception
-
 from sharedllm.chain.connection import Chain
-from sharedllm.errors import ChainError
+from sharedllm.chain.transact import rpc
 
 MAX_RANGE = 2_000  # blocks per get_logs call
 
@@ -45,16 +43,16 @@ class ChainEvents:
         self._events = chain.market.contract.events
 
     def head(self) -> int:
-        return _rpc(lambda: self.chain.w3.eth.block_number, "blockNumber")
+        return rpc(lambda: self.chain.w3.eth.block_number, "blockNumber")
 
     def chain_time(self) -> float:
         """Now, by the chain's clock: the wall clock, or the latest block's time if a test
         moved the chain ahead of it (challenge windows are judged by block time)."""
-        latest = _rpc(lambda: self.chain.w3.eth.get_block("latest"), "getBlock")
+        latest = rpc(lambda: self.chain.w3.eth.get_block("latest"), "getBlock")
         return max(time.time(), float(latest["timestamp"]))
 
     def block_hash(self, number: int) -> bytes:
-        block = _rpc(lambda: self.chain.w3.eth.get_block(number), "getBlock")
+        block = rpc(lambda: self.chain.w3.eth.get_block(number), "getBlock")
         return bytes(block["hash"])
 
     def commitments(self, from_block: int, to_block: int) -> list[Commitment]:
@@ -62,7 +60,7 @@ class ChainEvents:
         found: list[Commitment] = []
         for start in range(from_block, to_block + 1, MAX_RANGE):
             end = min(start + MAX_RANGE - 1, to_block)
-            logs = _rpc(
+            logs = rpc(
                 lambda s=start, e=end: self._events.ResultSubmitted().get_logs(
                     from_block=s, to_block=e
                 ),
@@ -82,7 +80,7 @@ class ChainEvents:
 
     def our_vote(self, job_id: str, verifier: str, from_block: int) -> Vote | None:
         """This verifier's ``ChallengeVoted`` for the job, if it is on-chain."""
-        logs = _rpc(
+        logs = rpc(
             lambda: self._events.ChallengeVoted().get_logs(
                 from_block=from_block,
                 argument_filters={"jobHash": bytes.fromhex(job_id[2:]), "verifier": verifier},
@@ -99,11 +97,3 @@ class ChainEvents:
             "0x" + bytes(log["transactionHash"]).hex(),
             log["blockNumber"],
         )
-
-
-def _rpc(fn, what: str):
-    try:
-        return fn()
-    except (OSError, ValueError, Web3Exception) as exc:
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ChainError(f"{what}: RPC failed: {first}") from None
