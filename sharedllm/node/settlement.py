@@ -56,6 +56,7 @@ class Settler:
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
         self._wake = asyncio.Event()
+        self._now = 0.0  # this pass's idea of the time the next block will carry
 
     def poke(self) -> None:
         """Something was served: settle soon rather than at the next tick."""
@@ -74,6 +75,9 @@ class Settler:
             self._wake.clear()
 
     def settle_once(self) -> None:
+        # The next block's time is at least the wall clock and at least the latest block's:
+        # a quiet devnet's latest block stands still, and a chain's clock may run ahead.
+        self._now = max(time.time(), self.chain.now())
         for job in list(self.ledger.with_status(SERVED)):
             if job.submits:
                 self._submit(job.job_id)
@@ -130,9 +134,7 @@ class Settler:
             if entry.status == SERVED:
                 self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
             ends = int(record.fields["submittedAt"]) + self.window
-            # Wall-clock time: a quiet devnet mines no blocks, so its latest block's time
-            # stands still; the finalize transaction itself carries the current time.
-            if entry.submits and time.time() >= ends:
+            if entry.submits and self._now >= ends:
                 self._finalize(job_id, entry.hops)
         elif status == "Finalized" and entry.status != FINALIZED:
             payout, reward = self._payout(job_id)
