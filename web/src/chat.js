@@ -150,6 +150,9 @@ class Turn {
   }
 
   showRoute({ hops, pricePerToken, maxCost }) {
+    if (!this.routeEl.hidden) {
+      this.note("A node on the route stopped answering. The answer goes on through the new route above, under a new job your wallet signs; each job pays only for the tokens it served.", "warn");
+    }
     this.routeEl.hidden = false;
     this.routeEl.innerHTML = hops.map((h) => `
       <span class="hop" style="--c:${nodeColour(h.address)}" title="${escapeHtml(h.url)}">
