@@ -10,13 +10,11 @@ second submission anyway, but asking first keeps the ledger honest and the gas u
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-import sqlite_utils
+from sharedllm.job_ledger import JobLedger
 
 # Status of a job in the node's ledger, in the order it moves through them.
 SERVED = "served"  # receipts recorded, not yet on-chain
@@ -50,14 +48,11 @@ class LedgerJob:
         return self.hop == self.hops - 1 or self.handed_over
 
 
-class Ledger:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The event loop records jobs and the settler's worker thread updates them; sqlite
-        # serialises writers itself, and every write here is one short transaction.
-        self._db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+class Ledger(JobLedger[LedgerJob]):
+    STATUSES = STATUSES
+    ORDER = "created_at"
+
+    def _create(self) -> None:
         jobs = self._db["jobs"]
         if not jobs.exists():
             jobs.create(
@@ -156,32 +151,16 @@ class Ledger:
         return True
 
     def set_status(self, job_id: str, status: str, **fields: object) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown ledger status {status!r}")
+        """Amounts (wei) are kept as decimal strings: they overflow sqlite's integers."""
         values = {
             k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
             for k, v in fields.items()
             if v is not None
         }
-        with self._db.conn:
-            self._db["jobs"].update(job_id, {"status": status, "updated_at": time.time(), **values})
+        self._update_status(job_id, status, values)
 
     def created_at(self, job_id: str) -> float:
         return self._db["jobs"].get(job_id)["created_at"]
-
-    def get(self, job_id: str) -> LedgerJob | None:
-        rows = list(self._db["jobs"].rows_where("job_id = ?", [job_id]))
-        return _job(rows[0]) if rows else None
-
-    def with_status(self, *statuses: str) -> Iterator[LedgerJob]:
-        marks = ",".join("?" for _ in statuses)
-        for row in self._db["jobs"].rows_where(
-            f"status in ({marks})", list(statuses), order_by="created_at"
-        ):
-            yield _job(row)
-
-    def all(self) -> list[LedgerJob]:
-        return [_job(row) for row in self._db["jobs"].rows_where(order_by="created_at")]
 
     def receipts(self, job_id: str) -> list[str]:
         return [
@@ -196,8 +175,9 @@ class Ledger:
             for row in self._db["receipts"].rows_where("job_id = ?", [job_id])
         }
 
-    def close(self) -> None:
-        self._db.close()
+    @staticmethod
+    def _parse(row: dict) -> LedgerJob:
+        return _job(row)
 
 
 def _job(row: dict) -> LedgerJob:

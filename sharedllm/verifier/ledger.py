@@ -10,16 +10,15 @@ challenge already landed, so it never sends a second challenge transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
 from eth_utils import keccak
 
 from sharedllm import paths
+from sharedllm.job_ledger import JobLedger
 
 # Status of a job in the verifier's ledger.
 SKIPPED = "skipped"  # not selected by the draw
@@ -94,16 +93,9 @@ class Evidence:
         return keccak(self.canonical())
 
 
-class VerifierLedger:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        # The event loop writes here and so do worker threads; every write is one short
-        # transaction, and sqlite serialises writers itself.
-        self._db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._create()
+class VerifierLedger(JobLedger[LedgerJob]):
+    STATUSES = STATUSES
+    ORDER = "block, job_id"
 
     def _create(self) -> None:
         db = self._db
@@ -188,25 +180,7 @@ class VerifierLedger:
     # -- job status ------------------------------------------------------------------------
 
     def set_status(self, job_id: str, status: str, **fields: object) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown ledger status {status!r}")
-        values = {k: v for k, v in fields.items() if v is not None}
-        with self._db.conn:
-            self._db["jobs"].update(job_id, {"status": status, "updated_at": time.time(), **values})
-
-    def get(self, job_id: str) -> LedgerJob | None:
-        rows = list(self._db["jobs"].rows_where("job_id = ?", [job_id]))
-        return _job(rows[0]) if rows else None
-
-    def with_status(self, *statuses: str) -> Iterator[LedgerJob]:
-        marks = ",".join("?" for _ in statuses)
-        for row in self._db["jobs"].rows_where(
-            f"status in ({marks})", list(statuses), order_by="block, job_id"
-        ):
-            yield _job(row)
-
-    def all(self) -> list[LedgerJob]:
-        return [_job(r) for r in self._db["jobs"].rows_where(order_by="block, job_id")]
+        self._update_status(job_id, status, {k: v for k, v in fields.items() if v is not None})
 
     # -- checks, evidence, challenges ------------------------------------------------------
 
@@ -278,8 +252,9 @@ class VerifierLedger:
     def challenges(self) -> list[dict]:
         return list(self._db["challenges"].rows_where(order_by="at"))
 
-    def close(self) -> None:
-        self._db.close()
+    @staticmethod
+    def _parse(row: dict) -> LedgerJob:
+        return _job(row)
 
 
 def _job(row: dict) -> LedgerJob:
