@@ -167,6 +167,8 @@ def _start_node(conn: socket.socket, listener: socket.socket, fingerprint: str) 
     except (NodeHostError, OSError) as exc:
         for fd in fds:
             os.close(fd)
+        if isinstance(exc, NodeHostError) and exc.code == "HOST_NO_REQUEST":
+            return
         error = exc if isinstance(exc, NodeHostError) else NodeHostError(f"request failed: {exc}")
         print(f"refused a run: {error}", file=sys.stderr, flush=True)
         with contextlib.suppress(OSError):

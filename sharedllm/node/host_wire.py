@@ -135,6 +135,8 @@ def send_request(sock: socket.socket, request: RunRequest, fds: Sequence[int] = 
 def recv_request(sock: socket.socket) -> tuple[RunRequest, list[int]]:
     """The request and the caller's stdio descriptors (closed here if the request is bad)."""
     head, fds, _, _ = socket.recv_fds(sock, _LENGTH.size, len(STDIO_FDS))
+    if not head and not fds:  # e.g. a second host checking whether this one listens
+        raise NodeHostError("connection closed without a request", code="HOST_NO_REQUEST")
     try:
         if len(fds) != len(STDIO_FDS):
             raise NodeHostError(

@@ -175,6 +175,7 @@ def test_a_run_command_without_stdin_still_starts_through_the_host(model_home):
 
 
 def test_a_second_host_on_the_same_socket_is_refused_at_once(node_host):
+    refusals = sum("refused a run" in line for line in node_host.lines)
     result = subprocess.run(
         [*program("sharedllm-node"), "host", "--socket", os.environ[SOCKET_ENV]],
         capture_output=True, text=True, timeout=60,
@@ -182,6 +183,8 @@ def test_a_second_host_on_the_same_socket_is_refused_at_once(node_host):
     assert result.returncode == 1
     assert "HOST_RUNNING" in result.stderr
     assert node_host.process.poll() is None
+    # Its check (a connection, and nothing sent) is not taken for a bad request.
+    assert sum("refused a run" in line for line in node_host.lines) == refusals
 
 
 def test_without_a_listening_host_the_node_starts_in_its_own_process(tmp_path, model_home):
