@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sharedllm.processes import Child, program
@@ -21,15 +21,25 @@ from sharedllm.processes import Child, program
 @dataclass
 class LocalNode:
     child: Child
-    url: str
     span: tuple[int, int]
-    ready_s: float  # wall-clock seconds from spawn to the ready line
     pid: int  # the process serving: the run command's own, or its fork of a node host
-    log: list[str] = field(default_factory=list)
 
     @property
     def process(self) -> subprocess.Popen:
         return self.child.process
+
+    @property
+    def url(self) -> str:
+        return self.child.url
+
+    @property
+    def ready_s(self) -> float:
+        """Wall-clock seconds from spawn to the ready line."""
+        return self.child.ready_s
+
+    @property
+    def log(self) -> list[str]:
+        return self.child.lines
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no goodbye to peers or clients."""
@@ -55,9 +65,7 @@ class StartingNode:
         layers = next(w for w in line.split() if w.startswith("layers=")).split("=")[1]
         start, end = (int(x) for x in layers.split(":"))
         pid = int(next(w for w in line.split() if w.startswith("pid=")).split("=")[1])
-        return LocalNode(
-            self.child, self.child.url, (start, end), self.child.ready_s, pid, self.child.lines
-        )
+        return LocalNode(self.child, (start, end), pid)
 
 
 def start_node(layers: str, *extra: str, env: dict[str, str] | None = None) -> LocalNode:

@@ -56,7 +56,7 @@ class Settler:
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
         self._wake = asyncio.Event()
-        self._now = 0.0  # this pass's idea of the time the next block will carry
+        self._now: float | None = None  # this pass's time of the next block, once asked
 
     def poke(self) -> None:
         """Something was served: settle soon rather than at the next tick."""
@@ -75,9 +75,7 @@ class Settler:
             self._wake.clear()
 
     def settle_once(self) -> None:
-        # The next block's time is at least the wall clock and at least the latest block's:
-        # a quiet devnet's latest block stands still, and a chain's clock may run ahead.
-        self._now = max(time.time(), self.chain.now())
+        self._now = None
         for job in list(self.ledger.with_status(SERVED)):
             if job.submits:
                 self._submit(job.job_id)
@@ -134,7 +132,7 @@ class Settler:
             if entry.status == SERVED:
                 self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
             ends = int(record.fields["submittedAt"]) + self.window
-            if entry.submits and self._now >= ends:
+            if entry.submits and self._next_block_time() >= ends:
                 self._finalize(job_id, entry.hops)
         elif status == "Finalized" and entry.status != FINALIZED:
             payout, reward = self._payout(job_id)
@@ -142,6 +140,13 @@ class Settler:
         elif status == "Challenged" and entry.status != CHALLENGED:
             self.ledger.set_status(job_id, CHALLENGED)
         return True
+
+    def _next_block_time(self) -> float:
+        """At least the wall clock and at least the latest block's time (a quiet devnet's
+        latest block stands still; a chain's clock may run ahead); asked once per pass."""
+        if self._now is None:
+            self._now = max(time.time(), self.chain.now())
+        return self._now
 
     def _finalize(self, job_id: str, hops: int) -> None:
         try:

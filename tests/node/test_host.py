@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sharedllm.errors import NodeHostError
 from sharedllm.node import host_client
 from sharedllm.node.host_wire import (
     SOCKET_ENV,
@@ -234,7 +235,7 @@ def test_requests_are_parsed_strictly():
         {**good, "umask": 0o1000},
         {**good, "umask": True},
     ):
-        with pytest.raises(Exception, match="request"):
+        with pytest.raises(NodeHostError, match="request"):
             parse_request(bad)
 
 
