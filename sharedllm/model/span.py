@@ -83,7 +83,7 @@ class SpanRunner:
                     hidden,
                     attention_mask=masks[self._layer_type(self.start + offset)],
                     position_ids=positions,
-                    past_key_values=cache,
+                    cache=cache,
                     use_cache=True,
                     position_embeddings=rotary,
                 )
@@ -119,7 +119,7 @@ class SpanRunner:
                 config=self.config,
                 inputs_embeds=hidden,
                 attention_mask=None,
-                past_key_values=cache,
+                cache=cache,
                 position_ids=positions,
                 layer_idx=first,
             )

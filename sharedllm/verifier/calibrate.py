@@ -122,7 +122,7 @@ def batched_prefill(runner: SpanRunner, jobs: Sequence[Sequence[np.ndarray]]) ->
             config=runner.config,
             inputs_embeds=hidden,
             attention_mask=None,
-            past_key_values=cache,
+            cache=cache,
             position_ids=positions,
         )
         for layer in runner.layers:
@@ -130,7 +130,7 @@ def batched_prefill(runner: SpanRunner, jobs: Sequence[Sequence[np.ndarray]]) ->
                 hidden,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
                 position_embeddings=rotary,
             )

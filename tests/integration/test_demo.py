@@ -39,5 +39,6 @@ def test_demo_answers_a_paid_prompt_and_settles_it(model_home: Path) -> None:
     assert out.count("paid 0x") == 3
     assert "verdict: passed" in out
     assert "network stopped" in out
+    assert [line for line in (out + result.stderr).splitlines() if "Warning" in line] == []
     leftovers = _children_named(r"sharedllm-(node|verifier) run .*--deployment /tmp/sharedllm-net-")
     assert leftovers == []

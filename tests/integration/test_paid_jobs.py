@@ -65,6 +65,16 @@ def test_a_paid_answer_moves_balances_exactly(net: LocalNetwork) -> None:
     assert _submissions(net, paid.signed.job_id) == 1
 
 
+def test_paid_nodes_print_no_deprecation_warning_while_serving(net: LocalNetwork) -> None:
+    """A library deprecation caused by our calls shows up here, in the nodes' own output,
+    before the library removes the old API and breaks a newcomer's node."""
+    net.generate(PROMPT, dev_account(4), max_tokens=4)
+    for node in net.nodes:
+        assert node is not None
+        warnings = [line for line in node.log if "Warning" in line]
+        assert warnings == [], f"node {node.span}: {warnings}"
+
+
 def test_a_bad_job_is_refused_at_the_door_with_the_contract_code(net: LocalNetwork) -> None:
     chain = net.chain
     client = dev_account(5)
