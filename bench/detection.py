@@ -83,13 +83,13 @@ def _report(samples: Samples, policy: TolerancePolicy) -> None:
     cheats = [k for k in samples.scores if k not in honest]
     print(
         f"\n{'class':<17}{'checks':>7}{'min':>10}{'median':>10}{'max':>10}"
-        f"{'full':>10}{'robust':>10}{'top-k':>10}{'best pos':>10}{'flagged':>9}"
+        f"{'full':>10}{'robust':>10}{'best pos':>10}{'flagged':>9}"
     )
     print(f"{'':<24}(of the worst position per check)   (medians over checks)   (min)")
     for kind in honest + cheats:
         lo, mid, hi = summary(samples.scores[kind])
-        parts = [statistics.median(p[i] for p in samples.parts[kind]) for i in range(3)]
-        parts.append(min(p[3] for p in samples.parts[kind]))
+        parts = [statistics.median(p[i] for p in samples.parts[kind]) for i in range(2)]
+        parts.append(min(p[2] for p in samples.parts[kind]))
         flagged = sum(not ok for ok in samples.passed[kind])
         n = len(samples.scores[kind])
         cells = "".join(f"{x:>10.2e}" for x in (lo, mid, hi, *parts))
@@ -98,7 +98,7 @@ def _report(samples: Samples, policy: TolerancePolicy) -> None:
     mildest_cheat = min(min(samples.scores[k]) for k in cheats)
     honest_checks = sum(len(samples.passed[k]) for k in honest)
     false_pos = sum(not ok for k in honest for ok in samples.passed[k])
-    print(f"\nthreshold {policy.threshold:.1e} (top-k values {policy.topk_threshold:.1e})")
+    print(f"\nthreshold {policy.threshold:.1e}")
     print(
         f"margin: threshold / worst honest = {policy.threshold / worst_honest:.0f}x; "
         f"mildest cheat / threshold = {mildest_cheat / policy.threshold:.1f}x"

@@ -99,6 +99,14 @@ class SessionError(SharedLLMError):
     http_status = 409
 
 
+class ContextTooLong(SessionError):
+    """A prompt plus the tokens asked for do not fit the model's context; refused before
+    anything is reserved, signed or sent."""
+
+    code = "CONTEXT_LENGTH_EXCEEDED"
+    http_status = 400
+
+
 class PeerError(SharedLLMError):
     """A peer (node or RPC) failed, stalled or answered with an error."""
 

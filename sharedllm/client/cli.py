@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
-from sharedllm.errors import ConfigError
+from sharedllm.errors import ConfigError, SharedLLMError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -183,10 +183,18 @@ def _chat(args: argparse.Namespace) -> int:
                     continue
                 messages.append({"role": "user", "content": line})
                 first = len(gen.payer.jobs) if gen.payer else 0
-                reply = await _stream(
-                    gen, gen.chat(messages, max_tokens=args.max_tokens, sampling=sampling)
-                )
-                _show_jobs(gen, first, args)
+                try:
+                    reply = await _stream(
+                        gen, gen.chat(messages, max_tokens=args.max_tokens, sampling=sampling)
+                    )
+                except SharedLLMError as exc:
+                    # One failed turn does not end the conversation: the history stays as it
+                    # was before the question, which can be asked again.
+                    messages.pop()
+                    print(f"[{exc.code}] {exc.message}", file=sys.stderr, flush=True)
+                    continue
+                finally:
+                    _show_jobs(gen, first, args)
                 messages.append({"role": "assistant", "content": reply})
 
     asyncio.run(main())

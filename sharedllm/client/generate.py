@@ -17,7 +17,9 @@ from sharedllm.client.directory import NodeDirectory, StaticDirectory
 from sharedllm.client.payer import Payer
 from sharedllm.client.planner import RoutePlanner, RoutePolicy
 from sharedllm.client.session import InferenceSession
+from sharedllm.errors import ContextTooLong
 from sharedllm.model.client_model import ClientModel
+from sharedllm.model.manifest import Manifest
 from sharedllm.model.sampling import Sampler, SamplingParams
 from sharedllm.model.store import ModelStore
 from sharedllm.protocol.peer_http import PeerClient
@@ -64,6 +66,7 @@ class TextGenerator:
         unless ``stop_at_eos`` is False (benchmarks want a fixed length)."""
         sampler = Sampler(sampling or SamplingParams())
         m = self.manifest
+        check_context(m, len(ids), max_new_tokens)
         self.session = InferenceSession(
             self.planner,
             m.model_id,
@@ -128,3 +131,16 @@ async def generate(prompt: str, nodes: Sequence[str], **options: Any) -> AsyncIt
     async with TextGenerator(nodes, **gen_options) as gen:
         async for piece in gen.generate(prompt, **options):
             yield piece
+
+
+def check_context(manifest: Manifest, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Refuse, before any job is signed, a request whose positions would not fit the model."""
+    context = manifest.context_length
+    if context is not None and prompt_tokens + max_new_tokens > context:
+        raise ContextTooLong(
+            f"this model's context is {context} tokens; the prompt has {prompt_tokens} and "
+            f"{max_new_tokens} more were asked for: shorten the prompt or ask for fewer tokens",
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_new_tokens,
+            context_length=context,
+        )

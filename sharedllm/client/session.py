@@ -27,7 +27,7 @@ from sharedllm.errors import PeerError, RouteError, SharedLLMError
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.receipt_handoff import handoff_body
-from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
+from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS, Hop, OpenSession, RouteUpdate
 from sharedllm.protocol.wire_errors import SessionUnknown
 
 log = logging.getLogger("sharedllm.client")
@@ -112,12 +112,19 @@ class InferenceSession:
         raise failed[0]
 
     async def step(self, hidden: np.ndarray) -> np.ndarray:
-        """Run new positions [1, T, H] through the whole route; returns the last hop's output."""
+        """Run new positions [1, T, H] through the whole route; returns the last hop's output.
+
+        A long prompt goes as steps of at most ``MAX_STEP_POSITIONS`` positions, so that no
+        step holds a node's worker, or waits on a timeout, for longer than a short one."""
         array = np.ascontiguousarray(hidden, dtype=np.float32)
         if array.ndim != 3 or array.shape[0] != 1 or array.shape[2] != self.hidden_size:
             raise ValueError(f"hidden must be [1, T, {self.hidden_size}], got {array.shape}")
         self._reap_acks()
-        data, length = array.tobytes(), array.shape[1]
+        outputs = [await self._step(chunk.tobytes()) for chunk in _chunks(array[0])]
+        return np.concatenate(outputs, axis=1)
+
+    async def _step(self, data: bytes) -> np.ndarray:
+        length = len(data) // (4 * self.hidden_size)
         for attempt in range(self.max_repairs + 1):
             index = len(self._inputs)
             frame = TensorFrame(
@@ -135,11 +142,12 @@ class InferenceSession:
                 if self.payer is None:
                     await self._repair(failed, index)
                 else:
-                    data, length = await self._restart_paid(failed, data, length)
+                    for chunk in _chunks(await self._restart_paid(failed)):
+                        await self._step(chunk.tobytes())
         self._inputs.append(data)
         self._lengths.append(length)
         result = out.to_numpy().reshape(out.shape)
-        return result[:, -array.shape[1] :, :].copy()
+        return result[:, -length:, :].copy()
 
     async def close(self) -> None:
         for task in self._acks:
@@ -152,10 +160,10 @@ class InferenceSession:
         if self.payer is not None and self.paid is not None:
             self.payer.served(self.paid, self.position)
 
-    async def _restart_paid(self, failed: str, data: bytes, length: int) -> tuple[bytes, int]:
+    async def _restart_paid(self, failed: str) -> np.ndarray:
         """Paid failover: a job names its nodes, so a new route needs a new job. Close the old
         sessions (their last hop settles what was served), open the new route under a freshly
-        signed job, and send the whole history again as the first step of the new session.
+        signed job; returns the history [T, H] to send again from the new session's start.
         If the dead hop was the old route's last, a survivor is handed the receipts instead."""
         self._excluded.add(failed)
         old, old_paid = list(self.route), self.paid
@@ -166,10 +174,9 @@ class InferenceSession:
         self.session_id = secrets.token_hex(16)
         await self.open()
         self.failovers.append((failed, list(self.route)))
-        history = b"".join(self._inputs) + data
-        total = self.position + length
+        history = np.frombuffer(b"".join(self._inputs), dtype="<f4")
         self._inputs, self._lengths = [], []
-        return history, total
+        return history.reshape(-1, self.hidden_size)
 
     async def _hand_over(self, paid: PaidJob, survivors: list[Hop]) -> None:
         """The dead last hop held the only full receipt chains: give them to a survivor of the
@@ -362,6 +369,13 @@ def _checked_output(frame: TensorFrame, index: int, shape: tuple[int, ...]) -> T
             f"last hop answered step {frame.meta.get('step')} with shape {list(frame.shape)}",
         )
     return frame
+
+
+def _chunks(rows: np.ndarray) -> list[np.ndarray]:
+    """[T, H] rows as [1, <=MAX_STEP_POSITIONS, H] steps, in order."""
+    return [
+        rows[None, i : i + MAX_STEP_POSITIONS] for i in range(0, rows.shape[0], MAX_STEP_POSITIONS)
+    ]
 
 
 def _drop(task: asyncio.Task) -> None:

@@ -61,6 +61,12 @@ class Manifest:
     config: dict[str, Any] = field(hash=False, compare=False)
     eos_token_ids: tuple[int, ...] = ()
 
+    @property
+    def context_length(self) -> int | None:
+        """The most positions one sequence may hold (the config's max_position_embeddings)."""
+        value = self.config.get("max_position_embeddings")
+        return value if isinstance(value, int) and value > 0 else None
+
     def shards(self) -> tuple[str, ...]:
         """Every shard the model needs, embed and head first."""
         return (self.embed_shard, self.head_shard, self.tokenizer_shard, *self.layer_shards)

@@ -28,7 +28,8 @@ class Admission:
         upstream: list[str],
         data: bytes,
         output: bytes,
-        shape: tuple[int, ...],
+        start_pos: int,
+        positions: int,
     ) -> list[str]:
         """The receipts to pass on with a computed step: the upstream ones plus this hop's.
         A free network keeps none."""

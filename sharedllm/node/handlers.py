@@ -188,7 +188,13 @@ async def step(request: web.Request) -> web.Response:
     shape = (1, record.length, st.worker.hidden_size)
     if not record.receipts:
         record.receipts = st.admission.receipts(
-            session.id, index, upstream, record.input, record.output, shape
+            session.id,
+            index,
+            upstream,
+            record.input,
+            record.output,
+            record.start_pos,
+            record.length,
         )
     if session.next_url is not None:
         out = TensorFrame(

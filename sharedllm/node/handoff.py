@@ -23,7 +23,6 @@ from sharedllm.errors import ProtocolError, SharedLLMError
 from sharedllm.node.ledger import SERVED, Ledger
 from sharedllm.protocol.receipt_handoff import parse_handoff
 from sharedllm.protocol.receipts import Receipt, check_chain, job_commitment
-from sharedllm.protocol.topk import decode_topk
 from sharedllm.protocol.types import parse_job_id
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,7 @@ class ReceiptHandoff:
             for receipt in chain:
                 receipt.verify(keys[receipt.hop])
         flat = [r for chain in complete for r in chain]
-        check_chain(flat, entry.hops)
-        tokens = sum(decode_topk(chain[entry.hop].output_topk)[0].shape[0] for chain in complete)
+        tokens = check_chain(flat, entry.hops)
         commitment = "0x" + job_commitment(flat).hex()
         rows = [(r.step, r.hop, r.to_hex()) for r in flat]
         if not self.ledger.take_over(job_id, tokens, commitment, rows):

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
 from nacl.signing import SigningKey
 
 from sharedllm.errors import JobRejected, ProtocolError
@@ -31,7 +30,6 @@ from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol.job import Job, job_id
 from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
 from sharedllm.protocol.session_msgs import OpenSession
-from sharedllm.protocol.topk import encode_topk
 from sharedllm.protocol.transcript_format import Transcript
 from sharedllm.protocol.types import JobId
 
@@ -117,7 +115,8 @@ class PaidAdmission(Admission):
         upstream: list[str],
         data: bytes,
         output: bytes,
-        shape: tuple[int, ...],
+        start_pos: int,
+        positions: int,
     ) -> list[str]:
         """Check the upstream receipts for ``data`` and add this hop's; returns the chain."""
         paid = self._sessions[session_id]
@@ -139,14 +138,20 @@ class PaidAdmission(Admission):
                 f"step {step}: the input is not what hop {paid.hop - 1} signed for",
                 code="RECEIPT_CHAIN_BROKEN",
             )
-        values = np.frombuffer(output, dtype=np.float32).reshape(shape)
+        for i, receipt in enumerate(chain):
+            if (receipt.start_pos, receipt.positions) != (start_pos, positions):
+                raise ProtocolError(
+                    f"step {step}: hop {i} signed other positions than this step's",
+                    code="RECEIPT_MISMATCH",
+                )
         mine = Receipt(
             bytes.fromhex(paid.job_id[2:]),
             paid.hop,
             step,
+            start_pos,
+            positions,
             input_hash,
             tensor_hash(output),
-            encode_topk(values),
         ).signed(self.key)
         chain.append(mine)
         paid.receipts[step] = chain

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharedllm.errors import SessionError
+from sharedllm.errors import ContextTooLong, SessionError
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
@@ -81,6 +81,12 @@ class SessionManager:
                 f"session {request.session_id} is already open here",
                 code="SESSION_EXISTS",
                 field="session_id",
+            )
+        context = self.worker.manifest.context_length
+        if context is not None and request.max_length > context:
+            raise ContextTooLong(
+                f"max_length {request.max_length} is past the model's context of {context}",
+                field="max_length",
             )
         if len(self._sessions) >= self.config.max_sessions:
             raise SessionLimit(f"node is at its cap of {self.config.max_sessions} sessions")

@@ -11,7 +11,11 @@ from sharedllm.errors import PeerError
 from sharedllm.node.sessions import Session, StepRecord
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.session_msgs import parse_replay_meta, parse_step_meta
+from sharedllm.protocol.session_msgs import (
+    MAX_STEP_POSITIONS,
+    parse_replay_meta,
+    parse_step_meta,
+)
 from sharedllm.protocol.wire_errors import FrameError, SessionLimit, SessionUnknown, StepOutOfOrder
 
 
@@ -38,6 +42,13 @@ async def run_step(worker: SpanWorker, session: Session, frame: TensorFrame) -> 
     identical resend is answered from history and a different one is refused.
     """
     length = check_hidden(frame, worker.hidden_size)
+    if length > MAX_STEP_POSITIONS:
+        raise FrameError(
+            f"a step carries at most {MAX_STEP_POSITIONS} positions, got {length}: "
+            "send a long prompt as several steps",
+            code="STEP_TOO_LONG",
+            field="shape",
+        )
     step, start_pos = parse_step_meta(frame.meta)
     async with session.lock:
         if step < len(session.steps):

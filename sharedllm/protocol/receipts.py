@@ -1,11 +1,15 @@
 """Per-step receipts that each hop signs, and the job commitment built from them.
 
-A receipt binds one hop's work on one step of one job: the hash of the exact input bytes it
-received, the hash of the exact output bytes it produced, and a compact commitment to the
-output's values (the top-k entries of every position, in the spirit of TOPLOC). Receipts
-chain: hop i's ``output_hash`` is hop i+1's ``input_hash``, so a verifier that finds a
-mismatch knows which hop produced it. The signature is ed25519 over a fixed binary layout,
-with the public key the node declared in the registry.
+A receipt binds one hop's work on one step of one job: the positions the step covered
+(``start_pos`` and ``positions``), the hash of the exact input bytes it received and the hash
+of the exact output bytes it produced. Receipts chain: hop i's ``output_hash`` is hop i+1's
+``input_hash``, so a verifier that finds a mismatch knows which hop produced it. The
+signature is ed25519 over a fixed binary layout, with the public key the node declared in
+the registry.
+
+A receipt has one size whatever the step: it travels in every frame's header, next to the
+tensor, so it must not grow with the prompt. The values themselves stay in the hop's
+transcript, which the output hash pins byte for byte.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from nacl.signing import SigningKey, VerifyKey
 
 from sharedllm.errors import ProtocolError
 
-_DOMAIN = b"sharedllm/receipt/v1"
-_FIXED = struct.Struct(">32sBI32s32sI")  # job id, hop, step, input hash, output hash, topk length
+_DOMAIN = b"sharedllm/receipt/v2"
+# job id, hop, step, first position, positions, input hash, output hash
+_FIXED = struct.Struct(">32sBIII32s32s")
 _SIGNATURE_BYTES = 64
+RECEIPT_BYTES = _FIXED.size + _SIGNATURE_BYTES
 
 
 @dataclass(frozen=True)
@@ -30,23 +36,26 @@ class Receipt:
     job_id: bytes
     hop: int
     step: int
+    start_pos: int
+    positions: int
     input_hash: bytes
     output_hash: bytes
-    output_topk: bytes
     signature: bytes = b""
 
+    @property
+    def end_pos(self) -> int:
+        """The position after the step's last: the tokens served once this step was."""
+        return self.start_pos + self.positions
+
     def signing_bytes(self) -> bytes:
-        return (
-            _DOMAIN
-            + _FIXED.pack(
-                self.job_id,
-                self.hop,
-                self.step,
-                self.input_hash,
-                self.output_hash,
-                len(self.output_topk),
-            )
-            + self.output_topk
+        return _DOMAIN + _FIXED.pack(
+            self.job_id,
+            self.hop,
+            self.step,
+            self.start_pos,
+            self.positions,
+            self.input_hash,
+            self.output_hash,
         )
 
     def signed(self, key: SigningKey) -> Receipt:
@@ -68,24 +77,26 @@ class Receipt:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
-        if len(data) < _FIXED.size + _SIGNATURE_BYTES:
-            raise ProtocolError("receipt is truncated", code="RECEIPT_MALFORMED")
-        job_id, hop, step, input_hash, output_hash, topk_len = _FIXED.unpack_from(data)
-        end = _FIXED.size + topk_len
-        if len(data) != end + _SIGNATURE_BYTES:
+        if len(data) != RECEIPT_BYTES:
             raise ProtocolError(
-                f"receipt length {len(data)} does not match its top-k length {topk_len}",
-                code="RECEIPT_MALFORMED",
+                f"receipt is {len(data)} bytes, expected {RECEIPT_BYTES}", code="RECEIPT_MALFORMED"
             )
-        return cls(job_id, hop, step, input_hash, output_hash, data[_FIXED.size : end], data[end:])
+        job_id, hop, step, start_pos, positions, input_hash, output_hash = _FIXED.unpack_from(data)
+        if positions == 0:
+            raise ProtocolError("receipt covers no position", code="RECEIPT_MALFORMED")
+        return cls(
+            job_id, hop, step, start_pos, positions, input_hash, output_hash, data[_FIXED.size :]
+        )
 
     def to_hex(self) -> str:
         return self.to_bytes().hex()
 
     @classmethod
     def from_hex(cls, text: object) -> Receipt:
-        if not isinstance(text, str):
-            raise ProtocolError("receipt must be a hex string", code="RECEIPT_MALFORMED")
+        if not isinstance(text, str) or len(text) > 2 * RECEIPT_BYTES + 2:
+            raise ProtocolError(
+                f"receipt must be a hex string of {RECEIPT_BYTES} bytes", code="RECEIPT_MALFORMED"
+            )
         try:
             return cls.from_bytes(bytes.fromhex(text.removeprefix("0x")))
         except ValueError as exc:
@@ -109,8 +120,9 @@ def job_commitment(receipts: Sequence[Receipt]) -> bytes:
     return h.digest()
 
 
-def check_chain(receipts: Sequence[Receipt], hops: int) -> None:
-    """Check that the receipts form one unbroken chain per step across ``hops`` hops.
+def check_chain(receipts: Sequence[Receipt], hops: int) -> int:
+    """Check that the receipts form one unbroken chain per step across ``hops`` hops, over
+    positions that follow on from 0 step by step; returns the positions they prove served.
 
     Raises ``ProtocolError(RECEIPT_CHAIN_BROKEN)`` naming the first step and hop at which the
     chain breaks, or ``RECEIPT_MISSING`` if a hop's receipt for a step is absent.
@@ -118,6 +130,7 @@ def check_chain(receipts: Sequence[Receipt], hops: int) -> None:
     by_step: dict[int, dict[int, Receipt]] = {}
     for receipt in receipts:
         by_step.setdefault(receipt.step, {})[receipt.hop] = receipt
+    position = 0
     for step in sorted(by_step):
         row = by_step[step]
         for hop in range(hops):
@@ -125,11 +138,21 @@ def check_chain(receipts: Sequence[Receipt], hops: int) -> None:
                 raise ProtocolError(
                     f"no receipt from hop {hop} for step {step}", code="RECEIPT_MISSING"
                 )
-        for hop in range(1, hops):
-            if row[hop].input_hash != row[hop - 1].output_hash:
+        for hop in range(hops):
+            if (row[hop].start_pos, row[hop].positions) != (position, row[0].positions):
+                raise ProtocolError(
+                    f"step {step}: hop {hop} signed positions {row[hop].start_pos}.."
+                    f"{row[hop].end_pos - 1}, the chain is at {position}",
+                    code="RECEIPT_CHAIN_BROKEN",
+                    step=step,
+                    hop=hop,
+                )
+            if hop and row[hop].input_hash != row[hop - 1].output_hash:
                 raise ProtocolError(
                     f"step {step}: hop {hop}'s input is not hop {hop - 1}'s output",
                     code="RECEIPT_CHAIN_BROKEN",
                     step=step,
                     hop=hop,
                 )
+        position = row[0].end_pos
+    return position

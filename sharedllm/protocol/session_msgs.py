@@ -17,6 +17,10 @@ from sharedllm.protocol.types import ModelId, parse_model_id
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_HOPS = 64
+# The most positions one step may carry. A longer prompt goes as several steps: a node's
+# worker is then never held by one client for more than a short step (about 1 s for ten
+# layers of the default model on a laptop core), and step timeouts need not grow with it.
+MAX_STEP_POSITIONS = 512
 
 
 @dataclass(frozen=True)

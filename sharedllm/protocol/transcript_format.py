@@ -12,7 +12,7 @@
                               order, each as a 4-byte big-endian length + Receipt.to_bytes()
 
 Receipts live after the frame rather than in its JSON header because a frame header is
-capped at 64 KiB and a long job's receipts (top-k commitments per position) are not.
+capped at 64 KiB and a long job's receipts (one per hop and step) are not.
 The node writes this file once when the session closes and serves it as it lies, so what a
 verifier reads is byte for byte what the node kept.
 """
@@ -26,17 +26,14 @@ from dataclasses import dataclass
 from sharedllm.errors import ProtocolError
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.receipts import Receipt
+from sharedllm.protocol.receipts import RECEIPT_BYTES, Receipt
 from sharedllm.protocol.types import JobId, parse_job_id
 
 MAGIC = b"SLTX"
 CONTENT_TYPE = "application/x-sharedllm-transcript"
 _PREFIX = struct.Struct("<4sQ")
 _RECEIPT_LEN = struct.Struct(">I")
-# Per position, a receipt carries k=8 (index, value) pairs of 8 bytes; per step, the fixed
-# fields, the top-k header, the signature and our length prefix.
-RECEIPT_BYTES_PER_POSITION = 64
-RECEIPT_BYTES_PER_STEP = 105 + 6 + 64 + _RECEIPT_LEN.size
+RECEIPT_BYTES_PER_STEP = RECEIPT_BYTES + _RECEIPT_LEN.size
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ def worst_case_bytes(max_length: int, hidden: int, hops_held: int) -> int:
     as an input and an output row, and in the worst case one step per position, each with
     the receipts of ``hops_held`` hops."""
     rows = max_length * hidden * 8
-    receipts = hops_held * max_length * (RECEIPT_BYTES_PER_POSITION + RECEIPT_BYTES_PER_STEP)
+    receipts = hops_held * max_length * RECEIPT_BYTES_PER_STEP
     return rows + receipts + 4096
 
 

@@ -24,7 +24,6 @@ import torch
 
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.span import SpanRunner
-from sharedllm.protocol.topk import decode_topk, encode_topk
 from sharedllm.verifier.cheats import CheatingRunner, CheatMode, cheat_schedule
 from sharedllm.verifier.recompute import HopTranscript, recompute
 from sharedllm.verifier.tolerance import TolerancePolicy, relative_error
@@ -45,7 +44,7 @@ class Job:
 @dataclass
 class Samples:
     """Per class, one entry per check: the worst position's score, pass or fail, and for
-    the record the worst full, robust and top-k parts and the best position's score (for a
+    the record the worst full and robust parts and the best position's score (for a
     cheat on every step, the position that came closest to passing)."""
 
     scores: dict[str, list[float]] = field(default_factory=dict)
@@ -149,10 +148,8 @@ def score(
     combined = policy.position_scores(theirs, mine)
     full = relative_error(theirs, mine)
     robust = policy.robust_error(theirs, mine)
-    indices, values = decode_topk(encode_topk(theirs))
-    topk = policy.topk_scores(values, np.take_along_axis(mine, indices, axis=1))
-    ok = bool(policy.passes(combined).all() and policy.passes_topk(topk).all())
-    parts = (float(full.max()), float(robust.max()), float(topk.max()), float(combined.min()))
+    ok = bool(policy.passes(combined).all())
+    parts = (float(full.max()), float(robust.max()), float(combined.min()))
     samples.add(kind, float(combined.max()), ok, parts)
 
 

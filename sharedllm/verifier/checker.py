@@ -122,9 +122,17 @@ def _own_receipts(job: bytes, hop: int, info: RouteHop, t: HopTranscript) -> Fin
         return Finding(
             hop, "receipt_missing", detail=f"{len(t.receipts)} receipts for {len(t.inputs)} steps"
         )
+    position = 0
     for step, receipt in enumerate(t.receipts):
         if receipt.job_id != job or receipt.hop != hop or receipt.step != step:
             return Finding(hop, "receipt_mismatch", step, detail="receipt for another job/hop/step")
+        if (receipt.start_pos, receipt.positions) != (position, t.inputs[step].shape[0]):
+            return Finding(
+                hop, "receipt_positions", step,
+                detail=f"receipt signs positions {receipt.start_pos}+{receipt.positions}, the "
+                f"transcript has {t.inputs[step].shape[0]} at {position}",
+            )  # fmt: skip
+        position = receipt.end_pos
         try:
             receipt.verify(info.pubkey)
         except ProtocolError:

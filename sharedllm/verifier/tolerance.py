@@ -11,9 +11,8 @@ at every layer depth and for every hidden size:
 
 Hidden states carry a few channels near 2.5e4 that dominate the full norm: a cheat that
 spoils every ordinary channel but leaves the outliers alone moves ``full`` very little, so
-the score is ``max(full, robust)``. The outliers are still covered by ``full`` and by the
-top-k commitment check. docs/VERIFICATION.md has the measured distributions behind the
-threshold.
+the score is ``max(full, robust)``; the outliers are still covered by ``full``.
+docs/VERIFICATION.md has the measured distributions behind the threshold.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import numpy as np
 # in float32) scores ~5e-3. The threshold leaves ~300x of room for other hardware and
 # kernels above the honest worst, and ~5x below every cheated position measured.
 DEFAULT_THRESHOLD = 1e-3
-DEFAULT_TOPK_THRESHOLD = 1e-3
 DEFAULT_OUTLIER_CHANNELS = 8
 _EPS = 1e-6
 
@@ -37,8 +35,8 @@ class Verdict:
     """The outcome of checking one hop. ``step``/``position`` name the first failure.
 
     ``position`` counts within the step; ``reason`` is ``"output"`` (the outputs differ),
-    ``"topk"`` (a receipt's top-k values differ), ``"receipt"`` (a receipt's hashes do not
-    match the transcript's bytes) or ``""`` when the hop passed.
+    ``"receipt"`` (a receipt's hashes or positions do not match the transcript) or ``""``
+    when the hop passed.
     """
 
     ok: bool
@@ -67,15 +65,13 @@ class TolerancePolicy:
     def __init__(
         self,
         threshold: float = DEFAULT_THRESHOLD,
-        topk_threshold: float = DEFAULT_TOPK_THRESHOLD,
         outlier_channels: int = DEFAULT_OUTLIER_CHANNELS,
     ) -> None:
-        if not threshold > 0 or not topk_threshold > 0:
-            raise ValueError("thresholds must be positive")
+        if not threshold > 0:
+            raise ValueError("the threshold must be positive")
         if outlier_channels < 0:
             raise ValueError("outlier_channels must be >= 0")
         self.threshold = float(threshold)
-        self.topk_threshold = float(topk_threshold)
         self.outlier_channels = int(outlier_channels)
 
     def position_scores(self, committed: np.ndarray, recomputed: np.ndarray) -> np.ndarray:
@@ -97,17 +93,8 @@ class TolerancePolicy:
             theirs = np.where(keep, theirs, 0.0)
         return relative_error(theirs, ours)
 
-    def topk_scores(
-        self, committed_values: np.ndarray, recomputed_values: np.ndarray
-    ) -> np.ndarray:
-        """Relative error of a receipt's top-k values against ours at the same indices."""
-        return relative_error(committed_values, recomputed_values)
-
     def passes(self, scores: np.ndarray) -> np.ndarray:
         return scores <= self.threshold
-
-    def passes_topk(self, scores: np.ndarray) -> np.ndarray:
-        return scores <= self.topk_threshold
 
 
 def relative_error(committed: np.ndarray, recomputed: np.ndarray) -> np.ndarray:

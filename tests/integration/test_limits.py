@@ -12,8 +12,12 @@ import aiohttp
 import pytest
 
 from sharedllm.node.local import local_nodes
+from sharedllm.protocol import frames
+from sharedllm.protocol.frames import CONTENT_TYPE, TensorFrame
+from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS
 
 pytestmark = pytest.mark.nodes
+FRAME_HEADERS = {"Content-Type": CONTENT_TYPE}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,10 @@ def test_caps_and_idle_timeout(node, manifest):
                 async with http.post(node.url + "/sessions", json=body) as resp:
                     return resp.status, await resp.json()
 
-            status, body = await post(_open(node.url, manifest.model_id, max_length=1 << 16))
+            status, body = await post(_open(node.url, manifest.model_id, max_length=8000))
             assert (status, body["code"]) == (429, "SESSION_LIMIT")  # does not fit 8 MiB
+            status, body = await post(_open(node.url, manifest.model_id, max_length=8193))
+            assert (status, body["code"]) == (400, "CONTEXT_LENGTH_EXCEEDED")  # past 8192
             first = _open(node.url, manifest.model_id)
             assert (await post(first))[0] == 200
             assert (await post(_open(node.url, manifest.model_id)))[0] == 200
@@ -64,5 +70,34 @@ def test_caps_and_idle_timeout(node, manifest):
                 assert resp.status == 404
                 assert (await resp.json())["code"] == "SESSION_UNKNOWN"
             assert (await post(_open(node.url, manifest.model_id)))[0] == 200
+
+    asyncio.run(run())
+
+
+def test_a_step_longer_than_the_protocol_allows_is_refused_before_it_runs(node, manifest):
+    """One client's 8,000-position step would hold the node's worker for seconds; a long
+    prompt must come as several steps instead (the client splits it)."""
+    hidden = manifest.hidden_size
+    opened = _open(node.url, manifest.model_id, max_length=64)
+    too_long = TensorFrame(
+        "float32", (1, MAX_STEP_POSITIONS + 1, hidden),
+        bytes(4 * hidden * (MAX_STEP_POSITIONS + 1)), {"step": 0, "start_pos": 0},
+    )  # fmt: skip
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(40):  # the first test's sessions are reaped after ~1 s idle
+                async with http.post(node.url + "/sessions", json=opened) as resp:
+                    if resp.status != 429:
+                        break
+                await asyncio.sleep(0.25)
+            assert resp.status == 200
+            url = f"{node.url}/sessions/{opened['session_id']}/steps"
+            body = frames.encode(too_long)
+            async with http.post(url, data=body, headers=FRAME_HEADERS) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["code"] == "STEP_TOO_LONG"
+            async with http.get(f"{node.url}/sessions/{opened['session_id']}") as resp:
+                assert (await resp.json())["position"] == 0  # nothing was computed
 
     asyncio.run(run())

@@ -18,7 +18,6 @@ from sharedllm.node.handoff import ReceiptHandoff, add_handoff_routes
 from sharedllm.node.ledger import SERVED, Ledger
 from sharedllm.protocol.receipt_handoff import handoff_body, parse_handoff
 from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
-from sharedllm.protocol.topk import encode_topk
 
 JOB = "0x" + "ab" * 32
 ROUTE = ["0x" + f"{i:040x}" for i in (1, 2, 3)]
@@ -29,7 +28,7 @@ ME = 1  # this node is hop 1 of 3
 
 def _chains(keys: list[SigningKey]) -> list[list[Receipt]]:
     rng = np.random.default_rng(7)
-    chains = []
+    chains, start = [], 0
     for step, length in enumerate(LENGTHS):
         data = rng.standard_normal((1, length, HIDDEN)).astype(np.float32).tobytes()
         chain = []
@@ -40,13 +39,15 @@ def _chains(keys: list[SigningKey]) -> list[list[Receipt]]:
                     bytes.fromhex(JOB[2:]),
                     hop,
                     step,
+                    start,
+                    length,
                     tensor_hash(data),
                     tensor_hash(out.tobytes()),
-                    encode_topk(out),
                 ).signed(key)
             )
             data = out.tobytes()
         chains.append(chain)
+        start += length
     return chains
 
 

@@ -6,7 +6,6 @@ import numpy as np
 from nacl.signing import SigningKey
 
 from sharedllm.protocol.receipts import Receipt, tensor_hash
-from sharedllm.protocol.topk import encode_topk
 from sharedllm.protocol.transcript_format import Transcript
 from sharedllm.protocol.types import JobId
 
@@ -24,6 +23,7 @@ def make_transcript(
     keys = [SigningKey(bytes([h + 1]) * 32) for h in range(hop + 1)]
     inputs, outputs, receipts = [], [], []
     for step, length in enumerate(steps):
+        start = sum(steps[:step])
         data = rng.standard_normal((length, HIDDEN)).astype(np.float32)
         for h, key in enumerate(keys):
             out = rng.standard_normal((length, HIDDEN)).astype(np.float32)
@@ -32,9 +32,10 @@ def make_transcript(
                     bytes.fromhex(job_id[2:]),
                     h,
                     step,
+                    start,
+                    length,
                     tensor_hash(data.tobytes()),
                     tensor_hash(out.tobytes()),
-                    encode_topk(out),
                 ).signed(key)
             )
             if h == hop:

@@ -1,25 +1,29 @@
-import numpy as np
 import pytest
 from nacl.signing import SigningKey
 
 from sharedllm.errors import ProtocolError
-from sharedllm.protocol.receipts import Receipt, check_chain, job_commitment, tensor_hash
-from sharedllm.protocol.topk import decode_topk, encode_topk
+from sharedllm.protocol.receipts import (
+    RECEIPT_BYTES,
+    Receipt,
+    check_chain,
+    job_commitment,
+    tensor_hash,
+)
 
 JOB = bytes(range(32))
 
 
-def _receipts(keys, steps=2):
+def _receipts(keys, steps=2, lengths=(5, 1)):
     out = []
     for step in range(steps):
         data = f"input-{step}".encode()
+        start = sum(lengths[:step])
         for hop, key in enumerate(keys):
             produced = f"out-{step}-{hop}".encode()
-            out.append(
-                Receipt(JOB, hop, step, tensor_hash(data), tensor_hash(produced), b"topk").signed(
-                    key
-                )
+            receipt = Receipt(
+                JOB, hop, step, start, lengths[step], tensor_hash(data), tensor_hash(produced)
             )
+            out.append(receipt.signed(key))
             data = produced
     return out
 
@@ -60,13 +64,32 @@ def test_commitment_is_order_independent_but_content_sensitive():
     assert job_commitment(receipts) != job_commitment(receipts[:-1])
 
 
-def test_topk_keeps_the_largest_magnitudes():
-    rng = np.random.default_rng(0)
-    hidden = rng.standard_normal((1, 3, 64)).astype(np.float32)
-    hidden[0, 1, 10] = -500.0
-    idx, values = decode_topk(encode_topk(hidden, k=4))
-    assert idx.shape == (3, 4)
-    assert 10 in idx[1]
-    assert values[1][list(idx[1]).index(10)] == np.float32(-500.0)
-    with pytest.raises(ProtocolError):
-        decode_topk(encode_topk(hidden)[:-1])
+def test_a_receipt_has_one_size_whatever_the_step_covers():
+    """Receipts ride in every frame's header: a prompt of 8,000 positions must not make them
+    grow (a long prompt once overflowed the 64 KiB header limit)."""
+    key = SigningKey.generate()
+    short = Receipt(JOB, 0, 0, 0, 1, b"\x01" * 32, b"\x02" * 32).signed(key)
+    long = Receipt(JOB, 0, 0, 0, 8192, b"\x01" * 32, b"\x02" * 32).signed(key)
+    assert len(short.to_bytes()) == len(long.to_bytes()) == RECEIPT_BYTES < 200
+    with pytest.raises(ProtocolError) as err:
+        Receipt.from_bytes(long.to_bytes() + b"\x00")
+    assert err.value.code == "RECEIPT_MALFORMED"
+    with pytest.raises(ProtocolError) as err:
+        Receipt.from_hex("ab" * 10_000)
+    assert err.value.code == "RECEIPT_MALFORMED"
+
+
+def test_chain_proves_the_positions_served_and_refuses_gaps_and_padding():
+    keys = [SigningKey.generate() for _ in range(3)]
+    receipts = _receipts(keys, steps=2, lengths=(5, 1))
+    assert check_chain(receipts, hops=3) == 6
+    padded = list(receipts)
+    last = padded[-1]  # the last hop signs for more positions than the others ran
+    padded[-1] = Receipt(**{**last.__dict__, "positions": 40})
+    with pytest.raises(ProtocolError) as err:
+        check_chain(padded, hops=3)
+    assert err.value.code == "RECEIPT_CHAIN_BROKEN" and err.value.details == {"step": 1, "hop": 2}
+    gap = [r for r in receipts if r.step == 1]  # step 1 without step 0 starts at 5, not 0
+    with pytest.raises(ProtocolError) as err:
+        check_chain(gap, hops=3)
+    assert err.value.code == "RECEIPT_CHAIN_BROKEN"

@@ -8,7 +8,6 @@ import torch
 from nacl.signing import SigningKey
 
 from sharedllm.protocol.receipts import Receipt, tensor_hash
-from sharedllm.protocol.topk import encode_topk
 from sharedllm.verifier.calibrate import decode
 from sharedllm.verifier.cheats import CheatingRunner, CheatMode, cheat_schedule
 from sharedllm.verifier.recompute import HopTranscript, check_hop
@@ -21,14 +20,16 @@ SHORT = 6  # steps: the prompt, then five tokens
 
 def _receipts(inputs, outputs, key=None):
     key = key or SigningKey.generate()
+    starts = np.cumsum([0] + [x.shape[0] for x in inputs])
     return [
         Receipt(
             JOB,
             1,
             step,
+            int(starts[step]),
+            x.shape[0],
             tensor_hash(x.astype("<f4").tobytes()),
             tensor_hash(y.astype("<f4").tobytes()),
-            encode_topk(y),
         ).signed(key)
         for step, (x, y) in enumerate(zip(inputs, outputs, strict=True))
     ]
@@ -113,16 +114,18 @@ def test_a_tampered_position_is_named(span, hop_inputs, honest_outputs):
     assert (verdict.ok, verdict.step, verdict.position) == (False, 4, 0)
 
 
-def test_receipt_with_false_topk_values_is_caught(span, hop_inputs, honest_outputs):
+def test_receipt_claiming_more_positions_than_computed_is_caught(span, hop_inputs, honest_outputs):
+    """A hop that signs for more positions than its transcript holds (to be paid for them)
+    fails on the receipt, whatever its outputs."""
     inputs = hop_inputs[:SHORT]
     receipts = _receipts(inputs, honest_outputs)
-    skewed = honest_outputs[2] * np.float32(1.05)
+    padded = receipts[2]
     receipts[2] = Receipt(
-        JOB, 1, 2, receipts[2].input_hash, receipts[2].output_hash, encode_topk(skewed)
+        JOB, 1, 2, padded.start_pos, padded.positions + 5, padded.input_hash, padded.output_hash
     )
     transcript = HopTranscript.from_arrays(inputs, honest_outputs, receipts)
     verdict = check_hop(span, transcript).verdict
-    assert (verdict.ok, verdict.step, verdict.reason) == (False, 2, "topk")
+    assert (verdict.ok, verdict.step, verdict.reason) == (False, 2, "receipt")
 
 
 def test_transcript_that_is_not_what_was_signed_is_caught(span, hop_inputs, honest_outputs):

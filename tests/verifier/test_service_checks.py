@@ -13,7 +13,6 @@ import pytest
 from nacl.signing import SigningKey
 
 from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
-from sharedllm.protocol.topk import encode_topk
 from sharedllm.verifier.checker import RouteHop, check_bookkeeping
 from sharedllm.verifier.recompute import HopTranscript
 
@@ -24,9 +23,8 @@ STEPS = [5, 1, 1, 1]  # a prompt, then one token per step
 
 def _receipt(key: SigningKey, hop: int, step: int, x: np.ndarray, y: np.ndarray) -> Receipt:
     return Receipt(
-        bytes.fromhex(JOB[2:]), hop, step,
+        bytes.fromhex(JOB[2:]), hop, step, sum(STEPS[:step]), x.shape[0],
         tensor_hash(x.astype("<f4").tobytes()), tensor_hash(y.astype("<f4").tobytes()),
-        encode_topk(y),
     ).signed(key)  # fmt: skip
 
 

@@ -1,0 +1,96 @@
+"""What ordinary use reaches: paid prompts near the model's context and a 20-turn paid chat.
+
+Real anvil, three real paid node processes, the real model. Every step's frame carries the
+route's receipts for that step; they must not grow with the prompt or the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.client.generate import TextGenerator
+from sharedllm.errors import ContextTooLong
+from sharedllm.localnet import LocalNetwork
+
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
+
+SETTLE_S = 120
+
+
+@pytest.fixture(scope="module")
+def net(model_home):
+    with LocalNetwork() as network:
+        network.chain.market.deposit(dev_account(6), 50 * WEI_PER_SHARE, network.chain.token)
+        yield network
+
+
+def _prompt_of(net: LocalNetwork, tokens: int) -> tuple[str, int]:
+    """A chat prompt of at most ``tokens`` ids with its template (and a little under), and
+    its exact length."""
+    model = TextGenerator(net.payer(dev_account(6)).directory, store=net.store).model
+    sentence = "The quick brown fox jumps over the lazy dog. "
+    text = sentence * (tokens // 10)
+    while (n := len(model.prompt_ids(text, chat=True))) > tokens:
+        text = text[: -len(sentence)]
+    return text, n
+
+
+def test_a_paid_prompt_near_the_context_is_answered_and_billed_for_its_positions(net):
+    context = net.manifest.context_length
+    assert context == 8192
+    prompt, positions = _prompt_of(net, context - 64)
+    assert positions > context - 100
+    before = net.chain.market.escrow_of(dev_account(6).address)
+    text, jobs = net.generate(prompt, dev_account(6), max_tokens=4)
+    assert text.strip()
+    assert len(jobs) == 1, "a long prompt must not need a failover"
+    paid = jobs[0]
+    assert positions <= paid.tokens < positions + 4  # the prompt and the tokens fed back
+    record = net.wait_for_job(paid.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
+    assert record["tokensServed"] == paid.tokens
+    escrow = net.chain.market.escrow_of(dev_account(6).address)
+    assert escrow == before - paid.cost  # locked for exactly what the receipts prove
+
+
+def test_a_prompt_past_the_context_is_refused_before_anything_is_signed(net):
+    payer = net.payer(dev_account(6))
+    prompt, _ = _prompt_of(net, 8150)
+
+    async def ask() -> None:
+        async with TextGenerator(payer.directory, payer=payer, store=net.store) as gen:
+            async for _ in gen.generate(prompt, max_tokens=100):
+                pass
+
+    with pytest.raises(ContextTooLong) as err:
+        asyncio.run(ask())
+    assert err.value.code == "CONTEXT_LENGTH_EXCEEDED"
+    assert err.value.details["context_length"] == 8192
+    assert payer.jobs == []  # nothing signed, nothing reserved
+
+
+def test_a_twenty_turn_paid_chat_keeps_its_history_and_pays_each_turn(net):
+    payer = net.payer(dev_account(6))
+    messages: list[dict] = []
+    replies: list[str] = []
+
+    async def converse() -> None:
+        async with TextGenerator(payer.directory, payer=payer, store=net.store) as gen:
+            for turn in range(20):
+                messages.append({"role": "user", "content": f"Turn {turn}: name a color."})
+                pieces = [p async for p in gen.chat(messages, max_tokens=12)]
+                reply = "".join(pieces)
+                replies.append(reply)
+                messages.append({"role": "assistant", "content": reply})
+
+    asyncio.run(converse())
+    assert len(replies) == 20 and all(r.strip() for r in replies)
+    assert len(payer.jobs) == 20  # one job per turn, no failover
+    tokens = [p.tokens for p in payer.jobs]
+    assert tokens == sorted(tokens) and tokens[-1] > 20 * 12  # the history is the prompt
+    last = payer.jobs[-1]
+    record = net.wait_for_job(last.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
+    assert record["tokensServed"] == last.tokens
