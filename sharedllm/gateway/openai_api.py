@@ -30,6 +30,7 @@ from sharedllm.gateway.api_keys import ApiKey
 from sharedllm.gateway.budget_payer import BudgetPayer
 from sharedllm.gateway.openai_shapes import GenerationRequest, parse_request
 from sharedllm.gateway.state import GATEWAY, GatewayState
+from sharedllm.protocol import untrusted_json
 
 log = logging.getLogger("sharedllm.gateway")
 MAX_BODY_BYTES = 4 << 20
@@ -104,7 +105,7 @@ async def _authenticate(request: web.Request, state: GatewayState) -> ApiKey:
 
 async def _json_body(request: web.Request) -> Any:
     try:
-        return json.loads(await request.read())
+        return untrusted_json.loads(await request.read(), max_bytes=MAX_BODY_BYTES)
     except ValueError as exc:
         raise ProtocolError(f"body is not JSON: {exc}", field="body") from None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +28,7 @@ from sharedllm.gateway.wallet_payer import PendingSignatures
 from sharedllm.gateway.web_config import page_config
 from sharedllm.gateway.web_network import network_payload
 from sharedllm.gateway.web_page import add_page_routes
+from sharedllm.protocol import untrusted_json
 from sharedllm.protocol.types import parse_job_id
 
 EXTRAS_KEY = "web"
@@ -41,9 +41,9 @@ def _pending(state: GatewayState) -> PendingSignatures:
 
 async def _body(request: web.Request) -> Any:
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProtocolError("body: not JSON", field="body") from None
+        return untrusted_json.loads(await request.read())
+    except ValueError as exc:
+        raise ProtocolError(f"body: {exc}", field="body") from None
 
 
 def _json_errors(handler: Handler) -> Handler:

@@ -8,7 +8,6 @@ disturbs another session.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sharedllm.errors import ModelError, PeerError, ProtocolError, SharedLLMErro
 from sharedllm.model.store import ModelStore
 from sharedllm.node import steps
 from sharedllm.node.admission import Admission
+from sharedllm.node.bodies import read_frame, read_json
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.sessions import Session, SessionManager
 from sharedllm.node.span_worker import SpanWorker
@@ -29,6 +29,7 @@ from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.node_info import NodeInfo
 from sharedllm.protocol.peer_http import PeerClient
 from sharedllm.protocol.session_msgs import (
+    MAX_STEP_POSITIONS,
     parse_open,
     parse_receipts_meta,
     parse_route_update,
@@ -81,19 +82,9 @@ def _frame_response(frame: TensorFrame) -> web.Response:
     return web.Response(body=frames.encode(frame), content_type=frames.CONTENT_TYPE)
 
 
-async def _read_frame(request: web.Request) -> TensorFrame:
-    if request.content_type != frames.CONTENT_TYPE:
-        raise ProtocolError(
-            f"expected Content-Type {frames.CONTENT_TYPE}", code="BAD_FRAME", field="content_type"
-        )
-    return frames.decode(await request.read())
-
-
-async def _read_json(request: web.Request) -> Any:
-    try:
-        return json.loads(await request.read())
-    except ValueError as exc:
-        raise ProtocolError(f"body is not JSON: {exc}", field="body") from None
+def _step_body_limit(st: NodeState) -> int:
+    """The largest step frame: its positions at float32, plus the header and its prefix."""
+    return MAX_STEP_POSITIONS * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
 
 
 async def info(request: web.Request) -> web.Response:
@@ -133,7 +124,7 @@ async def manifest(request: web.Request) -> web.Response:
 
 async def open_session(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    req = parse_open(await _read_json(request))
+    req = parse_open(await read_json(request))
     if req.model_id != st.worker.manifest.model_id:
         raise WrongModel(
             f"this node serves model {st.worker.manifest.model_id}, not {req.model_id}",
@@ -181,7 +172,7 @@ async def close_session(request: web.Request) -> web.Response:
 async def step(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
-    frame = await _read_frame(request)
+    frame = await read_frame(request, _step_body_limit(st))
     upstream = parse_receipts_meta(frame.meta)
     record = await steps.run_step(st.worker, session, frame)
     index = frame.meta["step"]
@@ -246,7 +237,9 @@ def _step_meta(index: int, start_pos: int, receipts: list[str]) -> dict[str, Any
 async def replay(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
-    frame = await _read_frame(request)
+    # A replay carries the session's whole history so far, at most its max_length.
+    limit = session.request.max_length * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
+    frame = await read_frame(request, limit)
     out = await steps.replay(st.worker, session, frame)
     return await _delayed(st, TensorFrame("float32", frame.shape, out, frame.meta))
 
@@ -266,7 +259,7 @@ async def history(request: web.Request) -> web.Response:
 async def reroute(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
-    update = parse_route_update(await _read_json(request))
+    update = parse_route_update(await read_json(request))
     hop = update.route[update.hop_index]
     if (hop.start, hop.end) != (st.worker.start, st.worker.end):
         raise SpanNotServed(f"route[{update.hop_index}] is not this node's span", field="route")

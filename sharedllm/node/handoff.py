@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sharedllm.errors import ProtocolError, SharedLLMError
+from sharedllm.node.bodies import read_json
 from sharedllm.node.ledger import SERVED, Ledger
 from sharedllm.protocol.receipt_handoff import parse_handoff
 from sharedllm.protocol.receipts import Receipt, check_chain, job_commitment
@@ -132,14 +133,13 @@ def _check_identity(steps: list[list[Receipt]], job: bytes) -> None:
 
 
 HANDOFF = web.AppKey("handoff", ReceiptHandoff)
+MAX_HANDOFF_BODY = 32 << 20
 
 
 async def take_receipts(request: web.Request) -> web.Response:
     job_id = parse_job_id(request.match_info["job_id"], "job_id").lower()
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ProtocolError("body: expected JSON", field="receipts") from None
+    # One receipt per hop and step, at most one step per position of the longest session.
+    body = await read_json(request, MAX_HANDOFF_BODY)
     steps = parse_handoff(body)
     handoff = request.app.get(HANDOFF)
     if handoff is None:

@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from sharedllm.protocol import untrusted_json
 from sharedllm.protocol.wire_errors import FrameError
 
 MAGIC = b"SLT1"
 CONTENT_TYPE = "application/x-sharedllm-frame"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_DIMS = 8
+MAX_DIM = 1 << 31
 
 # dtype name -> (item size, unsigned view used to find NaN/inf, exponent mask)
 _DTYPES: dict[str, tuple[int, str, int]] = {
@@ -98,8 +100,8 @@ def decode(body: bytes, *, allow_non_finite: bool = False) -> TensorFrame:
 
 def _parse_header(raw: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        header = untrusted_json.loads(raw, max_bytes=MAX_HEADER_BYTES)
+    except ValueError as exc:
         raise FrameError(
             f"frame header is not JSON: {exc}", code="BAD_FRAME", field="header"
         ) from None
@@ -114,10 +116,6 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
     return header
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in a frame header")
-
-
 def _check_layout(dtype: Any, shape: Any, nbytes: int) -> None:
     if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise FrameError(
@@ -126,10 +124,12 @@ def _check_layout(dtype: Any, shape: Any, nbytes: int) -> None:
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= MAX_DIMS
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM for d in shape
+        )
     ):
         raise FrameError(
-            f"shape must be 1..{MAX_DIMS} positive integers", code="BAD_SHAPE", field="shape"
+            f"shape must be 1..{MAX_DIMS} integers in 1..{MAX_DIM}", code="BAD_SHAPE", field="shape"
         )
     expected = math.prod(shape) * _DTYPES[dtype][0]
     if nbytes != expected:

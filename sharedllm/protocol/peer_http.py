@@ -18,11 +18,15 @@ from typing import Any
 import aiohttp
 
 from sharedllm.errors import PeerError, SharedLLMError
-from sharedllm.protocol import frames
+from sharedllm.protocol import frames, untrusted_json
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.wire_errors import error_from_body
 
 JSON = dict[str, Any]
+# The most a peer's answer may hold: a peer we do not trust must not fill our memory.
+MAX_JSON_ANSWER = 1 << 20
+MAX_BINARY_ANSWER = 256 << 20  # a frame of a long history, a transcript or a shard
+_CHUNK = 1 << 16
 
 
 class PeerClient:
@@ -52,27 +56,31 @@ class PeerClient:
         await self.close()
 
     async def get_json(self, url: str, timeout: float) -> JSON:
-        status, body, _ = await self._call("GET", url, None, None, timeout)
+        status, body, _ = await self._call("GET", url, None, None, timeout, MAX_JSON_ANSWER)
         return _json(body, url, status)
 
     async def post_json(self, url: str, payload: JSON, timeout: float) -> JSON:
         data = json.dumps(payload).encode()
-        status, body, _ = await self._call("POST", url, data, "application/json", timeout)
+        status, body, _ = await self._call(
+            "POST", url, data, "application/json", timeout, MAX_JSON_ANSWER
+        )
         return _json(body, url, status)
 
     async def delete(self, url: str, timeout: float) -> None:
-        await self._call("DELETE", url, None, None, timeout)
+        await self._call("DELETE", url, None, None, timeout, MAX_JSON_ANSWER)
 
     async def post_frame(self, url: str, frame: TensorFrame | bytes, timeout: float) -> bytes:
         """Send a frame (after the injected link delay); returns the raw answer body."""
         data = frame if isinstance(frame, bytes) else frames.encode(frame)
         if self.link_delay_s:
             await asyncio.sleep(self.link_delay_s)
-        _, body, _ = await self._call("POST", url, data, frames.CONTENT_TYPE, timeout)
+        _, body, _ = await self._call(
+            "POST", url, data, frames.CONTENT_TYPE, timeout, MAX_JSON_ANSWER
+        )
         return body
 
     async def get_frame(self, url: str, timeout: float) -> TensorFrame:
-        _, body, ctype = await self._call("GET", url, None, None, timeout)
+        _, body, ctype = await self._call("GET", url, None, None, timeout, MAX_BINARY_ANSWER)
         if ctype != frames.CONTENT_TYPE:
             raise PeerError(f"{url} answered {ctype}, not a frame", failed_url=_base(url))
         try:
@@ -81,11 +89,17 @@ class PeerClient:
             raise PeerError(f"{url} sent a bad frame: {exc}", failed_url=_base(url)) from exc
 
     async def get_bytes(self, url: str, timeout: float) -> bytes:
-        _, body, _ = await self._call("GET", url, None, None, timeout)
+        _, body, _ = await self._call("GET", url, None, None, timeout, MAX_BINARY_ANSWER)
         return body
 
     async def _call(
-        self, method: str, url: str, data: bytes | None, ctype: str | None, timeout: float
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        ctype: str | None,
+        timeout: float,
+        max_bytes: int,
     ) -> tuple[int, bytes, str]:
         headers = {"Content-Type": ctype} if ctype else None
         limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.connect_timeout))
@@ -93,9 +107,9 @@ class PeerClient:
             async with self.http.request(
                 method, url, data=data, headers=headers, timeout=limits
             ) as resp:
-                body = await resp.read()
+                body = await _read_within(resp, max_bytes, url)
                 status, content_type = resp.status, resp.content_type
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             kind = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
             raise PeerError(f"{method} {url} {kind}", failed_url=_base(url)) from None
         if status >= 400:
@@ -103,9 +117,22 @@ class PeerClient:
         return status, body, content_type
 
 
+async def _read_within(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
+    too_big = PeerError(f"{url} answered more than {max_bytes} bytes", failed_url=_base(url))
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise too_big
+    parts, size = [], 0
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def _peer_error(url: str, status: int, body: bytes) -> SharedLLMError:
     try:
-        parsed = json.loads(body)
+        parsed = untrusted_json.loads(body)
     except ValueError:
         parsed = None
     err = error_from_body(status, parsed)
@@ -116,9 +143,9 @@ def _peer_error(url: str, status: int, body: bytes) -> SharedLLMError:
 
 def _json(body: bytes, url: str, status: int) -> JSON:
     try:
-        parsed = json.loads(body)
-    except ValueError:
-        raise PeerError(f"{url} answered HTTP {status} with a body that is not JSON") from None
+        parsed = untrusted_json.loads(body)
+    except ValueError as exc:
+        raise PeerError(f"{url} answered HTTP {status} with a body we refuse: {exc}") from None
     if not isinstance(parsed, dict):
         raise PeerError(f"{url} answered with JSON that is not an object")
     return parsed

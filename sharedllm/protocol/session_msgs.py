@@ -114,8 +114,13 @@ def parse_session_id(value: Any) -> str:
 def parse_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 2048:
         raise ProtocolError(f"{field}: expected an http(s) URL", field=field)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and parts.hostname and not parts.query
+        parts.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError:  # urlsplit refuses e.g. "http://[::1" (an unclosed IPv6 bracket)
+        valid = False
+    if not valid:
         raise ProtocolError(f"{field}: expected an http(s) URL", field=field)
     return value.rstrip("/")
 

@@ -1,0 +1,59 @@
+"""Request bodies read within a limit per endpoint, before anything is parsed.
+
+aiohttp's ``client_max_size`` is one cap for every route, sized for the largest frame a node
+accepts (a failover replay of a whole history). A JSON endpoint needs far less, and a step
+needs at most one step's positions: each route reads no more than its own limit, stops
+reading the moment a body goes past it, and parses a large body off the event loop so that
+one client's body never stalls everyone else's steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from sharedllm.errors import ProtocolError
+from sharedllm.protocol import frames, untrusted_json
+from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.wire_errors import BodyTooLarge
+
+MAX_JSON_BODY = 256 * 1024
+_CHUNK = 64 * 1024
+_PARSE_INLINE = 64 * 1024  # bodies up to this size parse on the loop; larger ones in a thread
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The whole body, or ``BodyTooLarge`` as soon as it is known to pass ``max_bytes``."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise BodyTooLarge(f"body of {declared} bytes is over this endpoint's {max_bytes}")
+    parts, size = [], 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"body is over this endpoint's {max_bytes} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BODY) -> Any:
+    raw = await read_body(request, max_bytes)
+    try:
+        if len(raw) <= _PARSE_INLINE:
+            return untrusted_json.loads(raw, max_bytes=max_bytes)
+        return await asyncio.to_thread(untrusted_json.loads, raw, max_bytes=max_bytes)
+    except ValueError as exc:
+        raise ProtocolError(f"body: {exc}", field="body") from None
+
+
+async def read_frame(request: web.Request, max_bytes: int) -> TensorFrame:
+    if request.content_type != frames.CONTENT_TYPE:
+        raise ProtocolError(
+            f"expected Content-Type {frames.CONTENT_TYPE}", code="BAD_FRAME", field="content_type"
+        )
+    raw = await read_body(request, max_bytes)
+    if len(raw) <= _PARSE_INLINE:
+        return frames.decode(raw)
+    return await asyncio.to_thread(frames.decode, raw)
