@@ -56,7 +56,7 @@ def test_a_frame_whose_meta_nests_deeply_or_whose_shape_is_huge_is_a_frame_error
     with pytest.raises(FrameError) as err:
         frames.decode(frames.MAGIC + len(header).to_bytes(4, "little") + header + bytes(8))
     assert err.value.code == "BAD_FRAME"
-    big = b'{"dtype":"float32","shape":[' + b"9" * 70 + b",1],\"meta\":{}}"
+    big = b'{"dtype":"float32","shape":[' + b"9" * 70 + b',1],"meta":{}}'
     with pytest.raises(FrameError) as err:
         frames.decode(frames.MAGIC + len(big).to_bytes(4, "little") + big + bytes(8))
     assert err.value.code == "BAD_SHAPE"
