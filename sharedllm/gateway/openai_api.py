@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sharedllm.client.generate import check_context
 from sharedllm.errors import (
     JobRejected,
     ModelError,
@@ -37,6 +38,8 @@ MAX_BODY_BYTES = 4 << 20
 _TYPES = {401: "authentication_error", 429: "insufficient_quota"}
 # Retrying cannot fix these, and the openai client would otherwise retry a 429 twice.
 _FINAL = {"BUDGET_EXCEEDED", "OPERATOR_ESCROW_LOW", "NO_OPERATOR"}
+# Our codes that OpenAI's API has under its own name, which its clients branch on.
+_OPENAI_CODES = {"CONTEXT_LENGTH_EXCEEDED": "context_length_exceeded"}
 
 
 def model_alias(state: GatewayState) -> str:
@@ -55,7 +58,7 @@ def error_response(exc: SharedLLMError) -> web.Response:
             "message": exc.message,
             "type": kind,
             "param": field if isinstance(field, str) else None,
-            "code": exc.code,
+            "code": _OPENAI_CODES.get(exc.code, exc.code),
         }
     }
     headers = {"x-should-retry": "false"} if exc.code in _FINAL else None
@@ -72,7 +75,12 @@ async def openai_errors(request: web.Request, handler: Any) -> web.StreamRespons
         if exc.status < 400:
             raise
         err = ProtocolError(f"{request.method} {request.path}: {exc.reason}", code="not_found")
-        if exc.status != 404:
+        if exc.status == 413:
+            err = ProtocolError(
+                f"the request body is over this gateway's limit of {MAX_BODY_BYTES} bytes",
+                code="body_too_large",
+            )
+        elif exc.status != 404:
             err.code = "http_error"
         err.http_status = exc.status
         return error_response(err)
@@ -87,6 +95,7 @@ def v1_app() -> web.Application:
     """The ``/v1`` sub-application; the gateway state is read from the parent app."""
     app = web.Application(middlewares=[openai_errors], client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/models", models)
+    app.router.add_get("/models/{model}", model)
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_post("/completions", completions)
     return app
@@ -104,6 +113,12 @@ async def _authenticate(request: web.Request, state: GatewayState) -> ApiKey:
 
 
 async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise ProtocolError(
+            f"Content-Type must be application/json, not {request.content_type!r}",
+            code="unsupported_media_type",
+            field="body",
+        )
     try:
         return untrusted_json.loads(await request.read(), max_bytes=MAX_BODY_BYTES)
     except ValueError as exc:
@@ -121,15 +136,24 @@ def _check_model(state: GatewayState, name: str) -> None:
         )
 
 
+def _model_entries(state: GatewayState) -> list[dict[str, Any]]:
+    names = (model_alias(state), state.client_model.manifest.model_id)
+    return [{"id": n, "object": "model", "created": 0, "owned_by": "sharedllm"} for n in names]
+
+
 async def models(request: web.Request) -> web.Response:
     state = _state(request)
     await _authenticate(request, state)
-    owner = "sharedllm"
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": owner}
-        for name in (model_alias(state), state.client_model.manifest.model_id)
-    ]
-    return web.json_response({"object": "list", "data": data})
+    return web.json_response({"object": "list", "data": _model_entries(state)})
+
+
+async def model(request: web.Request) -> web.Response:
+    """``GET /v1/models/{id}``: the same entry ``/v1/models`` lists under that id."""
+    state = _state(request)
+    await _authenticate(request, state)
+    _check_model(state, request.match_info["model"])
+    wanted = request.match_info["model"].lower()
+    return web.json_response(next(m for m in _model_entries(state) if m["id"] == wanted))
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -158,6 +182,7 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         if chat
         else model.prompt_ids(req.prompt or "", chat=False)
     )
+    check_context(model.manifest, len(ids), req.max_tokens)  # before anything is reserved
     payer = await asyncio.to_thread(
         BudgetPayer, state.chain, state.operator, state.directory, state.book, state.keys,
         key.key_id,

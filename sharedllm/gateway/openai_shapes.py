@@ -91,10 +91,20 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(stops)
 
 
+def _text(value: str, field: str) -> str:
+    """Text that the tokenizer can take: JSON allows a lone surrogate (``"\\ud800"``), which
+    no UTF-8 text holds."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(field, "holds a lone surrogate, which is not text") from None
+    return value
+
+
 def _content(value: Any, field: str) -> str:
     """Plain text, or OpenAI's list of content parts when every part is text."""
     if isinstance(value, str):
-        return value
+        return _text(value, field)
     if isinstance(value, list):
         texts = []
         for i, part in enumerate(value):
@@ -102,7 +112,7 @@ def _content(value: Any, field: str) -> str:
                 raise _bad(f"{field}[{i}]", "only text content parts are supported")
             if not isinstance(part.get("text"), str):
                 raise _bad(f"{field}[{i}].text", "expected a string")
-            texts.append(part["text"])
+            texts.append(_text(part["text"], f"{field}[{i}].text"))
         return "".join(texts)
     raise _bad(field, "expected a string or a list of text parts")
 
@@ -129,7 +139,7 @@ def _prompt(body: dict[str, Any]) -> str:
         value = value[0]
     if not isinstance(value, str) or not value:
         raise _bad("prompt", "expected a non-empty string (or a list holding one string)")
-    return value
+    return _text(value, "prompt")
 
 
 def _include_usage(options: dict[str, Any] | None) -> bool:
@@ -152,6 +162,9 @@ def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
     if body.get("logprobs") or body.get("top_logprobs") or body.get("echo"):
         field = next(f for f in ("logprobs", "top_logprobs", "echo") if body.get(f))
         raise _bad(field, "is not supported by this gateway")
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        raise _bad("response_format", "only {'type': 'text'} is supported by this gateway")
     if _present(body, "n") and _int(body, "n", 1, 1_000_000) != 1:
         raise _bad("n", "this gateway returns one choice per request; n must be 1")
     if _present(body, "best_of") and _int(body, "best_of", 1, 1_000_000) != 1:

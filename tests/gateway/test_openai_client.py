@@ -40,6 +40,73 @@ def test_models_lists_the_model_id_and_a_friendly_alias(served) -> None:
     assert ids == {"smollm2-135m-instruct", served.net.manifest.model_id}
 
 
+def test_each_listed_model_can_be_retrieved(served) -> None:
+    for listed in client(served).models.list():
+        assert client(served).models.retrieve(listed.id).id == listed.id
+    with pytest.raises(openai.NotFoundError):
+        client(served).models.retrieve("gpt-4o")
+
+
+def test_a_prompt_past_the_context_is_refused_at_once_and_nothing_is_reserved(served) -> None:
+    spent, reserved = served.keys.get("main").spent, served.keys.get("main").reserved
+    began = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as bad:
+        client(served).chat.completions.create(
+            model="smollm2-135m-instruct",
+            messages=[{"role": "user", "content": "The quick brown fox. " * 2000}],
+            max_tokens=16,
+        )
+    assert time.monotonic() - began < 10  # no route is planned, no node asked
+    assert bad.value.code == "context_length_exceeded"
+    assert "8192" in bad.value.message
+    key = served.keys.get("main")
+    assert (key.spent, key.reserved) == (spent, reserved)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
+    ],
+    ids=["json-object", "json-schema"],
+)
+def test_what_the_gateway_cannot_honour_is_a_400_naming_the_field(served, extra, param) -> None:
+    body = {"model": "smollm2-135m-instruct", "max_tokens": 4,
+            "messages": [{"role": "user", "content": QUESTION}], **extra}  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as bad:
+        client(served).chat.completions.create(**body)
+    assert bad.value.param == param
+
+
+def test_a_body_that_is_not_json_or_too_large_names_the_problem(served) -> None:
+    import requests
+
+    url = served.gateway.api_base + "/chat/completions"
+    auth = {"Authorization": f"Bearer {served.secrets['main']}"}
+    plain = requests.post(
+        url, data=b'{"model": "x"}', headers={**auth, "Content-Type": "text/plain"}, timeout=30
+    )
+    assert plain.status_code == 400
+    assert plain.json()["error"]["code"] == "unsupported_media_type"
+    big = requests.post(
+        url, data=b" " * (5 << 20), headers={**auth, "Content-Type": "application/json"},
+        timeout=30,
+    )  # fmt: skip
+    # A lone surrogate is valid JSON (as other clients send it) but not text.
+    lone = (
+        b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    )
+    surrogate = requests.post(
+        url, data=lone, headers={**auth, "Content-Type": "application/json"}, timeout=30
+    )
+    assert surrogate.status_code == 400
+    assert surrogate.json()["error"]["param"] == "messages[0].content"
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "body_too_large"
+    assert str(4 << 20) in big.json()["error"]["message"]
+
+
 def test_a_chat_answer_is_paid_by_the_operator_and_charged_to_the_key(served) -> None:
     market = served.net.chain.market
     escrow_before = market.escrow_of(served.operator)
