@@ -4,8 +4,9 @@ Prints one table: tokens/s and time to first token for the baseline and for rout
 and 3 local node processes; the per-hop overhead; the per-token latency with an injected
 one-way link delay against the limit of a pushed pipeline, (hops + 1) x delay + compute;
 and the same 3-node route as paid jobs (a signed job per answer, receipts per hop and step,
-settlement on a local chain) against the unpaid path in the same rounds. Node start-to-ready
-is bench/node_start.py.
+settlement on a local chain) against the unpaid path in the same rounds; and long prompts
+(1k and 4k tokens by default) through `generate`, the unpaid and the paid 3-node route.
+Node start-to-ready is bench/node_start.py.
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/throughput.py [--tokens 64] [--delay-ms 20]
 """
@@ -52,8 +53,9 @@ class Baseline:
                 param.data = param.data.clone()
         self.ids = torch.tensor([cm.prompt_ids(PROMPT)])
 
-    def run(self, tokens: int) -> tuple[float, float]:
-        """(time to first token in s, steady tokens/s)."""
+    def run(self, tokens: int, ids: torch.Tensor | None = None) -> tuple[float, float]:
+        """(time to first token in s, steady tokens/s), for ``ids`` or the short prompt."""
+        ids = self.ids if ids is None else ids
         from transformers.generation.streamers import BaseStreamer
 
         stamps: list[float] = []
@@ -68,8 +70,8 @@ class Baseline:
         began = time.perf_counter()
         with torch.inference_mode():
             self.model.generate(
-                self.ids,
-                attention_mask=torch.ones_like(self.ids),
+                ids,
+                attention_mask=torch.ones_like(ids),
                 max_new_tokens=tokens,
                 min_new_tokens=tokens,
                 do_sample=False,
@@ -80,18 +82,29 @@ class Baseline:
 
 
 async def network(
-    cm: ClientModel, urls: list[str] | None, tokens: int, delay_ms: float = 0.0, payer=None
+    cm: ClientModel,
+    urls: list[str] | None,
+    tokens: int,
+    delay_ms: float = 0.0,
+    payer=None,
+    ids: list[int] | None = None,
 ) -> tuple[float, float]:
     """(time to first token in s, steady tokens/s) through the nodes at ``urls``, or through
     the registry's nodes as paid jobs when a ``payer`` is given."""
     nodes = urls if payer is None else payer.directory
     async with TextGenerator(nodes, client_model=cm, link_delay_ms=delay_ms, payer=payer) as gen:
-        ids = cm.prompt_ids(PROMPT)
+        ids = ids or cm.prompt_ids(PROMPT)
         began = time.perf_counter()
         stamps = []
         async for _ in gen.token_ids(ids, tokens, stop_at_eos=False):
             stamps.append(time.perf_counter() - began)
         return stamps[0], (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def long_ids(cm: ClientModel, length: int) -> list[int]:
+    """``length`` token ids of plain text (no chat template), the same in every round."""
+    ids = cm.prompt_ids("The quick brown fox jumps over the lazy dog. " * length, chat=False)
+    return ids[:length]
 
 
 def client_ms(cm: ClientModel) -> float:
@@ -121,6 +134,12 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--long-prompts",
+        default="1024,4096",
+        help="prompt lengths in tokens for the long-prompt rows (comma-separated; '' for none)",
+    )
+    parser.add_argument("--long-tokens", type=int, default=16)
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -138,6 +157,10 @@ def main() -> None:
 
     all_spans = [s for spans in ROUTES.values() for s in spans]
     runs: dict[object, list[tuple[float, float]]] = {"base": []}
+    long_lengths = [int(x) for x in args.long_prompts.split(",") if x.strip()]
+    for length in long_lengths:
+        for kind in ("base", "unpaid", "paid"):
+            runs[(kind, length)] = []
     with (
         local_nodes(all_spans, *threads) as started,
         LocalNetwork(ROUTE_SPANS, node_args=threads) as paid_net,
@@ -157,6 +180,14 @@ def main() -> None:
             for hops in ROUTES:
                 runs[hops].append(asyncio.run(network(cm, urls[hops], args.tokens)))
             runs["paid"].append(asyncio.run(network(cm, None, args.tokens, payer=payer)))
+            for length in long_lengths:
+                ids = long_ids(cm, length)
+                n = args.long_tokens
+                runs[("base", length)].append(base.run(n, torch.tensor([ids])))
+                runs[("unpaid", length)].append(asyncio.run(network(cm, urls[3], n, ids=ids)))
+                runs[("paid", length)].append(
+                    asyncio.run(network(cm, None, n, payer=payer, ids=ids))
+                )
         span_ms = {hops: sum(node_ms(u) for u in urls[hops]) for hops in ROUTES}
     own_ms = client_ms(cm)
 
@@ -219,6 +250,22 @@ def main() -> None:
             f"| {hops} | {plain_ms:.1f} | {measured:.1f} | {limit:.1f} | "
             f"{100 * (measured / limit - 1):+.1f}% |"
         )
+
+    if long_lengths:
+        print(f"\nLong prompts, {args.long_tokens} new tokens, 3 nodes, same rounds:\n")
+        print(
+            "| prompt tokens | run | time to first token (ms) | tokens/s | first token vs generate"
+            " |"
+        )
+        print("|---:|---|---:|---:|---:|")
+        for length in long_lengths:
+            base_first, _ = best(runs[("base", length)])
+            for kind, name in (("base", "generate"), ("unpaid", "unpaid"), ("paid", "paid")):
+                first, rate = best(runs[(kind, length)])
+                print(
+                    f"| {length} | {name} | {first * 1000:.0f} | {rate:.1f} | "
+                    f"{first / base_first:.2f} |"
+                )
 
 
 if __name__ == "__main__":
