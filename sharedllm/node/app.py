@@ -50,7 +50,8 @@ async def _reap(state: NodeState) -> None:
             session = await state.sessions.close(sid)
             if session is not None:
                 log.info("closed idle session %s", sid)
-                await state.admission.closed(session.request, session.position, session.steps)
+                served = session.served_steps()
+                await state.admission.closed(session.request, sum(s.length for s in served), served)
 
 
 async def serve(

@@ -165,7 +165,8 @@ async def close_session(request: web.Request) -> web.Response:
     st.sessions.get(sid)
     session = await st.sessions.close(sid)
     if session is not None:
-        await st.admission.closed(session.request, session.position, session.steps)
+        served = session.served_steps()
+        await st.admission.closed(session.request, sum(s.length for s in served), served)
     return web.json_response({"session_id": sid, "closed": True})
 
 
@@ -216,7 +217,7 @@ async def output(request: web.Request) -> web.Response:
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
     index = _query_int(request.match_info["step"], "step")
     record = await steps.wait_output(session, index, st.sessions.push_timeout(session))
-    return await _delayed(
+    response = await _delayed(
         st,
         TensorFrame(
             "float32",
@@ -225,6 +226,12 @@ async def output(request: web.Request) -> web.Response:
             _step_meta(index, record.start_pos, record.receipts),
         ),
     )
+    # Written here rather than after returning, so that the step counts as delivered (and
+    # billable) only once its bytes went out; a client that left gets nothing and owes nothing.
+    await response.prepare(request)
+    await response.write_eof()
+    session.delivered_steps = max(session.delivered_steps, index + 1)
+    return response
 
 
 def _step_meta(index: int, start_pos: int, receipts: list[str]) -> dict[str, Any]:

@@ -166,7 +166,8 @@ class PaidAdmission(Admission):
         async with self._lock:
             self._reserved[paid.job.client] -= paid.max_cost
         try:
-            receipts = [r for step in sorted(paid.receipts) for r in paid.receipts[step]]
+            served = range(len(steps))  # the steps delivered, for the last hop (see Session)
+            receipts = [r for step in served if step in paid.receipts for r in paid.receipts[step]]
             if tokens_served == 0 or not receipts or not steps:
                 return
             await asyncio.to_thread(self.transcripts.write, self._transcript(paid, steps, receipts))

@@ -41,6 +41,7 @@ class Session:
     next_url: str | None = None
     hop_index: int = 0
     closed: bool = False
+    delivered_steps: int = 0  # the last hop: leading steps whose output reached the client
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -51,6 +52,12 @@ class Session:
     @property
     def position(self) -> int:
         return sum(s.length for s in self.steps)
+
+    def served_steps(self) -> list[StepRecord]:
+        """The steps a job may charge for. At the last hop, those whose output was handed to
+        the client: a step computed but never delivered (the client left, or could not take
+        it) is not paid for. At an earlier hop, every step it ran; only the last hop submits."""
+        return self.steps if self.next_url is not None else self.steps[: self.delivered_steps]
 
     def touch(self) -> None:
         self.last_used = time.monotonic()

@@ -19,7 +19,7 @@ meaningful:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sharedllm.errors import ProtocolError
 from sharedllm.model.span import SpanRunner
@@ -63,20 +63,29 @@ def check_bookkeeping(
         finding = _own_receipts(job, hop, info, transcript)
         if finding is not None:
             return finding
+    # A hop may hold steps the job does not charge for: the last hop bills only the steps
+    # it delivered, so an earlier hop can have run one more. Bookkeeping covers what the
+    # job committed; the extra step is honest work, recomputed like the rest.
+    committed = _committed_steps(transcripts[submitter_hop])
+    for hop, transcript in enumerate(transcripts):
+        if len(transcript.receipts) < committed:
+            return Finding(
+                hop, "receipt_missing",
+                detail=f"{len(transcript.receipts)} steps, the job committed {committed}",
+            )  # fmt: skip
+    transcripts = [replace(t, receipts=t.receipts[:committed]) for t in transcripts]
     finding = _against_commitment(route, transcripts, commitment, submitter_hop)
     if finding is not None:
         return finding
-    steps = {len(t.inputs) for t in transcripts}
-    if len(steps) == 1:
-        for step in range(steps.pop()):
-            for hop in range(len(route) - 1):
-                sent = transcripts[hop].receipts[step].output_hash
-                received = transcripts[hop + 1].receipts[step].input_hash
-                if sent != received:
-                    return Finding(
-                        hop, "receipt_chain", step,
-                        detail=f"hop {hop + 1} signed another input than hop {hop}'s output",
-                    )  # fmt: skip
+    for step in range(committed):
+        for hop in range(len(route) - 1):
+            sent = transcripts[hop].receipts[step].output_hash
+            received = transcripts[hop + 1].receipts[step].input_hash
+            if sent != received:
+                return Finding(
+                    hop, "receipt_chain", step,
+                    detail=f"hop {hop + 1} signed another input than hop {hop}'s output",
+                )  # fmt: skip
     receipts = [r for t in transcripts for r in t.receipts]
     if job_commitment(receipts) != commitment:
         return Finding(
@@ -85,6 +94,14 @@ def check_bookkeeping(
             detail="the on-chain commitment is not the hash of the hops' receipts",
         )
     return None
+
+
+def _committed_steps(submitter: HopTranscript) -> int:
+    """The steps the submitter's commitment covers: those of its receipt chains when the
+    transcript came from a node, else every step it holds."""
+    if submitter.chains:
+        return len({r.step for r in submitter.chains})
+    return len(submitter.receipts)
 
 
 def _against_commitment(

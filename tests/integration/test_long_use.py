@@ -13,12 +13,15 @@ import pytest
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.client.generate import TextGenerator
+from sharedllm.client.session import InferenceSession
 from sharedllm.errors import ContextTooLong
 from sharedllm.localnet import LocalNetwork
+from sharedllm.protocol.frames import TensorFrame
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 SETTLE_S = 120
+PROMPT = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +97,32 @@ def test_a_twenty_turn_paid_chat_keeps_its_history_and_pays_each_turn(net):
     last = payer.jobs[-1]
     record = net.wait_for_job(last.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
     assert record["tokensServed"] == last.tokens
+
+
+def test_a_step_the_client_never_received_is_not_billed(net):
+    """The client pays for what it received, no more: the last hop counts a step once its
+    output went out to the client, so a step computed after the client left is not charged."""
+    payer = net.payer(dev_account(6))
+    m = net.manifest
+
+    async def run() -> tuple[object, int]:
+        async with TextGenerator(payer.directory, payer=payer, store=net.store) as gen:
+            ids = gen.model.prompt_ids(PROMPT)
+            session = InferenceSession(
+                gen.planner, m.model_id, m.num_layers, m.hidden_size,
+                max_length=len(ids) + 8, payer=payer,
+            )  # fmt: skip
+            async with session:
+                await session.step(gen.model.embed(ids).numpy())
+                received = session.position
+                # One more step goes in, and the client leaves before its answer comes out.
+                frame = TensorFrame.from_numpy(
+                    gen.model.embed([5]).numpy(), {"step": 1, "start_pos": received}
+                )
+                url = f"{session.route[0].url}/sessions/{session.session_id}/steps"
+                await gen.peers.post_frame(url, frame, 60)
+            return payer.jobs[-1], received
+
+    paid, received = asyncio.run(run())
+    record = net.wait_for_job(paid.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
+    assert record["tokensServed"] == received == paid.tokens

@@ -79,6 +79,19 @@ def test_an_honest_job_passes(chains: bool) -> None:
     assert job.check(job.transcripts(chains)) is None
 
 
+def test_a_step_the_last_hop_did_not_deliver_blames_no_one() -> None:
+    """The client left before the last step's output reached it: the last hop billed and
+    committed one step fewer than the hops before it ran. That is honest on every side."""
+    job = Job()
+    last = 2
+    job.inputs[last].pop(), job.outputs[last].pop(), job.receipts[last].pop()
+    committed = [r for r in job.all_receipts() if r.step < len(STEPS) - 1]
+    transcripts = job.transcripts()
+    held = tuple(r for r in committed if r.hop <= last)
+    transcripts[last] = dataclasses.replace(transcripts[last], chains=held)
+    assert job.check(transcripts, job_commitment(committed)) is None
+
+
 def test_a_receipt_signed_with_another_key_names_its_hop() -> None:
     job = Job()
     x, y = job.inputs[1][2], job.outputs[1][2]
