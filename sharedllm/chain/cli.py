@@ -98,7 +98,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--node-key",
         type=Path,
-        help="ed25519 key file (created if missing; default ~/.sharedllm/nodes/node.ed25519)",
+        help="ed25519 key file (created if missing; default $SHAREDLLM_HOME/nodes/node.ed25519)",
     )
     parser.add_argument(
         "--model-id", help="model id, 0x + 64 hex (default: the local model store's default)"

@@ -37,7 +37,7 @@ def add_chain_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deployment",
         type=Path,
-        help="deployment file (default: $SHAREDLLM_DEPLOYMENT or ~/.sharedllm/deployment.json)",
+        help="deployment file (default: $SHAREDLLM_DEPLOYMENT or $SHAREDLLM_HOME/deployment.json)",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 

@@ -19,6 +19,7 @@ from sharedllm.chain.accounts import (
 from sharedllm.chain.amounts import format_share, parse_positive_share
 from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
 from sharedllm.chain.devnet import Devnet
+from sharedllm.chain.times import ready_phrase
 from sharedllm.errors import ConfigError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -107,11 +108,25 @@ def withdraw(args: argparse.Namespace) -> int:
                 "tx": tx.tx_hash,
             },
             [
-                f"withdrawal of {format_share(amount)} SHARE requested; executable after "
-                f"timestamp {pending.ready_at} (run `sharedllm withdraw execute`)"
+                f"withdrawal of {format_share(amount)} SHARE requested; "
+                f"{ready_phrase(pending.ready_at, chain.now())}: then run "
+                "`sharedllm withdraw execute`"
             ],
         )
         return 0
+    pending = chain.market.pending_withdrawal(account.address)
+    if not pending.amount:
+        raise ConfigError(
+            "no withdrawal was requested: run `sharedllm withdraw request AMOUNT` first",
+            code="NoWithdrawalRequested",
+        )
+    now = chain.now()
+    if now < pending.ready_at:
+        raise ConfigError(
+            f"the withdrawal of {format_share(pending.amount)} SHARE is not ready: "
+            f"{ready_phrase(pending.ready_at, now)}",
+            code="WithdrawalNotReady",
+        )
     before = chain.token.balance_of(account.address)
     tx = chain.market.withdraw(account)
     paid = chain.token.balance_of(account.address) - before
@@ -144,7 +159,8 @@ def balance(args: argparse.Namespace) -> int:
     ]
     if pending.amount:
         lines.append(
-            f"pending withdrawal: {format_share(pending.amount)} SHARE after {pending.ready_at}"
+            f"pending withdrawal: {format_share(pending.amount)} SHARE, "
+            f"{ready_phrase(pending.ready_at, chain.now())}"
         )
     emit(args, data, lines)
     return 0

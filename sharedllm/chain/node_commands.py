@@ -17,6 +17,7 @@ from sharedllm.chain.node_keys import (
     public_key_bytes32,
 )
 from sharedllm.chain.registry import NodeConfig, NodeInfo
+from sharedllm.chain.times import ready_phrase
 from sharedllm.errors import ChainError, ConfigError, SharedLLMError
 
 
@@ -55,6 +56,24 @@ def _default_model_id() -> str | None:
         return None
 
 
+def _check_span_fits(model_id: str, span: tuple[int, int]) -> None:
+    """The registry cannot know a model's depth; the local model store can. A span past the
+    model's last layer would be registered, then never served (clients skip it)."""
+    try:
+        from sharedllm.model.store import ModelStore
+
+        layers = ModelStore().manifest(model_id.lower()).num_layers
+    except (ImportError, SharedLLMError):
+        return  # not in the local store: `sharedllm-node run` checks it against the shards
+    if span[1] > layers:
+        raise ConfigError(
+            f"--layers {span[0]}:{span[1]}: the model {model_id[:10]}… has {layers} layers "
+            f"(0:{layers})",
+            code="BAD_SPAN",
+            field="layers",
+        )
+
+
 def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
     """Options given on the command line over the node's registered config (if any)."""
     known = current if current.status != "None" else None
@@ -78,6 +97,7 @@ def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
             raise ConfigError(f"{option} is required", field=option.lstrip("-"))
     assert endpoint is not None and model_id is not None and span is not None
     assert price is not None
+    _check_span_fits(model_id, span)
     return NodeConfig(endpoint, _pubkey(args, known), model_id.lower(), *span, price)
 
 
@@ -140,7 +160,8 @@ def withdraw(args: argparse.Namespace) -> int:
     now = chain.now()
     if now < node.unbonding_at:
         raise ChainError(
-            f"unbonding is not over: {node.unbonding_at - now} s left", code="UnbondingNotOver"
+            f"unbonding is not over: the stake is {ready_phrase(node.unbonding_at, now)}",
+            code="UnbondingNotOver",
         )
     tx = chain.registry.withdraw(account)
     _report(args, chain, account.address, f"withdrew {format_share(node.stake)} SHARE", tx.tx_hash)
@@ -174,8 +195,6 @@ def _report(
             f"pubkey:   {node.pubkey}",
         ]
     if node.status == "Unbonding":
-        now = chain.now()
-        left = max(0, node.unbonding_at - now)
-        lines.append(f"unbonding until {node.unbonding_at} (about {left} s)")
+        lines.append(f"unbonding: the stake is {ready_phrase(node.unbonding_at, chain.now())}")
     lines.append(f"wallet:   {format_share(wallet)} SHARE")
     emit(args, data, lines)

@@ -9,7 +9,7 @@ span or model than registered fails every paid job with ``SpanMismatch`` /
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sharedllm.chain.connection import Chain
@@ -115,7 +115,12 @@ async def read_network(
     models = []
     for mid in dict.fromkeys(r.model_id for r in records):
         served_by = [row for row in rows if row.record.model_id == mid]
-        models.append(_coverage(mid, served_by, num_layers, store, probed))
+        layers, source = (
+            (num_layers, "option") if num_layers else _known_layers(mid, served_by, store)
+        )
+        rows = [_past_the_model(row, mid, layers) for row in rows]
+        served_by = [row for row in rows if row.record.model_id == mid]
+        models.append(_coverage(mid, served_by, layers, source, probed))
     return NetworkView(chain.chain_id, chain.registry.address, rows, models, probed)
 
 
@@ -141,14 +146,19 @@ def _disagreement(record: RegisteredNode, found: Candidate) -> str | None:
     return None
 
 
+def _past_the_model(row: NodeRow, model_id: str, layers: int) -> NodeRow:
+    """The registry cannot know a model's depth, so a span such as 10:40 on a 30-layer model
+    is accepted there; it is flagged here, and no client routes through it."""
+    r = row.record
+    if r.model_id != model_id or r.end <= layers:
+        return row
+    problem = f"registered span {r.start}:{r.end} is past the model's {layers} layers"
+    return replace(row, problem=problem + (f"; {row.problem}" if row.problem else ""))
+
+
 def _coverage(
-    model_id: str,
-    rows: list[NodeRow],
-    num_layers: int | None,
-    store: ModelStore | None,
-    probed: bool,
+    model_id: str, rows: list[NodeRow], layers: int, source: str, probed: bool
 ) -> ModelCoverage:
-    layers, source = (num_layers, "option") if num_layers else _known_layers(model_id, rows, store)
     spans = [(r.record.start, r.record.end) for r in rows]
     live = [(r.record.start, r.record.end) for r in rows if r.answers and r.problem is None]
     return ModelCoverage(
@@ -166,7 +176,7 @@ def _known_layers(model_id: str, rows: list[NodeRow], store: ModelStore | None) 
 
     A local manifest is content-addressed by the model id, so it cannot lie; a node's
     ``/info`` is the node's word; the highest registered span end is a lower bound that at
-    least draws every registered layer.
+    least draws every registered layer, when nothing better is known.
     """
     try:
         return (store or ModelStore()).manifest(model_id).num_layers, "manifest"
@@ -177,7 +187,6 @@ def _known_layers(model_id: str, rows: list[NodeRow], store: ModelStore | None) 
         for r in rows
         if r.candidate and r.candidate.info.model_id == model_id
     ]
-    highest_end = max((r.record.end for r in rows), default=1)
-    if claimed and max(claimed) >= highest_end:
+    if claimed:  # a registered span past what the nodes serving it report is flagged
         return max(claimed), "info"
-    return highest_end, "registry"
+    return max((r.record.end for r in rows), default=1), "registry"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sharedllm.chain.cli_common import (
     open_chain,
     signer,
 )
+from sharedllm.errors import ConfigError
 from sharedllm.stop_signals import stop_event
 
 
@@ -25,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
         help="serve the OpenAI-compatible API and the web page",
+        # argparse would show the optional `keys` subcommand as if it were required.
+        usage="sharedllm serve [options]\n       sharedllm serve keys {add,list,revoke} ...",
         description="Serve /v1 (OpenAI-compatible, paid from the operator's account within "
         "each API key's budget) and the web page (paid by the visitor's own wallet).",
     )
@@ -80,6 +84,8 @@ def _keys_add(args: argparse.Namespace) -> int:
     from sharedllm.chain.amounts import format_share, parse_share
 
     budget = parse_share(args.budget, "budget")
+    if budget <= 0:
+        raise ConfigError("--budget: a key needs a budget above 0 SHARE", field="budget")
     key, secret = _keys(args).add(args.name, budget)
     emit(
         args,
@@ -141,7 +147,15 @@ async def _run(args: argparse.Namespace) -> None:
     runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, args.host, args.port).start()
+        try:
+            await web.TCPSite(runner, args.host, args.port).start()
+        except OSError as exc:  # not the chain's fault: say what to change
+            raise ConfigError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror}; is another "
+                "`sharedllm serve` running there? Pick another --port",
+                code="PORT_IN_USE" if exc.errno == errno.EADDRINUSE else "LISTEN_FAILED",
+                field="port",
+            ) from None
         port = runner.addresses[0][1]
         url = f"http://{args.host}:{port}"
         manifest = state.client_model.manifest

@@ -61,8 +61,10 @@ def _number(body: dict[str, Any], field: str, low: float, high: float, default: 
     value = body.get(field)
     if value is None:
         return default
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _bad(field, f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise _bad(field, f"expected a finite number, got {value}")
     if not low <= value <= high:
         raise _bad(field, f"must be between {low} and {high}, got {value}")
     return float(value)
@@ -184,7 +186,9 @@ def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
         messages=_messages(body) if chat else None,
         prompt=None if chat else _prompt(body),
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-        temperature=_number(body, "temperature", 0.0, 2.0, 1.0),
+        # 0 (greedy), as `sharedllm generate`: the same question gets the same answer on
+        # every surface unless the caller asks for sampling (docs/GATEWAY.md).
+        temperature=_number(body, "temperature", 0.0, 2.0, 0.0),
         top_p=_number(body, "top_p", 0.0, 1.0, 1.0),
         seed=_int(body, "seed", 0, 2**63 - 1),
         stop=_stop(body),

@@ -40,11 +40,13 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     account = signer(args, chain)
     registered = chain.registry.get_node(account.address)
     if not registered.active:
-        raise ConfigError(
-            f"{account.address} is not an active node ({registered.status}): "
-            "run `sharedllm-node stake` first",
-            code="NodeNotActive",
-        )
+        why = {
+            "None": "has never staked as a node: stake first with `sharedllm-node stake "
+            "--amount SHARE --endpoint URL --layers A:B --price SHARE` and the same account",
+            "Unbonding": "is unbonding (it asked to unstake): `sharedllm-node status` says when "
+            "`sharedllm-node withdraw` can take the stake back; stake again afterwards",
+        }.get(registered.status, f"is {registered.status}")
+        raise ConfigError(f"{account.address} {why}", code="NodeNotActive")
     key_path = args.node_key or default_node_key_path()
     if not key_path.exists():
         raise ConfigError(f"--node-key: no key file at {key_path}", field="node_key")

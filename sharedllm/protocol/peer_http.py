@@ -110,11 +110,23 @@ class PeerClient:
                 body = await _read_within(resp, max_bytes, url)
                 status, content_type = resp.status, resp.content_type
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            kind = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
-            raise PeerError(f"{method} {url} {kind}", failed_url=_base(url)) from None
+            raise PeerError(f"{method} {url} {_failure(exc)}", failed_url=_base(url)) from None
         if status >= 400:
             raise _peer_error(url, status, body)
         return status, body, content_type
+
+
+def _failure(exc: BaseException) -> str:
+    """A transport failure in words a person reads (a repr of aiohttp's errors is not)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"failed: cannot connect ({exc.os_error.strerror or exc.os_error})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "failed: the peer closed the connection"
+    if isinstance(exc, aiohttp.InvalidURL | ValueError):
+        return "failed: not a valid URL"
+    return f"failed: {type(exc).__name__}: {str(exc)[:160]}"
 
 
 async def _read_within(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:

@@ -147,9 +147,10 @@ class VerifierService:
             return 0
         seen = [self._draw(c) for c in self.events.commitments(cursor, last)]
         self.ledger.record_seen(seen, last + 1)
-        for job in seen:
-            log.info("job %s at block %d: %s (draw %s)", job.job_id, job.block,
-                     "selected" if job.selected else "skipped", job.random[:12])  # fmt: skip
+        for job in seen:  # a selected job is what an operator watches; a skipped one is not
+            log.log(logging.INFO if job.selected else logging.DEBUG,
+                    "job %s at block %d: %s (draw %s)", job.job_id, job.block,
+                    "selected" if job.selected else "skipped", job.random[:12])  # fmt: skip
         return len(seen)
 
     def _draw(self, c: Commitment) -> SeenJob:

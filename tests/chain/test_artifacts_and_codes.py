@@ -49,3 +49,16 @@ def test_decoder_handles_plain_and_unknown_reverts() -> None:
     assert revert_decoder().decode(reason).details == {"reason": "nope"}
     unknown = revert_decoder().decode("0xdeadbeef")
     assert unknown.code == "UnknownRevert" and "0xdeadbeef" in unknown.message
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0 s"), (8, "8 s"), (899, "14 min 59 s"), (3600, "1 h"), (10_920, "3 h 2 min"),
+     (90_061, "1 d 1 h")],
+)  # fmt: skip
+def test_waits_are_shown_in_words(seconds: int, shown: str) -> None:
+    from sharedllm.chain.times import format_duration, ready_phrase
+
+    assert format_duration(seconds) == shown
+    assert ready_phrase(100, 100) == "ready now"
+    assert ready_phrase(100 + seconds, 100).startswith("ready " if seconds else "ready now")

@@ -44,9 +44,13 @@ def test_deposit_withdraw_and_balance(
 
     code, _, err = run(capsys, "withdraw", "request", "1000", *me)
     assert code == 1 and "InsufficientEscrow" in err
-    assert run(capsys, "withdraw", "request", "100", *me)[0] == 0
+    code, out, _ = run(capsys, "withdraw", "request", "100", *me)
+    assert code == 0 and "ready in " in out and "timestamp" not in out
     code, _, err = run(capsys, "withdraw", "execute", *me)
     assert code == 1 and "WithdrawalNotReady" in err
+    assert "ready in " in err and "nowTs" not in err  # a wait in words, not raw timestamps
+    code, out, _ = run(capsys, "balance", *me)
+    assert "pending withdrawal: 100 SHARE, ready in " in out
 
     anvil.advance_time(chain.deployment.params.withdrawal_delay + 1)
     code, out, _ = run(capsys, "withdraw", "execute", *me)

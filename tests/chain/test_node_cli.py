@@ -67,7 +67,7 @@ def test_stake_update_unstake_withdraw(
     assert not chain.registry.is_active(address)
 
     code, _, err = run(capsys, "withdraw", "--dev-account", str(NODE))
-    assert code == 1 and "UnbondingNotOver" in err
+    assert code == 1 and "UnbondingNotOver" in err and "ready in " in err
 
     anvil.advance_time(chain.deployment.params.unbonding_delay + 1)
     code, out, _ = run(capsys, "withdraw", "--dev-account", str(NODE))
@@ -148,3 +148,18 @@ def _keystore(tmp_path: Path) -> Path:
 
     _, path = new_keystore("right", tmp_path / "key.json")
     return path
+
+
+@pytest.mark.model
+def test_a_span_past_the_models_last_layer_is_refused(
+    chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str], sharedllm_home: Path,
+    model_home: Path, manifest,
+) -> None:  # fmt: skip
+    """The registry cannot know a model's depth: the command refuses 10:40 on 30 layers."""
+    (sharedllm_home / "models").symlink_to(model_home / "models")
+    args = [a if a != MODEL_ID else manifest.model_id for a in stake_args(tmp_path)]
+    args[args.index("0:10")] = "10:40"
+    code, out, err = run(capsys, *args)
+    assert code == 1 and out == ""
+    assert "10:40" in err and "30 layers" in err
+    assert chain.registry.get_node(dev_account(NODE).address).status == "None"

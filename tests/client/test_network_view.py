@@ -187,3 +187,21 @@ def test_registry_gaps_pick_the_worst_covered_span(net: Registered) -> None:
     coverage = registry_coverage(net.chain.registry.active_nodes(), MODEL_ID, 30)
     assert worst_covered_span(coverage, 10) == (20, 30)
     assert worst_covered_span(coverage, 4) == (20, 24)
+
+
+def test_a_span_past_the_model_is_flagged_and_a_dead_node_is_named_plainly(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry accepts 10:40 (it cannot know the model has 30 layers); `nodes` says so."""
+    from sharedllm.chain.amounts import WEI_PER_SHARE
+    from sharedllm.chain.registry import NodeConfig
+
+    cfg = NodeConfig(f"http://127.0.0.1:{free_port()}", "0x" + "06" * 32, MODEL_ID, 10, 40, 10**12)
+    net.chain.registry.stake(dev_account(6), 100 * WEI_PER_SHARE, cfg, net.chain.token)
+    shown = nodes_json(net, capsys, "--timeout", "1")
+    (model,) = shown["models"]
+    assert model["numLayers"] == 30  # what the answering nodes serve, not the bad span's end
+    by_address = {n["address"]: n for n in shown["nodes"]}
+    assert "past the model's 30 layers" in by_address[dev_account(6).address]["problem"]
+    dead = by_address[dev_account(1).address]["problem"]
+    assert "cannot connect" in dead and "ClientConnectorError" not in dead
