@@ -39,7 +39,7 @@ from sharedllm.node.local import LocalNode, StartingNode
 from sharedllm.processes import Child, program
 
 NODE_STAKE = 150 * WEI_PER_SHARE
-NODE_PRICE = 10**12  # SHARE wei per token per layer
+NODE_PRICE = 10**12  # SHARE wei per position per layer (prompt and answer tokens alike)
 VERIFIER_ACCOUNT = 9
 VERIFIER_READY_TIMEOUT_S = 120.0
 

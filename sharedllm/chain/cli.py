@@ -104,4 +104,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--model-id", help="model id, 0x + 64 hex (default: the local model store's default)"
     )
     parser.add_argument("--layers", help="span of layers served, START:END (half-open)")
-    parser.add_argument("--price", help="SHARE per generated token per layer, decimals allowed")
+    parser.add_argument(
+        "--price",
+        help="price in SHARE per position per layer (each prompt and answer token is a "
+        "position), decimals allowed",
+    )

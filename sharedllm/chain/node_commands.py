@@ -1,7 +1,7 @@
 """``sharedllm-node`` commands that manage a node's registration and stake on the registry.
 
-Prices are typed in SHARE per generated token per layer served, decimals allowed
-(``--price 0.000001`` is 1e12 wei).
+Prices are typed in SHARE per position per layer served (each prompt and answer token
+is a position), decimals allowed (``--price 0.000001`` is 1e12 wei).
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _report(
             f"stake:    {format_share(node.stake)} SHARE",
             f"model:    {node.model_id}",
             f"layers:   {node.start}:{node.end}",
-            f"price:    {format_share(node.price_per_token)} SHARE per token per layer",
+            f"price:    {format_share(node.price_per_token)} SHARE per position per layer",
             f"endpoint: {node.endpoint}",
             f"pubkey:   {node.pubkey}",
         ]

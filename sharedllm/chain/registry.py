@@ -22,7 +22,7 @@ _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """What a node declares when it stakes; ``price_per_token`` is wei per token per layer."""
+    """What a node declares when it stakes; ``price_per_token`` is wei per position per layer."""
 
     endpoint: str
     pubkey: str

@@ -106,13 +106,20 @@ def _show_jobs(gen: Any, first: int, args: argparse.Namespace) -> None:
             for p in jobs
         ]}), file=sys.stderr, flush=True)  # fmt: skip
         return
+    market = payer.chain.market
+    # The last hop submits a moment after the answer: count what is not on-chain yet, so the
+    # escrow shown is the one left once these jobs are charged.
+    uncharged = sum(
+        p.cost for p in jobs if p.tokens and market.get_job(p.signed.job_id).status == "None"
+    )
+    left = market.escrow_of(payer.address) - uncharged
     for paid in jobs:
         if not paid.tokens:
             continue
         print(
-            f"job {paid.signed.job_id}: {paid.tokens} tokens x "
+            f"job {paid.signed.job_id}: {paid.tokens} positions (prompt and answer) x "
             f"{format_share(paid.price_per_token)} SHARE = {format_share(paid.cost)} SHARE "
-            f"(escrow {format_share(payer.chain.market.escrow_of(payer.address))} SHARE; "
+            f"(escrow left {format_share(left)} SHARE; "
             "the last hop commits it on-chain, see `sharedllm jobs`)",
             file=sys.stderr,
             flush=True,

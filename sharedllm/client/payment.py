@@ -26,7 +26,7 @@ class PricedHop:
     address: str
     start: int
     end: int
-    price_per_token: int  # SHARE wei per token per layer
+    price_per_token: int  # SHARE wei per position per layer (prompt and answer tokens alike)
     pubkey: str  # 0x + 32-byte ed25519 key, checks the hop's receipts
 
     @property

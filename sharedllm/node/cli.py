@@ -39,7 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
     run.add_argument("--step-timeout", type=float, default=30.0, help="seconds")
     run.add_argument("--max-body-mb", type=int, default=64, help="largest request body")
-    run.add_argument("--price", type=int, default=0, help="SHARE wei per token per layer")
+    run.add_argument(
+        "--price",
+        type=int,
+        default=0,
+        help="price in SHARE wei per position per layer (each prompt and answer token is a "
+        "position)",
+    )
     run.add_argument("--public-key", help="shown at /info")
     run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     run.add_argument(

@@ -17,7 +17,7 @@ class NodeConfig:
     session_ttl_s: float = 3600.0  # no session lives longer than this
     step_timeout_s: float = 30.0  # one hop's push of one step, including its compute
     link_delay_ms: float = 0.0  # test/bench only: one-way delay on every outbound frame
-    price: int = 0  # SHARE wei per generated token per layer
+    price: int = 0  # SHARE wei per position per layer (prompt and answer tokens alike)
     public_key: str | None = None
     address: str | None = None  # the staking account; set when serving paid jobs
     client_max_size: int = 64 * 1024 * 1024  # the largest request body aiohttp will read

@@ -22,7 +22,7 @@ class NodeInfo:
     sessions_max: int
     free_cache_tokens: int
     ms_per_token: float  # measured compute for a one-token step over the whole span
-    price: int  # SHARE wei per generated token per layer
+    price: int  # SHARE wei per position per layer (prompt and answer tokens alike)
     public_key: str | None = None
     address: str | None = None  # the staking account, on a paid network
 

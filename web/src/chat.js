@@ -158,7 +158,7 @@ class Turn {
       <span class="hop" style="--c:${nodeColour(h.address)}" title="${escapeHtml(h.url)}">
         <i></i>${shortAddress(h.address)} <small>layers ${h.span[0]}–${h.span[1] - 1}</small>
       </span>`).join('<span class="arrow">→</span>')
-      + `<span class="price muted small">${share(pricePerToken)} SHARE/token · at most ${share(maxCost)}</span>`;
+      + `<span class="price muted small">${share(pricePerToken)} SHARE/position (prompt and answer tokens) · at most ${share(maxCost)}</span>`;
   }
 
   signed(jobId) {

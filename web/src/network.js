@@ -73,7 +73,7 @@ function nodeCard(node) {
     <div class="node-facts">
       <span><b>layers</b> ${start}–${end - 1}</span>
       <span><b>stake</b> ${share(node.stake)} SHARE</span>
-      <span title="${node.pricePerToken} wei per token per layer"><b>price</b> ${share(perToken)} SHARE/token</span>
+      <span title="${node.pricePerToken} wei per position per layer; a position is a prompt or answer token"><b>price</b> ${share(perToken)} SHARE/position</span>
     </div>
     <div class="endpoint muted small">${escapeHtml(node.endpoint)}</div>
   </li>`;
