@@ -63,6 +63,22 @@ def test_a_prompt_past_the_context_is_refused_at_once_and_nothing_is_reserved(se
     assert (key.spent, key.reserved) == (spent, reserved)
 
 
+def test_a_long_paid_prompt_is_answered_and_the_key_pays_what_the_chain_charged(served) -> None:
+    """About 3,000 prompt tokens: once failed with a frame header past 64 KiB, and the job was
+    charged to the operator's escrow while the key was never billed."""
+    spent = served.keys.get("main").spent
+    reply = client(served).chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "The quick brown fox. " * 500 + QUESTION}],
+        max_tokens=4,
+    )
+    assert reply.usage.prompt_tokens > 2500
+    ext = reply.model_extra["sharedllm"]
+    (record,) = wait_submitted(served, job_ids(ext))
+    assert int(record["cost"]) == int(ext["cost_wei"]) > 0
+    assert served.keys.get("main").spent - spent == int(ext["cost_wei"])
+
+
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
