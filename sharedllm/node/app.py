@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,6 +55,20 @@ async def _reap(state: NodeState) -> None:
                 await state.admission.closed(session.request, sum(s.length for s in served), served)
 
 
+KEEPALIVE_TIMEOUT_S = 15.0
+WANTED_OPEN_FILES = 65536
+
+
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open files towards the hard one: at the common soft limit of
+    1024, a thousand idle sockets from strangers make accept() fail for honest clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, WANTED_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        log.info("open files: soft limit raised from %d to %d", soft, wanted)
+
+
 async def serve(
     config: NodeConfig,
     store: ModelStore,
@@ -75,8 +90,14 @@ async def serve(
         state = NodeState(
             config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers
         )
+        raise_open_file_limit()
         runner = web.AppRunner(
-            build_app(state, transcripts, handoff), access_log=None, handle_signals=False
+            build_app(state, transcripts, handoff),
+            access_log=None,
+            handle_signals=False,
+            # An idle keep-alive connection holds a file descriptor: let it go soon, not
+            # after aiohttp's default of an hour.
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
         )
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)

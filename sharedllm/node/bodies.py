@@ -17,9 +17,12 @@ from aiohttp import web
 from sharedllm.errors import ProtocolError
 from sharedllm.protocol import frames, untrusted_json
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.wire_errors import BodyTooLarge
+from sharedllm.protocol.wire_errors import BodySlow, BodyTooLarge
 
 MAX_JSON_BODY = 256 * 1024
+# A body trickled in a byte at a time holds a connection and a buffer: the whole body must
+# arrive within this, whatever its size (a full step is about 1.2 MB).
+BODY_TIMEOUT_S = 30.0
 _CHUNK = 64 * 1024
 _PARSE_INLINE = 64 * 1024  # bodies up to this size parse on the loop; larger ones in a thread
 
@@ -30,11 +33,15 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     if declared is not None and declared > max_bytes:
         raise BodyTooLarge(f"body of {declared} bytes is over this endpoint's {max_bytes}")
     parts, size = [], 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge(f"body is over this endpoint's {max_bytes} bytes")
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise BodyTooLarge(f"body is over this endpoint's {max_bytes} bytes")
+                parts.append(chunk)
+    except TimeoutError:
+        raise BodySlow(f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s") from None
     return b"".join(parts)
 
 

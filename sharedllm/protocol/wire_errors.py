@@ -31,6 +31,11 @@ class BodyTooLarge(ProtocolError):
     http_status = 413
 
 
+class BodySlow(ProtocolError):
+    code = "BODY_TIMEOUT"
+    http_status = 408
+
+
 class WrongModel(ProtocolError):
     code = "WRONG_MODEL"
 
@@ -67,6 +72,7 @@ _BY_CODE: dict[str, type[SharedLLMError]] = {
     for cls in (
         FrameError,
         BodyTooLarge,
+        BodySlow,
         WrongModel,
         SpanNotServed,
         SessionUnknown,

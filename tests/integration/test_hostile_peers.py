@@ -11,7 +11,10 @@ import asyncio
 import json
 import random
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -173,3 +176,19 @@ def test_a_client_survives_a_node_that_answers_nested_json_or_a_huge_body():
     deep, big = asyncio.run(run())
     assert "nested 99000 deep" in deep
     assert "more than" in big
+
+
+def test_a_node_raises_its_open_file_limit_so_idle_sockets_cannot_exhaust_it(node):
+    """At a soft limit of 1,024, about a thousand idle sockets made accept() fail."""
+    script = (
+        "import resource as r; soft, hard = r.getrlimit(r.RLIMIT_NOFILE); "
+        "r.setrlimit(r.RLIMIT_NOFILE, (1024, hard)); "
+        "from sharedllm.node.app import raise_open_file_limit; raise_open_file_limit(); "
+        "print(*r.getrlimit(r.RLIMIT_NOFILE))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    soft, hard = (int(x) for x in out.stdout.split())
+    assert soft == min(hard, 65536) > 1024, out.stderr
+    limits = Path(f"/proc/{node.pid}/limits").read_text()  # and the running node did so too
+    line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+    assert int(line.split()[3]) >= min(int(line.split()[4]), 65536)
