@@ -24,9 +24,10 @@ import numpy as np
 from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
 from sharedllm.errors import PeerError, RouteError, SharedLLMError
-from sharedllm.protocol import frames
+from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.receipt_handoff import handoff_body
+from sharedllm.protocol.session_keys import hop_key, key_digest
 from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS, Hop, OpenSession, RouteUpdate
 from sharedllm.protocol.wire_errors import SessionUnknown
 
@@ -62,6 +63,8 @@ class InferenceSession:
         self.payer = payer
         self.paid: PaidJob | None = None  # the job paying for the current route
         self.session_id = secrets.token_hex(16)
+        self._secret = secrets.token_bytes(32)  # per-hop session keys derive from it
+        self._keys: dict[str, str] = {}  # hop URL -> that hop's key for this session
         self.route: list[Hop] = []
         self.failovers: list[tuple[str, list[Hop]]] = []  # (failed url, new route) per repair
         self._excluded: set[str] = set()
@@ -206,7 +209,9 @@ class InferenceSession:
             self._with_url(
                 last,
                 self.peers.get_frame(
-                    f"{last}/sessions/{self.session_id}/outputs/{index}", poll_timeout
+                    f"{last}/sessions/{self.session_id}/outputs/{index}",
+                    poll_timeout,
+                    self._key_header(last),
                 ),
             )
         )
@@ -283,6 +288,7 @@ class InferenceSession:
                     self.peers.get_frame(
                         f"{prev}/sessions/{self.session_id}/history?which=outputs&upto={index}",
                         self.step_timeout_s,
+                        self._key_header(prev),
                     ),
                 )
                 inputs = TensorFrame(
@@ -298,6 +304,7 @@ class InferenceSession:
                         f"{url}/sessions/{self.session_id}/replay",
                         inputs,
                         self.step_timeout_s + 0.5 * index,
+                        self._key_header(url),
                     ),
                     any_error=True,
                 )
@@ -311,10 +318,14 @@ class InferenceSession:
                     f"{prev}/sessions/{self.session_id}/route",
                     RouteUpdate(tuple(route), k - 1).to_json(),
                     OPEN_TIMEOUT_S,
+                    self._key_header(prev),
                 ),
             )
 
     async def _open_hop(self, route: list[Hop], index: int) -> None:
+        url = route[index].url
+        key = hop_key(self._secret, self.session_id, index, url)
+        self._keys[url] = key
         request = OpenSession(
             session_id=self.session_id,
             model_id=self.model_id,
@@ -323,8 +334,8 @@ class InferenceSession:
             max_length=self.max_length,
             job=self.job,
             signature=self.signature,
+            control=key_digest(key),
         )
-        url = route[index].url
         await self._with_url(
             url,
             self.peers.post_json(f"{url}/sessions", request.to_json(), OPEN_TIMEOUT_S),
@@ -334,7 +345,11 @@ class InferenceSession:
     async def _forget(self, url: str) -> None:
         """Best effort: close our session on a node we no longer use."""
         with contextlib.suppress(SharedLLMError):
-            await self.peers.delete(f"{url}/sessions/{self.session_id}", 2.0)
+            await self.peers.delete(f"{url}/sessions/{self.session_id}", 2.0, self._key_header(url))
+
+    def _key_header(self, url: str) -> dict[str, str]:
+        key = self._keys.get(url)
+        return {session_keys.HEADER: key} if key else {}
 
     @staticmethod
     async def _with_url(url: str, call: Any, *, any_error: bool = False) -> Any:

@@ -24,10 +24,11 @@ from sharedllm.node.bodies import read_frame, read_json
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.sessions import Session, SessionManager
 from sharedllm.node.span_worker import SpanWorker
-from sharedllm.protocol import frames
+from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.node_info import NodeInfo
 from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.protocol.session_keys import key_matches
 from sharedllm.protocol.session_msgs import (
     MAX_STEP_POSITIONS,
     parse_open,
@@ -35,7 +36,12 @@ from sharedllm.protocol.session_msgs import (
     parse_route_update,
     parse_session_id,
 )
-from sharedllm.protocol.wire_errors import BodyTooLarge, SpanNotServed, WrongModel
+from sharedllm.protocol.wire_errors import (
+    BodyTooLarge,
+    SessionForbidden,
+    SpanNotServed,
+    WrongModel,
+)
 
 log = logging.getLogger("sharedllm.node")
 _SHARD = re.compile(r"^[0-9a-f]{64}$")
@@ -83,8 +89,10 @@ def _frame_response(frame: TensorFrame) -> web.Response:
 
 
 def _step_body_limit(st: NodeState) -> int:
-    """The largest step frame: its positions at float32, plus the header and its prefix."""
-    return MAX_STEP_POSITIONS * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
+    """The largest step frame: its positions at float32, plus the header and its prefix (and
+    never more than the operator's --max-body-mb)."""
+    frame = MAX_STEP_POSITIONS * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
+    return min(frame, st.config.client_max_size)
 
 
 async def info(request: web.Request) -> web.Response:
@@ -151,9 +159,19 @@ async def open_session(request: web.Request) -> web.Response:
     )
 
 
+def _own_session(request: web.Request) -> Session:
+    """The session, for a request only its client may make: it must carry the hop's key."""
+    session = request.app[STATE].sessions.get(parse_session_id(request.match_info["sid"]))
+    if not key_matches(request.headers.get(session_keys.HEADER), session.request.control):
+        raise SessionForbidden(
+            f"only the client that opened session {session.id} may do this "
+            f"(send its key for this hop in {session_keys.HEADER})"
+        )
+    return session
+
+
 async def session_state(request: web.Request) -> web.Response:
-    st = request.app[STATE]
-    s = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    s = _own_session(request)
     return web.json_response(
         {"session_id": s.id, "steps": len(s.steps), "position": s.position, "next": s.next_url}
     )
@@ -161,8 +179,7 @@ async def session_state(request: web.Request) -> web.Response:
 
 async def close_session(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    sid = parse_session_id(request.match_info["sid"])
-    st.sessions.get(sid)
+    sid = _own_session(request).id
     session = await st.sessions.close(sid)
     if session is not None:
         served = session.served_steps()
@@ -214,7 +231,7 @@ async def _push(st: NodeState, next_url: str, session: Session, frame: TensorFra
 
 async def output(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    session = _own_session(request)
     index = _query_int(request.match_info["step"], "step")
     record = await steps.wait_output(session, index, st.sessions.push_timeout(session))
     response = await _delayed(
@@ -243,17 +260,17 @@ def _step_meta(index: int, start_pos: int, receipts: list[str]) -> dict[str, Any
 
 async def replay(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    session = _own_session(request)
     # A replay carries the session's whole history so far, at most its max_length.
     limit = session.request.max_length * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
-    frame = await read_frame(request, limit)
+    frame = await read_frame(request, min(limit, st.config.client_max_size))
     out = await steps.replay(st.worker, session, frame)
     return await _delayed(st, TensorFrame("float32", frame.shape, out, frame.meta))
 
 
 async def history(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    session = _own_session(request)
     which = request.query.get("which", "outputs")
     if which not in ("inputs", "outputs"):
         raise ProtocolError("which: expected inputs or outputs", field="which")
@@ -265,7 +282,7 @@ async def history(request: web.Request) -> web.Response:
 
 async def reroute(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    session = _own_session(request)
     update = parse_route_update(await read_json(request))
     hop = update.route[update.hop_index]
     if (hop.start, hop.end) != (st.worker.start, st.worker.end):

@@ -59,28 +59,40 @@ class PeerClient:
         status, body, _ = await self._call("GET", url, None, None, timeout, MAX_JSON_ANSWER)
         return _json(body, url, status)
 
-    async def post_json(self, url: str, payload: JSON, timeout: float) -> JSON:
+    async def post_json(
+        self, url: str, payload: JSON, timeout: float, headers: dict[str, str] | None = None
+    ) -> JSON:
         data = json.dumps(payload).encode()
         status, body, _ = await self._call(
-            "POST", url, data, "application/json", timeout, MAX_JSON_ANSWER
+            "POST", url, data, "application/json", timeout, MAX_JSON_ANSWER, headers
         )
         return _json(body, url, status)
 
-    async def delete(self, url: str, timeout: float) -> None:
-        await self._call("DELETE", url, None, None, timeout, MAX_JSON_ANSWER)
+    async def delete(self, url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
+        await self._call("DELETE", url, None, None, timeout, MAX_JSON_ANSWER, headers)
 
-    async def post_frame(self, url: str, frame: TensorFrame | bytes, timeout: float) -> bytes:
+    async def post_frame(
+        self,
+        url: str,
+        frame: TensorFrame | bytes,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
         """Send a frame (after the injected link delay); returns the raw answer body."""
         data = frame if isinstance(frame, bytes) else frames.encode(frame)
         if self.link_delay_s:
             await asyncio.sleep(self.link_delay_s)
         _, body, _ = await self._call(
-            "POST", url, data, frames.CONTENT_TYPE, timeout, MAX_JSON_ANSWER
+            "POST", url, data, frames.CONTENT_TYPE, timeout, MAX_BINARY_ANSWER, headers
         )
         return body
 
-    async def get_frame(self, url: str, timeout: float) -> TensorFrame:
-        _, body, ctype = await self._call("GET", url, None, None, timeout, MAX_BINARY_ANSWER)
+    async def get_frame(
+        self, url: str, timeout: float, headers: dict[str, str] | None = None
+    ) -> TensorFrame:
+        _, body, ctype = await self._call(
+            "GET", url, None, None, timeout, MAX_BINARY_ANSWER, headers
+        )
         if ctype != frames.CONTENT_TYPE:
             raise PeerError(f"{url} answered {ctype}, not a frame", failed_url=_base(url))
         try:
@@ -100,8 +112,9 @@ class PeerClient:
         ctype: str | None,
         timeout: float,
         max_bytes: int,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, str]:
-        headers = {"Content-Type": ctype} if ctype else None
+        headers = {**({"Content-Type": ctype} if ctype else {}), **(extra_headers or {})}
         limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.connect_timeout))
         try:
             async with self.http.request(

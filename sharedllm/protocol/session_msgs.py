@@ -16,6 +16,7 @@ from sharedllm.errors import ProtocolError
 from sharedllm.protocol.types import ModelId, parse_model_id
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_HOPS = 64
 # The most positions one step may carry. A longer prompt goes as several steps: a node's
 # worker is then never held by one client for more than a short step (about 1 s for ten
@@ -42,6 +43,7 @@ class OpenSession:
     max_length: int
     job: dict[str, Any] | None = None
     signature: str | None = None
+    control: str | None = None  # SHA-256 (hex) of this hop's session key (session_keys.py)
 
     @property
     def hop(self) -> Hop:
@@ -61,6 +63,7 @@ class OpenSession:
             "max_length": self.max_length,
             "job": self.job,
             "signature": self.signature,
+            "control": self.control,
         }
 
 
@@ -77,7 +80,9 @@ class RouteUpdate:
 
 def parse_open(body: Any) -> OpenSession:
     obj = _object(
-        body, {"session_id", "model_id", "route", "hop_index", "max_length"}, {"job", "signature"}
+        body,
+        {"session_id", "model_id", "route", "hop_index", "max_length"},
+        {"job", "signature", "control"},
     )
     route, hop_index = _route_and_index(obj)
     job = obj.get("job")
@@ -86,6 +91,9 @@ def parse_open(body: Any) -> OpenSession:
     signature = obj.get("signature")
     if signature is not None and not isinstance(signature, str):
         raise ProtocolError("signature: expected a hex string or null", field="signature")
+    control = obj.get("control")
+    if control is not None and not (isinstance(control, str) and _DIGEST.match(control)):
+        raise ProtocolError("control: expected 64 lowercase hex digits or null", field="control")
     return OpenSession(
         session_id=parse_session_id(obj["session_id"]),
         model_id=parse_model_id(obj["model_id"], "model_id"),
@@ -94,6 +102,7 @@ def parse_open(body: Any) -> OpenSession:
         max_length=_int(obj["max_length"], "max_length", 1, 1 << 20),
         job=job,
         signature=signature,
+        control=control,
     )
 
 

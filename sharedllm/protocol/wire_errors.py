@@ -44,6 +44,13 @@ class SpanNotServed(ProtocolError):
     code = "SPAN_NOT_SERVED"
 
 
+class SessionForbidden(SessionError):
+    """A request that only the session's client may make came without its hop's key."""
+
+    code = "SESSION_FORBIDDEN"
+    http_status = 403
+
+
 class SessionUnknown(SessionError):
     """No open session with that id: never opened, closed, or reaped when idle."""
 
@@ -76,6 +83,7 @@ _BY_CODE: dict[str, type[SharedLLMError]] = {
         WrongModel,
         SpanNotServed,
         SessionUnknown,
+        SessionForbidden,
         StepOutOfOrder,
         SessionLimit,
         AdmissionRefused,

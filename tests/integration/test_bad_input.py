@@ -15,13 +15,17 @@ import numpy as np
 import pytest
 
 from sharedllm.node.local import local_nodes
-from sharedllm.protocol import frames
+from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.session_keys import key_digest
 
 pytestmark = pytest.mark.nodes
 
 
 HIDDEN = 576
+# Raw sessions in these tests are opened with this key's digest and steered with the key.
+SESSION_KEY = "test-session-key"
+KEY_HEADERS = {session_keys.HEADER: SESSION_KEY}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,7 @@ def _open_body(url: str, manifest, sid: str, start: int = 0, end: int = 10) -> d
         "route": [{"url": url, "start": start, "end": end}],
         "hop_index": 0,
         "max_length": 64,
+        "control": key_digest(SESSION_KEY),
     }
 
 
@@ -63,7 +68,8 @@ class Client:
         self.position = 0
 
     async def call(self, method: str, path: str, *, body: bytes | None = None, js=None):
-        headers = {"Content-Type": frames.CONTENT_TYPE} if body is not None else None
+        headers = {"Content-Type": frames.CONTENT_TYPE} if body is not None else {}
+        headers |= KEY_HEADERS
         async with self.http.request(
             method, self.url + path, data=body, json=js, headers=headers
         ) as resp:
@@ -221,5 +227,38 @@ def test_info_and_shards(node, manifest, store):
                 assert await resp.read() == store.read_shard(digest)
             async with http.get(f"{node.url}/shards/{'0' * 64}") as resp:
                 assert resp.status == 404 and (await resp.json())["code"] == "SHARD_MISSING"
+
+    asyncio.run(run())
+
+
+def test_only_the_sessions_client_can_read_steer_or_close_it(node, manifest):
+    """Every hop sees the session id. It once sufficed to read hop 0's inputs (the prompt's
+    embeddings, hence the prompt), the last hop's outputs (the answer), to re-point a hop to
+    a proxy or to close the session; now each needs the key the client holds for that hop."""
+    sid = "keyed-" + secrets.token_hex(8)
+    reroute = {"route": _open_body(node.url, manifest, sid)["route"], "hop_index": 0}
+    attempts = [
+        ("GET", f"/sessions/{sid}/history?which=inputs", None),
+        ("GET", f"/sessions/{sid}/outputs/0", None),
+        ("POST", f"/sessions/{sid}/route", reroute),
+        ("GET", f"/sessions/{sid}", None),
+        ("DELETE", f"/sessions/{sid}", None),
+    ]
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+            c = Client(http, node.url, manifest)
+            c.sid = sid
+            await c.open_good()
+            await c.good_step()
+            for keys in ({}, {session_keys.HEADER: "not-the-key"}):
+                for method, path, js in attempts:
+                    async with http.request(method, node.url + path, json=js, headers=keys) as r:
+                        assert r.status == 403, (path, await r.text())
+                        assert (await r.json())["code"] == "SESSION_FORBIDDEN"
+            await c.good_step()  # the session was neither closed nor re-pointed
+            for method, path, js in attempts:
+                status, _, raw = await c.call(method, path, js=js)
+                assert status == 200, (path, raw[:200])
 
     asyncio.run(run())

@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 
 from sharedllm.node.local import local_nodes
-from sharedllm.protocol import frames
+from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import CONTENT_TYPE, TensorFrame
+from sharedllm.protocol.session_keys import key_digest
 from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS
 
 pytestmark = pytest.mark.nodes
@@ -37,6 +38,7 @@ def _open(url: str, model_id: str, max_length: int = 64) -> dict:
         ],
         "hop_index": 1,
         "max_length": max_length,
+        "control": key_digest("limits-test-key"),
     }
 
 
@@ -97,7 +99,8 @@ def test_a_step_longer_than_the_protocol_allows_is_refused_before_it_runs(node, 
             async with http.post(url, data=body, headers=FRAME_HEADERS) as resp:
                 assert resp.status == 400
                 assert (await resp.json())["code"] == "STEP_TOO_LONG"
-            async with http.get(f"{node.url}/sessions/{opened['session_id']}") as resp:
+            state = f"{node.url}/sessions/{opened['session_id']}"
+            async with http.get(state, headers={session_keys.HEADER: "limits-test-key"}) as resp:
                 assert (await resp.json())["position"] == 0  # nothing was computed
 
     asyncio.run(run())

@@ -24,7 +24,9 @@ from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.localnet import LocalNetwork
 from sharedllm.model.span import SpanRunner
+from sharedllm.protocol import session_keys
 from sharedllm.protocol.receipts import check_chain, job_commitment
+from sharedllm.protocol.session_keys import key_digest
 from sharedllm.protocol.session_msgs import Hop
 from sharedllm.protocol.transcript_auth import SIGNATURE_HEADER, sign_request
 from sharedllm.verifier.recompute import check_hop
@@ -180,6 +182,7 @@ def test_a_session_whose_transcript_might_not_fit_is_refused(net: LocalNetwork) 
                 "max_length": max_length,
                 "job": job,
                 "signature": signature,
+                "control": key_digest("transcript-test-key"),
             }
             request = urllib.request.Request(
                 f"{route[last].url}/sessions",
@@ -195,7 +198,9 @@ def test_a_session_whose_transcript_might_not_fit_is_refused(net: LocalNetwork) 
         assert open_last("too-long-1", 400) == (429, "TRANSCRIPT_BUDGET")
         assert open_last("short-session-1", 16) == (200, "")
         delete = urllib.request.Request(
-            f"{route[last].url}/sessions/short-session-1", method="DELETE"
+            f"{route[last].url}/sessions/short-session-1",
+            method="DELETE",
+            headers={session_keys.HEADER: "transcript-test-key"},
         )
         urllib.request.urlopen(delete, timeout=30).close()
         # A short paid answer still fits, through the real client.
