@@ -98,9 +98,11 @@ bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/detection.py
 
+# ruff for style; import-linter for the package graph of docs/ARCHITECTURE.md (pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check sharedllm tests bench
 	$(VENV)/bin/ruff format --check sharedllm tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf artifacts cache $(SHAREDLLM_HOME) $(LATEST_VENV) $(LOCK_VENV) .state-latest

@@ -18,7 +18,7 @@ from sharedllm.client.planner import RoutePlanner
 from sharedllm.client.session import InferenceSession
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
 
 STEPS = 40
 

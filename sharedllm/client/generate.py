@@ -22,7 +22,7 @@ from sharedllm.model.client_model import ClientModel
 from sharedllm.model.manifest import Manifest
 from sharedllm.model.sampling import Sampler, SamplingParams
 from sharedllm.model.store import ModelStore
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
 
 
 class TextGenerator:

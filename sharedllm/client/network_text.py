@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sharedllm.chain.amounts import format_share
 from sharedllm.client.network_view import ModelCoverage, NetworkView, NodeRow
-from sharedllm.node.registry_gaps import gaps
+from sharedllm.placement.registry_gaps import gaps
 
 LABEL = 13
 

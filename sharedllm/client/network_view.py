@@ -14,12 +14,12 @@ from typing import Any
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.registry import NodeInfo as RegisteredNode
-from sharedllm.client.probe import Candidate, probe
 from sharedllm.client.registry_directory import RegistryDirectory, normalised_endpoint
 from sharedllm.errors import ModelError, SharedLLMError
 from sharedllm.model.store import ModelStore
-from sharedllm.node.registry_gaps import gaps, layer_coverage
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
+from sharedllm.peers.probe import Candidate, probe
+from sharedllm.placement.registry_gaps import gaps, layer_coverage
 
 PROBE_TIMEOUT_S = 2.0
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from sharedllm.client.directory import NodeDirectory
-from sharedllm.client.probe import Candidate, probe_all
 from sharedllm.errors import RouteError
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
+from sharedllm.peers.probe import Candidate, probe_all
 from sharedllm.protocol.session_msgs import Hop
 
 

@@ -22,7 +22,7 @@ from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.node.transcript_handlers import TranscriptAccess, add_transcript_routes
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
 from sharedllm.stop_signals import stop_event
 
 log = logging.getLogger("sharedllm.node")

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
@@ -208,10 +209,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
-    from sharedllm.client.directory import StaticDirectory
-    from sharedllm.client.probe import probe_all
-    from sharedllm.node.span_choice import choose_span, layers_that_fit
-    from sharedllm.protocol.peer_http import PeerClient
+    from sharedllm.peers.http import PeerClient
+    from sharedllm.peers.probe import probe_all
+    from sharedllm.placement.span_choice import choose_span, layers_that_fit
+    from sharedllm.protocol.session_msgs import parse_url
 
     budget = parse_size(args.memory_budget) if args.memory_budget else available_ram() // 2
     first = manifest.layer_shards[0]
@@ -221,7 +222,7 @@ async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
         layer_bytes = _estimated_layer_bytes(manifest.config)
     count = layers_that_fit(budget, layer_bytes, config.cache_budget_bytes, manifest.num_layers)
     async with PeerClient() as peers:
-        urls = await StaticDirectory(config.peers).endpoints()
+        urls = list(dict.fromkeys(parse_url(u, "peer") for u in config.peers))
         found = await probe_all(peers, urls)
     spans = [(c.info.start, c.info.end) for c in found if c.info.model_id == manifest.model_id]
     return choose_span(manifest.num_layers, count, spans)
@@ -236,3 +237,16 @@ def _estimated_layer_bytes(cfg: dict) -> int:
     inter = int(cfg.get("intermediate_size", 4 * hidden))
     attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
     return 4 * (attention + 3 * hidden * inter + 2 * hidden)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``sharedllm-node``: its registration commands and ``run``/``host``."""
+    from sharedllm.cli_base import build, run
+    from sharedllm.node import registry_cli
+
+    parser = build(
+        "sharedllm-node",
+        "Run a SharedLLM node: stake on the registry and serve a span of a model's layers.",
+        [registry_cli.register, register],
+    )
+    return run(parser, argv)

@@ -24,10 +24,10 @@ from sharedllm.node.bodies import read_frame, read_json
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.sessions import Session, SessionManager
 from sharedllm.node.span_worker import SpanWorker
+from sharedllm.peers.http import PeerClient
 from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.node_info import NodeInfo
-from sharedllm.protocol.peer_http import PeerClient
 from sharedllm.protocol.session_keys import key_matches
 from sharedllm.protocol.session_msgs import (
     MAX_STEP_POSITIONS,

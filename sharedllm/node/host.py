@@ -51,9 +51,9 @@ PRELOAD = (
     "sharedllm.node.cli",
     "sharedllm.node.app",
     "sharedllm.node.paid_setup",
-    "sharedllm.node.span_choice",
-    "sharedllm.client.directory",
-    "sharedllm.client.probe",
+    "sharedllm.placement.span_choice",
+    "sharedllm.peers.probe",
+    "sharedllm.node.registry_cli",
     "transformers.masking_utils",
 )
 
@@ -211,9 +211,9 @@ def _become_node(
         conn.settimeout(None)
         send_message(conn, {"pid": os.getpid()})
         threading.Thread(target=_die_with_caller, args=(conn,), daemon=True).start()
-        from sharedllm.cli import node_main
+        from sharedllm.node.cli import main
 
-        code = node_main(request.argv)
+        code = main(request.argv)
     except SystemExit as exc:  # argparse: --help, or a usage error
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:

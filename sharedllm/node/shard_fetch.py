@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sharedllm.errors import ModelError, SharedLLMError
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import Manifest, ModelStore
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
 
 log = logging.getLogger("sharedllm.node")
 SHARD_TIMEOUT_S = 120.0

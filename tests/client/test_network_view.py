@@ -21,8 +21,12 @@ from sharedllm.cli import sharedllm_main
 from sharedllm.client.planner import RoutePlanner
 from sharedllm.client.registry_directory import RegistryDirectory
 from sharedllm.errors import RouteError
-from sharedllm.node.registry_gaps import registry_coverage, span_for_new_node, worst_covered_span
-from sharedllm.protocol.peer_http import PeerClient
+from sharedllm.peers.http import PeerClient
+from sharedllm.placement.registry_gaps import (
+    registry_coverage,
+    span_for_new_node,
+    worst_covered_span,
+)
 from sharedllm.protocol.session_msgs import Hop
 
 pytestmark = pytest.mark.chain

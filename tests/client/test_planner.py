@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sharedllm.client.planner import RoutePolicy, best_chain
-from sharedllm.client.probe import Candidate
 from sharedllm.errors import RouteError
+from sharedllm.peers.probe import Candidate
 from sharedllm.protocol.node_info import NodeInfo
 
 MODEL = "0x" + "11" * 32

@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestServer
 
 from sharedllm.errors import PeerError
 from sharedllm.localnet import LocalNetwork
+from sharedllm.peers.http import PeerClient
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.peer_http import PeerClient
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 

@@ -12,7 +12,7 @@ from reference import PROMPTS
 
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes, start_node
-from sharedllm.node.span_choice import RUNTIME_OVERHEAD_BYTES
+from sharedllm.placement.span_choice import RUNTIME_OVERHEAD_BYTES
 
 pytestmark = pytest.mark.nodes
 

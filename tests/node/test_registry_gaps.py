@@ -6,7 +6,7 @@ import pytest
 
 from sharedllm.chain.registry import NodeInfo
 from sharedllm.errors import ConfigError
-from sharedllm.node.registry_gaps import (
+from sharedllm.placement.registry_gaps import (
     gaps,
     layer_coverage,
     registry_coverage,

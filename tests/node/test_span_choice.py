@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sharedllm.errors import ConfigError
-from sharedllm.node.span_choice import RUNTIME_OVERHEAD_BYTES, choose_span, layers_that_fit
+from sharedllm.placement.span_choice import RUNTIME_OVERHEAD_BYTES, choose_span, layers_that_fit
 
 MB = 1 << 20
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sharedllm.errors import SharedLLMError
+from sharedllm.peers.http import PeerClient
 from sharedllm.protocol.node_info import NodeInfo, parse_node_info
-from sharedllm.protocol.peer_http import PeerClient
 
 PROBE_TIMEOUT_S = 3.0
 

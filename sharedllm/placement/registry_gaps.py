@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from sharedllm.chain.registry import NodeInfo as RegisteredNode
 from sharedllm.errors import ConfigError
-from sharedllm.node.span_choice import choose_span
+from sharedllm.placement.span_choice import choose_span
 
 
 def registry_spans(nodes: Iterable[RegisteredNode], model_id: str) -> list[tuple[int, int]]:
