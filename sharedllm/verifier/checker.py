@@ -56,8 +56,12 @@ def check_bookkeeping(
     transcripts: Sequence[HopTranscript],
     commitment: bytes,
     submitter_hop: int,
+    tokens_served: int | None = None,
 ) -> Finding | None:
-    """The first hop whose receipts do not add up, or None if the paperwork is sound."""
+    """The first hop whose receipts do not add up, or None if the paperwork is sound.
+
+    ``tokens_served`` is what the submitter claimed on-chain: it may charge for no more
+    positions than the committed receipts prove (``receipts.check_chain``)."""
     job = bytes.fromhex(job_id.removeprefix("0x"))
     for hop, (info, transcript) in enumerate(zip(route, transcripts, strict=True)):
         finding = _own_receipts(job, hop, info, transcript)
@@ -93,6 +97,13 @@ def check_bookkeeping(
             "commitment",
             detail="the on-chain commitment is not the hash of the hops' receipts",
         )
+    own = transcripts[submitter_hop].receipts
+    proven = own[-1].end_pos if own else 0
+    if tokens_served is not None and tokens_served > proven:
+        return Finding(
+            submitter_hop, "overcharge",
+            detail=f"charged {tokens_served} positions, the receipts prove {proven}",
+        )  # fmt: skip
     return None
 
 

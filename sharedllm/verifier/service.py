@@ -211,8 +211,9 @@ class VerifierService:
         submitter = _submitter_hop(fields, route)
         commitment = bytes.fromhex(fields["commitment"][2:])
         finding = await asyncio.to_thread(
-            check_bookkeeping, job.job_id, route, transcripts, commitment, submitter
-        )
+            check_bookkeeping, job.job_id, route, transcripts, commitment, submitter,
+            int(fields["tokensServed"]),
+        )  # fmt: skip
         if finding is not None:
             self.ledger.record_check(job.job_id, finding.hop, False, finding.reason,
                                      step=finding.step, detail=finding.detail)  # fmt: skip

@@ -66,10 +66,10 @@ class Job:
             out.append(t)
         return out
 
-    def check(self, transcripts=None, commitment=None, submitter: int = 2):
+    def check(self, transcripts=None, commitment=None, submitter: int = 2, tokens_served=None):
         return check_bookkeeping(
             JOB, self.route, transcripts or self.transcripts(), commitment or self.commitment(),
-            submitter,
+            submitter, tokens_served,
         )  # fmt: skip
 
 
@@ -90,6 +90,18 @@ def test_a_step_the_last_hop_did_not_deliver_blames_no_one() -> None:
     held = tuple(r for r in committed if r.hop <= last)
     transcripts[last] = dataclasses.replace(transcripts[last], chains=held)
     assert job.check(transcripts, job_commitment(committed)) is None
+
+
+def test_a_submitter_charging_more_positions_than_its_receipts_prove_is_named() -> None:
+    """The attack: a last hop that submits the job's maxTokens instead of what it served
+    was paid for 237 positions of a 44-position answer. The receipts prove the positions."""
+    job = Job()
+    served = sum(STEPS)
+    assert job.check(tokens_served=served) is None
+    assert job.check(tokens_served=served - 1) is None  # charging less hurts only itself
+    finding = job.check(tokens_served=served + 193)
+    assert (finding.hop, finding.reason) == (2, "overcharge")
+    assert f"prove {served}" in finding.detail
 
 
 def test_a_receipt_signed_with_another_key_names_its_hop() -> None:
