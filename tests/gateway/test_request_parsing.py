@@ -11,11 +11,12 @@ from sharedllm.gateway.openai_shapes import DEFAULT_MAX_TOKENS, parse_request
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def test_a_minimal_chat_request_gets_openai_defaults() -> None:
+def test_a_minimal_chat_request_gets_the_gateways_defaults() -> None:
+    """OpenAI's defaults, except greedy sampling, as `sharedllm generate` (docs/GATEWAY.md)."""
     req = parse_request(CHAT, chat=True)
     assert req.messages == ({"role": "user", "content": "hi"},)
     assert (req.max_tokens, req.temperature, req.top_p, req.seed) == (
-        DEFAULT_MAX_TOKENS, 1.0, 1.0, None,
+        DEFAULT_MAX_TOKENS, 0.0, 1.0, None,
     )  # fmt: skip
     assert (req.stop, req.stream, req.include_usage) == ((), False, False)
 
