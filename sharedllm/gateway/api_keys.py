@@ -28,6 +28,7 @@ from pathlib import Path
 import sqlite_utils
 
 from sharedllm import paths
+from sharedllm.chain.amounts import format_share
 from sharedllm.errors import AccessError, BudgetError, ConfigError
 
 KEY_PREFIX = "sk-sharedllm-"
@@ -187,9 +188,9 @@ class ApiKeys:
                 raise AccessError(f"the API key {key.name!r} was revoked", code="KEY_REVOKED")
             if amount > key.remaining:
                 raise BudgetError(
-                    f"the API key {key.name!r} has {key.remaining} wei of its budget left; "
-                    f"this request may cost up to {amount} wei (lower max_tokens, or ask the "
-                    "gateway operator for more budget)",
+                    f"the API key {key.name!r} has {format_share(key.remaining)} SHARE of its "
+                    f"budget left; this request may cost up to {format_share(amount)} SHARE "
+                    "(lower max_tokens, or ask the gateway operator for more budget)",
                     key=key.name,
                     remaining=key.remaining,
                     need=amount,

@@ -40,5 +40,7 @@ def test_keys_file_option_and_clear_errors(
     assert ApiKeys(path).get("bob").budget == 2 * 10**18
     code, _, err = run(capsys, "serve", "keys", "add", "carol", "--budget", "lots")
     assert code == 1 and "budget" in err
+    code, _, err = run(capsys, "serve", "keys", "add", "dave", "--budget", "0")
+    assert code == 1 and "above 0 SHARE" in err  # a key that can never pay for anything
     code, _, err = run(capsys, "serve", "keys", "revoke", "nobody")
     assert code == 1 and "no API key named 'nobody'" in err

@@ -224,6 +224,7 @@ def test_a_key_past_its_budget_is_refused_and_nothing_moves(served) -> None:
         )
     assert refused.value.code == "BUDGET_EXCEEDED"
     assert "budget" in refused.value.message
+    assert "SHARE" in refused.value.message and "wei" not in refused.value.message
     time.sleep(2)  # a signed job would be submitted within this
     assert market.escrow_of(served.operator) == escrow
     assert len(market.submitted_jobs()) == submitted
