@@ -35,12 +35,10 @@ class Admission:
         A free network keeps none."""
         return []
 
-    async def closed(
-        self, request: OpenSession, tokens_served: int, steps: Sequence[StepRecord] = ()
-    ) -> None:
+    async def closed(self, request: OpenSession, steps: Sequence[StepRecord] = ()) -> None:
         """Called once when the session ends, so a paid admission can settle the job.
-        ``tokens_served`` counts the positions the session computed; ``steps`` is its
-        history, which a paid admission keeps as the job's transcript."""
+        ``steps`` are the steps the job may charge for (``Session.served_steps``): their
+        positions are the tokens served, and a paid admission keeps them as the transcript."""
 
 
 class AcceptAll(Admission):

@@ -51,8 +51,7 @@ async def _reap(state: NodeState) -> None:
             session = await state.sessions.close(sid)
             if session is not None:
                 log.info("closed idle session %s", sid)
-                served = session.served_steps()
-                await state.admission.closed(session.request, sum(s.length for s in served), served)
+                await state.admission.closed(session.request, session.served_steps())
 
 
 KEEPALIVE_TIMEOUT_S = 15.0

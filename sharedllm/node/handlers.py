@@ -148,7 +148,7 @@ async def open_session(request: web.Request) -> web.Response:
     try:
         session = st.sessions.open(req)
     except SharedLLMError:
-        await st.admission.closed(req, 0)  # give back what admission reserved for it
+        await st.admission.closed(req)  # give back what admission reserved for it
         raise
     return web.json_response(
         {
@@ -182,8 +182,7 @@ async def close_session(request: web.Request) -> web.Response:
     sid = _own_session(request).id
     session = await st.sessions.close(sid)
     if session is not None:
-        served = session.served_steps()
-        await st.admission.closed(session.request, sum(s.length for s in served), served)
+        await st.admission.closed(session.request, session.served_steps())
     return web.json_response({"session_id": sid, "closed": True})
 
 

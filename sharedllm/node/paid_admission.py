@@ -157,17 +157,15 @@ class PaidAdmission(Admission):
         paid.receipts[step] = chain
         return [r.to_hex() for r in chain]
 
-    async def closed(
-        self, request: OpenSession, tokens_served: int, steps: Sequence[StepRecord] = ()
-    ) -> None:
+    async def closed(self, request: OpenSession, steps: Sequence[StepRecord] = ()) -> None:
         paid = self._sessions.pop(request.session_id, None)
         if paid is None:
             return
         async with self._lock:
             self._reserved[paid.job.client] -= paid.max_cost
         try:
-            served = range(len(steps))  # the steps delivered, for the last hop (see Session)
-            receipts = [r for step in served if step in paid.receipts for r in paid.receipts[step]]
+            receipts = [r for step in range(len(steps)) for r in paid.receipts.get(step, ())]
+            tokens_served = sum(s.length for s in steps)
             if tokens_served == 0 or not receipts or not steps:
                 return
             await asyncio.to_thread(self.transcripts.write, self._transcript(paid, steps, receipts))
