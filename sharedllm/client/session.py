@@ -29,10 +29,12 @@ from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.receipt_handoff import handoff_body
 from sharedllm.protocol.session_keys import hop_key, key_digest
 from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS, Hop, OpenSession, RouteUpdate
-from sharedllm.protocol.wire_errors import SessionUnknown
+from sharedllm.protocol.wire_errors import SessionLimit, SessionUnknown
 
 log = logging.getLogger("sharedllm.client")
 OPEN_TIMEOUT_S = 10.0
+FULL_WAITS = 3  # how many times a client waits for a full network before giving up
+MAX_FULL_WAIT_S = 10.0
 
 
 class InferenceSession:
@@ -86,12 +88,24 @@ class InferenceSession:
 
     async def open(self) -> None:
         refused: dict[str, BaseException] = {}  # why the nodes left out so far were left out
-        for _ in range(self.max_repairs + 1):
+        waits = 0
+        for _ in range(self.max_repairs + 1 + FULL_WAITS):
             try:
                 route = await self.planner.plan(self.model_id, 0, self.num_layers, self._excluded)
             except RouteError as exc:
                 if not refused:
                     raise
+                full = [e for e in refused.values() if isinstance(e, SessionLimit)]
+                if len(full) == len(refused) and waits < FULL_WAITS:
+                    # Every node that could serve is full: a slot frees up when a session
+                    # ends, so wait as long as the nodes say (bounded) and ask them again.
+                    delay = min(MAX_FULL_WAIT_S, max(_retry_after(e) for e in full))
+                    log.info("every candidate node is full; trying again in %.0f s", delay)
+                    await asyncio.sleep(delay)
+                    waits += 1
+                    self._excluded -= set(refused)
+                    refused.clear()
+                    continue
                 why = "; ".join(f"{url}: {err}" for url, err in refused.items())
                 raise RouteError(f"{exc.message}; refused: {why}", **exc.details) from None
             if self.payer is not None:
@@ -104,12 +118,14 @@ class InferenceSession:
             if not failed:
                 self.route = route
                 return
+            opened = []
             for hop, result in zip(route, results, strict=True):
                 if isinstance(result, BaseException):
                     self._excluded.add(hop.url)
                     refused[hop.url] = result
                 else:
-                    self._forget(hop.url)
+                    opened.append(hop.url)
+            await asyncio.gather(*(self._forget(url) for url in opened))
             if not all(isinstance(r, SharedLLMError) for r in failed):
                 raise failed[0]
         raise failed[0]
@@ -384,6 +400,11 @@ def _checked_output(frame: TensorFrame, index: int, shape: tuple[int, ...]) -> T
             f"last hop answered step {frame.meta.get('step')} with shape {list(frame.shape)}",
         )
     return frame
+
+
+def _retry_after(exc: SessionLimit) -> float:
+    value = exc.details.get("retry_after_s")
+    return float(value) if isinstance(value, int | float) and value > 0 else 1.0
 
 
 def _chunks(rows: np.ndarray) -> list[np.ndarray]:

@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # sessions imports the span worker (torch); admission must st
 class Admission:
     """Decides whether an open request is served; raise a ``SharedLLMError`` to refuse."""
 
+    # Free sessions cost their holder nothing, so a node caps them per client address; a
+    # paid admission reserves each job's worst case from the client's escrow instead.
+    limits_per_client = True
+
     async def admit(self, request: OpenSession) -> None:
         """Accept by returning; refuse by raising (e.g. ``AdmissionRefused`` or ``JobRejected``)."""
 

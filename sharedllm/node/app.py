@@ -46,7 +46,8 @@ def build_app(
 async def _reap(state: NodeState) -> None:
     """Close sessions idle past their timeout or older than their lifetime."""
     while True:
-        await asyncio.sleep(min(5.0, state.config.idle_timeout_s / 2))
+        cfg = state.config
+        await asyncio.sleep(min(5.0, cfg.idle_timeout_s / 2, cfg.unstepped_timeout_s / 2))
         for sid in state.sessions.expired():
             session = await state.sessions.close(sid)
             if session is not None:

@@ -36,6 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--memory-budget", help="e.g. 2G; default: half the available RAM")
     run.add_argument("--max-sessions", type=int, default=16)
+    run.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        help="free sessions one client address may hold (default: half of --max-sessions, "
+        "at least 2)",
+    )
+    run.add_argument(
+        "--unstepped-timeout",
+        type=float,
+        default=15.0,
+        help="seconds before an open session that never stepped is dropped",
+    )
     run.add_argument("--cache-mb", type=int, default=512, help="KV cache + history budget")
     run.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
     run.add_argument("--step-timeout", type=float, default=30.0, help="seconds")
@@ -163,6 +175,8 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port,
         public_url=parse_url(args.public_url, "--public-url") if args.public_url else None,
         max_sessions=args.max_sessions,
+        max_sessions_per_client=args.max_sessions_per_client,
+        unstepped_timeout_s=args.unstepped_timeout,
         cache_budget_bytes=args.cache_mb << 20,
         idle_timeout_s=args.idle_timeout,
         step_timeout_s=args.step_timeout,

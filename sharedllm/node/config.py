@@ -11,6 +11,10 @@ class NodeConfig:
     port: int = 0
     public_url: str | None = None  # what peers should call; defaults to http://host:port
     max_sessions: int = 16
+    # Free sessions one client address may hold at once (None: half the cap, at least 2).
+    # A paid session is held by its signed job's escrow reservation instead.
+    max_sessions_per_client: int | None = None
+    unstepped_timeout_s: float = 15.0  # an open session that never steps is dropped after this
     cache_budget_bytes: int = 512 * 1024 * 1024  # KV caches plus per-step history
     default_max_length: int = 2048
     idle_timeout_s: float = 120.0  # a session with no request for this long is closed
@@ -22,6 +26,17 @@ class NodeConfig:
     address: str | None = None  # the staking account; set when serving paid jobs
     client_max_size: int = 64 * 1024 * 1024  # the largest request body aiohttp will read
     peers: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def per_client_limit(self) -> int:
+        if self.max_sessions_per_client is not None:
+            return self.max_sessions_per_client
+        return max(2, self.max_sessions // 2)
+
+    @property
+    def retry_after_s(self) -> int:
+        """What a full node tells a refused client to wait: about when a slot may free up."""
+        return max(1, int(min(self.idle_timeout_s, self.unstepped_timeout_s, 30.0)))
 
     @property
     def link_delay_s(self) -> float:

@@ -81,7 +81,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def _error(exc: SharedLLMError) -> web.Response:
-    return web.json_response(exc.to_json(), status=exc.http_status)
+    retry = exc.details.get("retry_after_s")
+    headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+    return web.json_response(exc.to_json(), status=exc.http_status, headers=headers)
 
 
 def _frame_response(frame: TensorFrame) -> web.Response:
@@ -146,7 +148,9 @@ async def open_session(request: web.Request) -> web.Response:
         )
     await st.admission.admit(req)
     try:
-        session = st.sessions.open(req)
+        session = st.sessions.open(
+            req, request.remote or "", per_client=st.admission.limits_per_client
+        )
     except SharedLLMError:
         await st.admission.closed(req)  # give back what admission reserved for it
         raise

@@ -51,6 +51,8 @@ class PaidSession:
 
 
 class PaidAdmission(Admission):
+    limits_per_client = False
+
     def __init__(
         self,
         view: ChainJobView,

@@ -34,6 +34,7 @@ class Session:
     request: OpenSession
     cache: Any
     reserved_bytes: int
+    client: str = ""  # the address that opened it
     opened_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     steps: list[StepRecord] = field(default_factory=list)
@@ -82,7 +83,8 @@ class SessionManager:
         free = self.config.cache_budget_bytes - self.reserved_bytes()
         return max(0, free // self.bytes_per_token)
 
-    def open(self, request: OpenSession) -> Session:
+    def open(self, request: OpenSession, client: str = "", per_client: bool = False) -> Session:
+        """``per_client``: hold this client to ``config.per_client_limit`` free sessions."""
         if request.session_id in self._sessions:
             raise SessionError(
                 f"session {request.session_id} is already open here",
@@ -95,8 +97,17 @@ class SessionManager:
                 f"max_length {request.max_length} is past the model's context of {context}",
                 field="max_length",
             )
+        retry = {"retry_after_s": self.config.retry_after_s}
         if len(self._sessions) >= self.config.max_sessions:
-            raise SessionLimit(f"node is at its cap of {self.config.max_sessions} sessions")
+            raise SessionLimit(
+                f"node is at its cap of {self.config.max_sessions} sessions", **retry
+            )
+        held = sum(1 for s in self._sessions.values() if s.client == client)
+        if per_client and held >= self.config.per_client_limit:
+            raise SessionLimit(
+                f"{client} already holds {held} sessions here, this node's limit per client",
+                **retry,
+            )
         need = request.max_length * self.bytes_per_token
         if need > self.config.cache_budget_bytes - self.reserved_bytes():
             raise SessionLimit(
@@ -104,7 +115,7 @@ class SessionManager:
                 f"({self.free_tokens()} positions)",
                 field="max_length",
             )
-        session = Session(request, self.worker.new_cache(), need)
+        session = Session(request, self.worker.new_cache(), need, client)
         self.repoint(session, RouteUpdate(request.route, request.hop_index))
         self._sessions[session.id] = session
         return session
@@ -143,6 +154,7 @@ class SessionManager:
             for sid, s in self._sessions.items()
             if now - s.last_used > self.config.idle_timeout_s
             or now - s.opened_at > self.config.session_ttl_s
+            or (not s.steps and now - s.opened_at > self.config.unstepped_timeout_s)
         ]
 
     async def close_all(self) -> None:

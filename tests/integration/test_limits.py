@@ -104,3 +104,68 @@ def test_a_step_longer_than_the_protocol_allows_is_refused_before_it_runs(node, 
                 assert (await resp.json())["position"] == 0  # nothing was computed
 
     asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def fair_node(model_home: Path):
+    args = ("--max-sessions", "3", "--max-sessions-per-client", "1", "--unstepped-timeout", "2")
+    with local_nodes(["0:30"], *args) as started:
+        yield started[0]
+
+
+def _whole(url: str, model_id: str) -> dict:
+    body = _open(url, model_id)
+    body["route"] = [{"url": url, "start": 0, "end": 30}]
+    body["hop_index"] = 0
+    return body
+
+
+def test_a_client_holds_only_its_share_of_free_sessions_and_idle_opens_are_dropped(
+    fair_node, manifest
+):
+    """Sixteen opened sessions once locked every honest client out, at no cost: a client
+    address now holds its share, with a retry hint, and a session that never steps goes."""
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+            opened = _whole(fair_node.url, manifest.model_id)
+            async with http.post(fair_node.url + "/sessions", json=opened) as resp:
+                assert resp.status == 200
+            second = _whole(fair_node.url, manifest.model_id)
+            async with http.post(fair_node.url + "/sessions", json=second) as resp:
+                body = await resp.json()
+                assert (resp.status, body["code"]) == (429, "SESSION_LIMIT")
+                assert "limit per client" in body["message"]
+                assert int(resp.headers["Retry-After"]) >= 1
+            deadline = time.monotonic() + 15  # the first never stepped: dropped after ~2 s
+            while time.monotonic() < deadline:
+                async with http.get(fair_node.url + "/info") as resp:
+                    if (await resp.json())["sessions_open"] == 0:
+                        break
+                await asyncio.sleep(0.5)
+            else:
+                pytest.fail("a session that never stepped was kept")
+
+    asyncio.run(run())
+
+
+def test_a_client_refused_by_a_full_node_waits_for_a_slot_instead_of_failing(
+    fair_node, manifest, store
+):
+    from sharedllm.client.generate import TextGenerator
+
+    async def run() -> str:
+        async with (
+            aiohttp.ClientSession() as http,
+            TextGenerator([fair_node.url], store=store) as gen,
+        ):
+            # An open that never steps holds this client address's only slot for ~2 s.
+            hold = _whole(fair_node.url, manifest.model_id)
+            async with http.post(fair_node.url + "/sessions", json=hold) as resp:
+                assert resp.status == 200
+            began = time.monotonic()
+            text = "".join([p async for p in gen.generate("Hi", max_tokens=3)])
+            assert time.monotonic() - began >= 1.0  # it waited for the slot
+            return text
+
+    assert asyncio.run(run())
