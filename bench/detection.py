@@ -25,7 +25,7 @@ import torch
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
-from sharedllm.verifier.calibrate import Samples, calibrate, measure_cost, summary
+from sharedllm.testing.calibrate import Samples, calibrate, measure_cost, summary
 from sharedllm.verifier.tolerance import TolerancePolicy
 
 SUBJECTS = (

@@ -35,7 +35,8 @@ def node_main(argv: Sequence[str] | None = None) -> int:
     return main(argv)
 
 
-def verifier_main(argv: Sequence[str] | None = None) -> int:
+def verifier_main(argv: Sequence[str] | None = None, fault=None) -> int:  # noqa: ANN001
+    """``fault``: a test's fault point for the service (``sharedllm.testing.faulty_verifier``)."""
     from sharedllm.verifier import cli as verifier_cli
 
     parser = build(
@@ -43,6 +44,7 @@ def verifier_main(argv: Sequence[str] | None = None) -> int:
         "Spot-check the network's work by redundant execution and challenge cheaters.",
         [verifier_cli.register],
     )
+    parser.set_defaults(fault=fault)
     return run(parser, argv)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -53,20 +54,21 @@ class LocalNetwork:
         node_accounts: Sequence[int] = (1, 2, 3),
         node_args: Sequence[str] = ("--threads", "1"),
         node_env: dict[str, str] | None = None,
-        node_envs: dict[int, dict[str, str]] | None = None,
+        node_faults: dict[int, Sequence[str]] | None = None,
         params: MarketParams = DEVNET_PARAMS,
         verifier_probability: float | None = None,
     ) -> None:
-        """``node_envs`` adds environment variables for single nodes, by index (a test's
-        cheater); ``verifier_probability`` starts a ``sharedllm-verifier run`` process with that
-        check probability once the nodes are up (see ``start_verifier``)."""
+        """``node_faults`` gives single nodes, by index, the flags of
+        ``sharedllm.testing.faulty_node`` (a test's cheater: ``("--cheat", "skip_layer")``);
+        ``verifier_probability`` starts a ``sharedllm-verifier run`` process with that check
+        probability once the nodes are up (see ``start_verifier``)."""
         self.spans = list(spans)
         self.prices = list(prices or [NODE_PRICE] * len(self.spans))
         self.account_indexes = list(node_accounts[: len(self.spans)])
         self.accounts = [dev_account(i) for i in self.account_indexes]
         self.node_args = list(node_args)
         self.node_env = dict(node_env or {})
-        self.node_envs = dict(node_envs or {})
+        self.node_faults = dict(node_faults or {})
         self.store = ModelStore()
         self.manifest = self.store.manifest()
         self._tmp = tempfile.TemporaryDirectory(prefix="sharedllm-net-")
@@ -134,7 +136,11 @@ class LocalNetwork:
         self.nodes = [None] * len(self.spans)
 
     def _spawn(
-        self, i: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
+        self,
+        i: int,
+        env: dict[str, str] | None = None,
+        extra: Sequence[str] = (),
+        faults: Sequence[str] = (),
     ) -> StartingNode:
         start, end = self.spans[i]
         args = [
@@ -148,18 +154,19 @@ class LocalNetwork:
             *extra,
         ]  # fmt: skip
         node_env = {"SHAREDLLM_HOME": str(self.home / f"node{i}"), **self.node_env, **(env or {})}
-        return StartingNode(f"{start}:{end}", args, node_env)
+        return StartingNode(f"{start}:{end}", args, node_env, faults)
 
     def start_all(self) -> None:
-        starting = [self._spawn(i, self.node_envs.get(i)) for i in range(len(self.spans))]
+        starting = [
+            self._spawn(i, faults=self.node_faults.get(i, ())) for i in range(len(self.spans))
+        ]
         for i, s in enumerate(starting):
             self.nodes[i] = s.wait()
 
-    def restart(
-        self, i: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
-    ) -> LocalNode:
-        """Start node ``i`` again (after a crash): same account, key, port and ledger."""
-        node = self._spawn(i, env, extra).wait()
+    def restart(self, i: int, extra: Sequence[str] = (), faults: Sequence[str] = ()) -> LocalNode:
+        """Start node ``i`` again (after a crash): same account, key, port and ledger;
+        ``faults`` as in ``node_faults``."""
+        node = self._spawn(i, extra=extra, faults=faults).wait()
         self.nodes[i] = node
         return node
 
@@ -183,12 +190,13 @@ class LocalNetwork:
         self,
         probability: float = 1.0,
         account: int = VERIFIER_ACCOUNT,
-        env: dict[str, str] | None = None,
         extra: Sequence[str] = ("--threads", "1"),
         wait: bool = True,
+        crash_at: str | None = None,
     ) -> LocalVerifier:
         """Start (or, after a crash, restart) the verifier process; it stakes the market's
-        minimum on its first start and keeps its ledger in this network's folder."""
+        minimum on its first start and keeps its ledger in this network's folder.
+        ``crash_at`` names a fault point where it exits (``sharedllm.testing.faulty_verifier``)."""
         if self.verifier is not None:
             self.verifier.stop()
         args = [
@@ -202,7 +210,7 @@ class LocalNetwork:
             *extra,
         ]  # fmt: skip
         home = {"SHAREDLLM_HOME": str(self.home / "verifier")}
-        self.verifier = LocalVerifier(args, {**home, **(env or {})}, dev_account(account).address)
+        self.verifier = LocalVerifier(args, home, dev_account(account).address, crash_at)
         if wait:
             self.verifier.wait_ready()
         return self.verifier
@@ -244,9 +252,12 @@ class LocalNetwork:
 class LocalVerifier:
     """A ``sharedllm-verifier run`` process; its output is kept and its verdict lines read."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str], address: str) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], address: str, crash_at: str | None
+    ) -> None:
         self.address = address
-        self.child = Child([*program("sharedllm-verifier"), *args], env)
+        faulty = [sys.executable, "-m", "sharedllm.testing.faulty_verifier", "--crash", crash_at]
+        self.child = Child([*(faulty if crash_at else program("sharedllm-verifier")), *args], env)
 
     @property
     def process(self) -> subprocess.Popen:

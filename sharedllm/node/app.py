@@ -10,6 +10,7 @@ import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -81,11 +82,13 @@ async def serve(
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     transcripts: TranscriptAccess | None = None,
     handoff: ReceiptHandoff | None = None,
+    wrap_runner: Callable[[Any], Any] | None = None,
 ) -> None:
+    """``wrap_runner`` is for tests: a cheating runner around the honest one."""
     peers = PeerClient(link_delay_s=config.link_delay_s)
     try:
         await fetch_missing_shards(peers, store, manifest, start, end, config.peers)
-        worker = SpanWorker(store, manifest, start, end)
+        worker = SpanWorker(store, manifest, start, end, wrap_runner)
         worker.warm_up()
         state = NodeState(
             config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError
@@ -216,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
         serve(
             config, store, manifest, span[0], span[1], started_at=started,
             admission=admission, background=background, transcripts=transcripts,
-            handoff=handoff,
+            handoff=handoff, wrap_runner=args.faults.wrap_runner,
         )
     )  # fmt: skip
     return 0
@@ -253,7 +255,17 @@ def _estimated_layer_bytes(cfg: dict) -> int:
     return 4 * (attention + 3 * hidden * inter + 2 * hidden)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@dataclass(frozen=True)
+class NodeFaults:
+    """Parts a test hands a node (``sharedllm.testing.faulty_node``); a node as run has none:
+    ``wrap_runner`` wraps the span runner (a cheater), ``after_submit`` runs once a result
+    submission is mined, before the ledger records it (a crash there)."""
+
+    wrap_runner: Callable[[Any], Any] | None = None
+    after_submit: Callable[[str], None] | None = None
+
+
+def main(argv: Sequence[str] | None = None, faults: NodeFaults | None = None) -> int:
     """``sharedllm-node``: its registration commands and ``run``/``host``."""
     from sharedllm.cli_base import build, run
     from sharedllm.node import registry_cli
@@ -263,4 +275,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Run a SharedLLM node: stake on the registry and serve a span of a model's layers.",
         [registry_cli.register, register],
     )
+    parser.set_defaults(faults=faults or NodeFaults())
     return run(parser, argv)

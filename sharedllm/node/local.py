@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,22 @@ class LocalNode:
 class StartingNode:
     """A spawned node, not yet ready: start several, then wait for each."""
 
-    def __init__(self, layers: str, extra: Sequence[str], env: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        layers: str,
+        extra: Sequence[str],
+        env: dict[str, str] | None,
+        faults: Sequence[str] = (),
+    ) -> None:
+        """``faults``: flags of ``sharedllm.testing.faulty_node`` (a cheat, a crash point);
+        such a node runs as that module instead of ``sharedllm-node``."""
         self.layers = layers
-        command = [*program("sharedllm-node"), "run", "--layers", layers, "--port", "0", *extra]
+        node = (
+            [sys.executable, "-m", "sharedllm.testing.faulty_node", *faults]
+            if faults
+            else (program("sharedllm-node"))
+        )
+        command = [*node, "run", "--layers", layers, "--port", "0", *extra]
         self.child = Child(command, env)
 
     def wait(self) -> LocalNode:

@@ -61,7 +61,10 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     ledger = Ledger(state / "ledger.db")
     hidden = ModelStore(args.models_dir).manifest(registered.model_id).hidden_size
     store = TranscriptStore(state / "transcripts", args.transcript_budget_mb << 20, hidden)
-    settler = Settler(chain, account, ledger, submit_delay=args.submit_delay, transcripts=store)
+    settler = Settler(
+        chain, account, ledger, submit_delay=args.submit_delay, transcripts=store,
+        after_submit=args.faults.after_submit,
+    )  # fmt: skip
     admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler, store)
     access = TranscriptAccess(
         store, chain.chain_id, chain.market.address, account.address, chain.market.is_verifier

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
+from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
 
@@ -33,9 +33,6 @@ from sharedllm.protocol.job import Job
 
 log = logging.getLogger(__name__)
 
-# Test-only fault injection: exit right after the submit transaction is mined and before the
-# ledger records it, to prove a restarted node does not submit again.
-_CRASH_AFTER_SUBMIT = "SHAREDLLM_TEST_CRASH_AFTER_SUBMIT"
 _FINALIZE_GAS = 60_000  # per hop, plus one for the job itself; measured ~40k per hop
 
 
@@ -48,11 +45,13 @@ class Settler:
         *,
         submit_delay: float = 0.0,
         transcripts: TranscriptStore | None = None,
+        after_submit: Callable[[str], None] | None = None,
     ) -> None:
         self.chain = chain
         self.account = account
         self.ledger = ledger
         self.transcripts = transcripts
+        self.after_submit = after_submit
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
         self._wake = asyncio.Event()
@@ -114,8 +113,8 @@ class Settler:
             log.error("job %s cannot be submitted: %s", job_id, exc)
             self.ledger.set_status(job_id, REFUSED, error=exc.code)
             return
-        if os.environ.get(_CRASH_AFTER_SUBMIT):
-            os._exit(9)
+        if self.after_submit is not None:  # a test's fault point (sharedllm.testing)
+            self.after_submit(job_id)
         self.ledger.set_status(
             job_id, SUBMITTED, submit_tx=submitted.tx.tx_hash, cost=submitted.cost
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,16 +18,23 @@ import torch
 
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import Manifest, ModelStore
-from sharedllm.verifier.cheats import runner_from_env
 
 
 class SpanWorker:
-    def __init__(self, store: ModelStore, manifest: Manifest, start: int, end: int) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        manifest: Manifest,
+        start: int,
+        end: int,
+        wrap_runner: Callable[[SpanRunner], Any] | None = None,
+    ) -> None:
         self.manifest = manifest
         self.start, self.end = start, end
         self.hidden_size = manifest.hidden_size
-        # Honest unless a test sets SHAREDLLM_TEST_CHEAT (see sharedllm.verifier.cheats).
-        self.runner = runner_from_env(SpanRunner(store, manifest, start, end))
+        runner = SpanRunner(store, manifest, start, end)
+        # A test hands in a wrapper (sharedllm.testing.cheats); a node as run is honest.
+        self.runner = wrap_runner(runner) if wrap_runner is not None else runner
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="span")
         self.ms_per_token = 0.0  # moving average of one-token steps, shown at /info
 

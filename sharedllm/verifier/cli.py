@@ -114,7 +114,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"staked {format_share(staked)} SHARE as verifier {account.address}", flush=True)
     ledger = VerifierLedger(args.ledger or ledger_path(account.address))
     store = ModelStore(args.models_dir)
-    service = VerifierService(chain, account, ledger, store, SelectionPolicy(probability))
+    service = VerifierService(
+        chain, account, ledger, store, SelectionPolicy(probability), fault=args.fault
+    )
     _preload(service, chain)
     ready = f"ready {account.address} probability={probability} ledger={ledger.path}"
     asyncio.run(_serve(service, args.poll_interval, ready))

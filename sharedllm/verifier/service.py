@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +43,6 @@ from sharedllm.verifier.transcript_fetch import TranscriptUnavailable, fetch_tra
 
 log = logging.getLogger(__name__)
 
-# Test-only fault injection: exit in the middle of a check (after the transcripts arrived),
-# or right after the challenge transaction is mined and before the ledger records it.
-CRASH_ENV = "SHAREDLLM_TEST_VERIFIER_CRASH"
 
 Fetch = Callable[..., Awaitable[HopTranscript]]
 
@@ -103,7 +99,12 @@ class VerifierService:
         fetch: Fetch = fetch_transcript,
         timing: Timing | None = None,
         report: Callable[[str], None] = lambda line: print(line, flush=True),
+        fault: Callable[[str], None] | None = None,
     ) -> None:
+        """``fault`` is a test's fault point (``sharedllm.testing.faulty_verifier``), called
+        by name in the middle of a check (``mid_check``, once the transcripts arrived) and
+        right after a challenge is mined, before the ledger records it (``after_challenge``)."""
+        self.fault = fault
         self.chain = chain
         self.account = account
         self.ledger = ledger
@@ -200,8 +201,8 @@ class VerifierService:
         fetched = await asyncio.gather(
             *(self._fetch(job.job_id, hop, info, ends) for hop, info in enumerate(route))
         )
-        if _crash("mid_check"):
-            os._exit(9)
+        if self.fault is not None:
+            self.fault("mid_check")
         for hop, result in enumerate(fetched):
             if isinstance(result, TranscriptUnavailable):
                 self.ledger.record_check(job.job_id, hop, False, result.code.lower(),
@@ -301,8 +302,8 @@ class VerifierService:
             if exc.code in ("ChallengeWindowClosed", "JobNotPending"):
                 return self._missed(job.job_id, f"the challenge reverted: {exc.code}")
             raise
-        if _crash("after_challenge"):
-            os._exit(9)
+        if self.fault is not None:
+            self.fault("after_challenge")
         self.ledger.record_challenge(job.job_id, finding.hop, digest, tx.tx_hash, tx.block)
         self.ledger.set_status(job.job_id, CHALLENGED, reason=finding.reason)
         self.report(
@@ -332,7 +333,3 @@ class VerifierService:
 def _submitter_hop(fields: dict, route: Sequence[RouteHop]) -> int:
     hops = [i for i, h in enumerate(route) if h.address == fields["submitter"]]
     return hops[-1] if hops else len(route) - 1
-
-
-def _crash(point: str) -> bool:
-    return os.environ.get(CRASH_ENV) == point

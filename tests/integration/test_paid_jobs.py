@@ -155,7 +155,7 @@ def test_last_hop_killed_right_after_submitting_does_not_submit_again(net: Local
     chain.market.deposit(client, 1 * WEI_PER_SHARE, chain.token)
     last = len(net.spans) - 1
     net.nodes[last].stop()
-    node = net.restart(last, env={"SHAREDLLM_TEST_CRASH_AFTER_SUBMIT": "1"})
+    node = net.restart(last, faults=("--crash-after-submit",))
     _, jobs = net.generate(PROMPT, client, max_tokens=4)
     job_id = jobs[-1].signed.job_id
     node.process.wait(SETTLE_S)  # it exits right after its submission is mined

@@ -33,7 +33,7 @@ def net(model_home):
     with LocalNetwork(
         SPANS,
         node_accounts=(1, 2, 3, 5),
-        node_envs={CHEATER: {"SHAREDLLM_TEST_CHEAT": "skip_layer"}},
+        node_faults={CHEATER: ("--cheat", "skip_layer")},
         params=PARAMS,
         verifier_probability=1.0,
     ) as network:

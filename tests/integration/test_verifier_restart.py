@@ -1,7 +1,7 @@
 """A verifier killed mid-check and restarted neither challenges twice nor skips the job.
 
 Three real node processes, the middle one skipping a layer on every step; the verifier
-process is made to die (exit 9) at a chosen point by SHAREDLLM_TEST_VERIFIER_CRASH.
+process is made to die (exit 9) at a chosen point by ``sharedllm.testing.faulty_verifier``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.devnet import DEVNET_PARAMS
 from sharedllm.localnet import LocalNetwork
 from sharedllm.verifier.ledger import CHALLENGED, VerifierLedger
-from sharedllm.verifier.service import CRASH_ENV
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
@@ -28,7 +27,7 @@ PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=30)
 
 @pytest.fixture(scope="module")
 def net(model_home):
-    with LocalNetwork(node_envs={1: {"SHAREDLLM_TEST_CHEAT": "skip_layer"}}, params=PARAMS) as n:
+    with LocalNetwork(node_faults={1: ("--cheat", "skip_layer")}, params=PARAMS) as n:
         n.chain.market.deposit(dev_account(4), 5 * WEI_PER_SHARE, n.chain.token)
         yield n
 
@@ -42,7 +41,7 @@ def _votes(net: LocalNetwork, job_id: str) -> list[dict]:
 
 def _crash_then_restart(net: LocalNetwork, point: str) -> tuple[str, str]:
     """Serve a cheated job with a verifier that dies at ``point``; restart it; the verdict."""
-    crashing = net.start_verifier(1.0, env={CRASH_ENV: point})
+    crashing = net.start_verifier(1.0, crash_at=point)
     _, jobs = net.generate(PROMPT, dev_account(4), TOKENS)
     job_id = jobs[-1].signed.job_id
     assert crashing.wait_exit(60) == 9, crashing.lines[-10:]

@@ -12,7 +12,7 @@ import pytest
 
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
-from sharedllm.verifier.calibrate import decode
+from sharedllm.testing.calibrate import decode
 
 ANSWER = (
     "The sea is wide and deep, and its waves carry light from the sun across the water, "

@@ -1,27 +1,29 @@
-"""Cheating is off unless a test asks for it by name."""
+"""Cheating is a part a test hands a node by name; nothing an operator runs can turn it on."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+import sharedllm
 from sharedllm.errors import ConfigError
-from sharedllm.verifier.cheats import ENV_VAR, CheatMode, parse_cheat, runner_from_env
+from sharedllm.testing.cheats import FIELD, CheatingRunner, CheatMode, cheating_wrapper, parse_cheat
 
 
 class _Runner:
-    """Stands in for a SpanRunner: without the setting it must come back untouched."""
+    """Stands in for a SpanRunner (what the wrapper reads off one)."""
+
+    layers: list = []
+    manifest = start = end = rotary = config = hidden_size = None
 
 
-def test_no_setting_means_no_cheating(monkeypatch):
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    runner = _Runner()
-    assert runner_from_env(runner) is runner
-
-
-def test_empty_setting_means_no_cheating(monkeypatch):
-    monkeypatch.setenv(ENV_VAR, "")
-    runner = _Runner()
-    assert runner_from_env(runner) is runner
+def test_a_wrapper_cheats_as_its_setting_says():
+    cheat = cheating_wrapper("random:0.5", seed=3)(_Runner())
+    assert isinstance(cheat, CheatingRunner)
+    assert (cheat.mode, cheat.rate) == (CheatMode.RANDOM, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +35,21 @@ def test_setting_is_parsed(text, mode, rate):
 
 
 @pytest.mark.parametrize("text", ["skip", "random:0", "random:1.5", "int8:often"])
-def test_bad_setting_is_refused_naming_the_variable(text):
+def test_bad_setting_is_refused_naming_the_field(text):
     with pytest.raises(ConfigError) as info:
         parse_cheat(text)
-    assert info.value.details["field"] == ENV_VAR
+    assert info.value.details["field"] == FIELD
+
+
+def test_no_module_an_operator_runs_reads_a_test_switch_from_the_environment():
+    """Test doubles used to be switched on by SHAREDLLM_TEST_* variables on the compute and
+    settlement paths; they are handed in now, and the package outside ``testing`` names no
+    such variable."""
+    root = Path(sharedllm.__file__).parent
+    found = subprocess.run(
+        ["grep", "-rln", "SHAREDLLM_TEST_", str(root), "--include=*.py"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    outside = [f for f in found if "/testing/" not in f]
+    assert outside == [], outside
+    assert sys.modules.get("sharedllm.testing.cheats") is not None  # imported above, by name

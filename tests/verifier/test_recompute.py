@@ -8,8 +8,8 @@ import torch
 from nacl.signing import SigningKey
 
 from sharedllm.protocol.receipts import Receipt, tensor_hash
-from sharedllm.verifier.calibrate import decode
-from sharedllm.verifier.cheats import CheatingRunner, CheatMode, cheat_schedule
+from sharedllm.testing.calibrate import decode
+from sharedllm.testing.cheats import CheatingRunner, CheatMode, cheat_schedule
 from sharedllm.verifier.recompute import HopTranscript, check_hop
 
 pytestmark = pytest.mark.model

@@ -1,13 +1,11 @@
 """Ways a node could cheat, for tests and the detection benchmark only.
 
 Nothing here runs unless asked for by name: ``CheatingRunner(runner, mode, rate, seed)``
-wraps a ``SpanRunner`` and exposes the same ``new_cache``/``forward``/``prefill``, and
-``runner_from_env(runner)`` returns the runner untouched unless ``SHAREDLLM_TEST_CHEAT`` is
-set to ``mode[:rate]`` (``skip_layer``, ``random``, ``bf16``, ``int8``, ``replay``,
-``passthrough``; rate 0.05 is an honest node that cheats on one step in twenty). A node plugs
-it in with one line where it builds its runner::
-
-    self.runner = runner_from_env(SpanRunner(store, manifest, start, end))
+wraps a ``SpanRunner`` and exposes the same ``new_cache``/``forward``/``prefill``.
+``cheating_wrapper("mode[:rate]")`` (``skip_layer``, ``random``, ``bf16``, ``int8``,
+``replay``, ``passthrough``; rate 0.05 is an honest node that cheats on one step in twenty)
+is what a node is handed to wrap its runner with; ``python -m sharedllm.testing.faulty_node``
+starts such a node as a real process.
 
 The wrapper always runs the honest span as well, so the session's cache stays exactly as an
 honest node's would and the next step lines up; a real cheater would skip that work, which
@@ -21,8 +19,8 @@ from __future__ import annotations
 
 import copy
 import enum
-import os
 import random
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,7 +28,7 @@ from torch import nn
 from sharedllm.errors import ConfigError
 from sharedllm.model.span import SpanRunner
 
-ENV_VAR = "SHAREDLLM_TEST_CHEAT"
+FIELD = "cheat"
 
 
 class CheatMode(enum.Enum):
@@ -43,29 +41,26 @@ class CheatMode(enum.Enum):
 
 
 def parse_cheat(text: str) -> tuple[CheatMode, float]:
-    """``mode[:rate]`` as in ``SHAREDLLM_TEST_CHEAT``; rate defaults to 1 (every step)."""
+    """``mode[:rate]``; the rate defaults to 1 (every step)."""
     name, _, rate_text = text.strip().partition(":")
     try:
         mode = CheatMode(name)
     except ValueError:
         names = ", ".join(m.value for m in CheatMode)
-        raise ConfigError(f"unknown cheat mode {name!r} (one of {names})", field=ENV_VAR) from None
+        raise ConfigError(f"unknown cheat mode {name!r} (one of {names})", field=FIELD) from None
     try:
         rate = float(rate_text) if rate_text else 1.0
     except ValueError:
-        raise ConfigError(f"cheat rate {rate_text!r} is not a number", field=ENV_VAR) from None
+        raise ConfigError(f"cheat rate {rate_text!r} is not a number", field=FIELD) from None
     if not 0 < rate <= 1:
-        raise ConfigError("cheat rate must be in (0, 1]", field=ENV_VAR)
+        raise ConfigError("cheat rate must be in (0, 1]", field=FIELD)
     return mode, rate
 
 
-def runner_from_env(runner: SpanRunner, seed: int = 0) -> SpanRunner | CheatingRunner:
-    """The runner itself, or a cheating wrapper if ``SHAREDLLM_TEST_CHEAT`` asks for one."""
-    text = os.environ.get(ENV_VAR, "")
-    if not text:
-        return runner
+def cheating_wrapper(text: str, seed: int = 0) -> Callable[[SpanRunner], CheatingRunner]:
+    """What a node's ``wrap_runner`` is handed to cheat as ``text`` (``mode[:rate]``) asks."""
     mode, rate = parse_cheat(text)
-    return CheatingRunner(runner, mode, rate, seed)
+    return lambda runner: CheatingRunner(runner, mode, rate, seed)
 
 
 def cheat_schedule(rate: float, seed: int, steps: int) -> list[int]:

@@ -24,7 +24,7 @@ import torch
 
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.span import SpanRunner
-from sharedllm.verifier.cheats import CheatingRunner, CheatMode, cheat_schedule
+from sharedllm.testing.cheats import CheatingRunner, CheatMode, cheat_schedule
 from sharedllm.verifier.recompute import HopTranscript, recompute
 from sharedllm.verifier.tolerance import TolerancePolicy, relative_error
 
