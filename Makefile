@@ -100,10 +100,12 @@ bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/detection.py
 
-# ruff for style; import-linter for the package graph of docs/ARCHITECTURE.md (pyproject.toml).
+# ruff for style; mypy (strict on protocol/ and chain/) for types; import-linter for the
+# package graph of docs/ARCHITECTURE.md. The settings are in pyproject.toml.
 lint: setup
 	$(VENV)/bin/ruff check sharedllm tests bench
 	$(VENV)/bin/ruff format --check sharedllm tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 clean:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from sharedllm import paths
 from sharedllm.errors import ConfigError, KeystoreError
@@ -32,7 +32,10 @@ def dev_account(index: int) -> LocalAccount:
     """Anvil's default account ``index`` (0..9), derived from the public dev mnemonic."""
     if not 0 <= index < DEV_ACCOUNT_COUNT:
         raise ConfigError(f"--dev-account: must be 0..{DEV_ACCOUNT_COUNT - 1}", field="dev_account")
-    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(
+        DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
+    )
+    return account
 
 
 def require_dev_chain(chain_id: int) -> None:
@@ -77,7 +80,8 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
         raise KeystoreError(f"wrong password for keystore {path}", field="password") from None
     except Exception as exc:  # eth-keyfile raises KeyError/TypeError on malformed files
         raise KeystoreError(f"{path} is not a valid keystore ({exc})", field="keystore") from None
-    return Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)
+    return account
 
 
 def new_keystore(password: str, path: Path | None = None) -> tuple[LocalAccount, Path]:

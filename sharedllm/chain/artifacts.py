@@ -20,18 +20,20 @@ def load_artifact(name: str) -> dict[str, Any]:
     """``{"contractName", "abi", "bytecode"}`` of one contract."""
     path = resources.files("sharedllm.chain") / "artifacts" / f"{name}.json"
     try:
-        return json.loads(path.read_text())
+        artifact: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
             f"contract artifact {name}.json is missing; run `make contracts`", field="artifact"
         ) from None
+    return artifact
 
 
 def abi(name: str) -> list[dict[str, Any]]:
-    return load_artifact(name)["abi"]
+    entries: list[dict[str, Any]] = load_artifact(name)["abi"]
+    return entries
 
 
 @cache
 def revert_decoder() -> RevertDecoder:
     """Decodes revert data of any of the three contracts (errors can bubble across them)."""
-    return RevertDecoder(abi(name) for name in CONTRACT_NAMES)
+    return RevertDecoder(list(abi(name)) for name in CONTRACT_NAMES)

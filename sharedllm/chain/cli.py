@@ -18,22 +18,26 @@ def lazy_command(module: str, name: str) -> Callable[[argparse.Namespace], int |
     free of web3 and eth-account, whose import costs seconds."""
 
     def run(args: argparse.Namespace) -> int | None:
-        return getattr(importlib.import_module(module), name)(args)
+        status: int | None = getattr(importlib.import_module(module), name)(args)
+        return status
 
     return run
 
 
 def chain_parser(
-    sub: argparse._SubParsersAction, name: str, help: str, account: bool = True
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    account: bool = True,
 ) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help, description=help)
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
     add_chain_options(parser)
     if account:
         add_account_options(parser)
     return parser
 
 
-def register_client(sub: argparse._SubParsersAction) -> None:
+def register_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``devnet``, ``deposit``, ``withdraw``, ``balance``, ``faucet`` and ``account``."""
     p = sub.add_parser("devnet", help="run a local chain with the contracts deployed")
     p.add_argument("--port", type=int, default=8545, help="RPC port (default 8545)")

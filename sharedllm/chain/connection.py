@@ -36,7 +36,9 @@ def web3_for(rpc_url: str) -> Web3:
 
 
 def contract(w3: Web3, name: str, address: str) -> Any:
-    return w3.eth.contract(address=address, abi=abi(name), decode_tuples=True)
+    return w3.eth.contract(
+        address=Web3.to_checksum_address(address), abi=abi(name), decode_tuples=True
+    )
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Chain:
         return self.deployment.chain_id
 
     def eth_balance(self, address: str) -> int:
-        return rpc(lambda: self.w3.eth.get_balance(address), "getBalance")
+        return rpc(lambda: self.w3.eth.get_balance(Web3.to_checksum_address(address)), "getBalance")
 
     def now(self) -> int:
         """The latest block's timestamp: the chain's clock."""
@@ -76,7 +78,7 @@ def connect(rpc_url: str, deployment: Deployment, check_code: bool = True) -> Ch
             ("NodeRegistry", deployment.registry),
             ("JobMarket", deployment.market),
         ):
-            if len(w3.eth.get_code(address)) == 0:
+            if len(w3.eth.get_code(Web3.to_checksum_address(address))) == 0:
                 raise ChainError(
                     f"unknown deployment: no {name} code at {address} on chain {chain_id} "
                     "(was the devnet restarted? redeploy or pass the right --deployment)",

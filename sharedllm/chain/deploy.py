@@ -13,6 +13,7 @@ from sharedllm.chain.connection import contract
 from sharedllm.chain.deployment import Deployment, MarketParams
 from sharedllm.chain.transact import send
 from sharedllm.errors import ChainError
+from sharedllm.protocol.types import Address
 
 DEFAULT_INITIAL_SUPPLY = 1_000_000 * WEI_PER_SHARE
 
@@ -55,9 +56,9 @@ def deploy(
     send(w3, deployer, registry_contract.functions.setMarket(market), "setMarket")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
-        token=token,
-        registry=registry,
-        market=market,
+        token=Address(token),
+        registry=Address(registry),
+        market=Address(market),
         params=params,
         deploy_block=first_block,
         rpc_url=rpc_url,

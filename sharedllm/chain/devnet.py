@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from web3.types import RPCEndpoint
+
 from sharedllm.chain.accounts import DEV_ACCOUNT_COUNT, DEV_MNEMONIC, dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain, connect, web3_for
@@ -86,7 +88,8 @@ def port_is_free(port: int) -> bool:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _die_with_parent() -> None:
@@ -204,8 +207,8 @@ class Devnet:
     def advance_time(self, seconds: int) -> None:
         """Move the chain's clock forward and mine a block (for windows and delays)."""
         w3 = web3_for(self.rpc_url)
-        w3.provider.make_request("evm_increaseTime", [seconds])
-        w3.provider.make_request("evm_mine", [])
+        w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
     def stop(self) -> None:
         process, self._process = self._process, None

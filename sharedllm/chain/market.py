@@ -9,7 +9,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from sharedllm.chain.token import Token
-from sharedllm.chain.transact import TxResult, call, rpc, send
+from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
 from sharedllm.errors import ChainError
 from sharedllm.protocol.job import Job
 from sharedllm.protocol.types import JobId
@@ -48,7 +48,7 @@ class Market:
     # -- views -------------------------------------------------------------------------
 
     def escrow_of(self, client: str) -> int:
-        return call(self.contract.functions.escrowOf(client), "escrowOf")
+        return call_as(int, self.contract.functions.escrowOf(client), "escrowOf")
 
     def pending_withdrawal(self, client: str) -> PendingWithdrawal:
         amount, ready_at = call(
@@ -57,13 +57,13 @@ class Market:
         return PendingWithdrawal(amount, ready_at)
 
     def reward_pool(self) -> int:
-        return call(self.contract.functions.rewardPool(), "rewardPool")
+        return call_as(int, self.contract.functions.rewardPool(), "rewardPool")
 
     def verifier_stake(self, verifier: str) -> int:
-        return call(self.contract.functions.verifierStake(verifier), "verifierStake")
+        return call_as(int, self.contract.functions.verifierStake(verifier), "verifierStake")
 
     def is_verifier(self, verifier: str) -> bool:
-        return call(self.contract.functions.isVerifier(verifier), "isVerifier")
+        return call_as(bool, self.contract.functions.isVerifier(verifier), "isVerifier")
 
     def params(self) -> dict[str, int]:
         """The market's parameters as deployed, by their Solidity field names."""
@@ -81,10 +81,10 @@ class Market:
         ]
 
     def total_escrow(self) -> int:
-        return call(self.contract.functions.totalEscrow(), "totalEscrow")
+        return call_as(int, self.contract.functions.totalEscrow(), "totalEscrow")
 
     def total_locked(self) -> int:
-        return call(self.contract.functions.totalLocked(), "totalLocked")
+        return call_as(int, self.contract.functions.totalLocked(), "totalLocked")
 
     def hash_job(self, job: Job) -> bytes:
         return bytes(call(self.contract.functions.hashJob(job.as_tuple()), "hashJob"))

@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from sharedllm.chain.token import Token
-from sharedllm.chain.transact import TxResult, call, send
+from sharedllm.chain.transact import TxResult, call, call_as, send
 from sharedllm.errors import ConfigError
 from sharedllm.protocol.types import Address, ModelId
 
@@ -89,10 +89,10 @@ class Registry:
         self.address: str = contract.address
 
     def min_stake(self) -> int:
-        return call(self.contract.functions.minStake(), "minStake")
+        return call_as(int, self.contract.functions.minStake(), "minStake")
 
     def unbonding_delay(self) -> int:
-        return call(self.contract.functions.unbondingDelay(), "unbondingDelay")
+        return call_as(int, self.contract.functions.unbondingDelay(), "unbondingDelay")
 
     def get_node(self, address: str) -> NodeInfo:
         raw = call(self.contract.functions.getNode(address), "getNode")
@@ -110,7 +110,7 @@ class Registry:
         )
 
     def is_active(self, address: str) -> bool:
-        return call(self.contract.functions.isActive(address), "isActive")
+        return call_as(bool, self.contract.functions.isActive(address), "isActive")
 
     def active_nodes(self) -> list[NodeInfo]:
         """Every active node, read page by page."""

@@ -8,7 +8,7 @@ import time
 def format_duration(seconds: int) -> str:
     """``3 h 2 min``, ``14 min 59 s``, ``8 s``: the two largest units that are not zero."""
     seconds = max(0, int(seconds))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size} {unit}")

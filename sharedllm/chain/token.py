@@ -8,7 +8,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from sharedllm.chain.amounts import format_share
-from sharedllm.chain.transact import TxResult, call, send
+from sharedllm.chain.transact import TxResult, call_as, send
 from sharedllm.errors import ChainError
 
 
@@ -19,18 +19,22 @@ class Token:
         self.address: str = contract.address
 
     def balance_of(self, owner: str) -> int:
-        return call(self.contract.functions.balanceOf(Web3.to_checksum_address(owner)), "balanceOf")
+        return call_as(
+            int, self.contract.functions.balanceOf(Web3.to_checksum_address(owner)), "balanceOf"
+        )
 
     def allowance(self, owner: str, spender: str) -> int:
-        return call(
-            self.contract.functions.allowance(Web3.to_checksum_address(owner), spender), "allowance"
+        return call_as(
+            int,
+            self.contract.functions.allowance(Web3.to_checksum_address(owner), spender),
+            "allowance",
         )
 
     def total_supply(self) -> int:
-        return call(self.contract.functions.totalSupply(), "totalSupply")
+        return call_as(int, self.contract.functions.totalSupply(), "totalSupply")
 
     def owner(self) -> str:
-        return call(self.contract.functions.owner(), "owner")
+        return call_as(str, self.contract.functions.owner(), "owner")
 
     def transfer(self, account: LocalAccount, to: str, amount: int) -> TxResult:
         fn = self.contract.functions.transfer(Web3.to_checksum_address(to), amount)

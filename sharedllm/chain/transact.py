@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from sharedllm.chain.artifacts import revert_decoder
 from sharedllm.errors import ChainError, ContractRevert
@@ -66,6 +66,15 @@ def call(fn: Any, context: str) -> Any:
         raise ChainError(f"{context}: RPC call failed: {describe_failure(exc)}") from None
 
 
+def call_as(kind: type[T], fn: Any, context: str) -> T:
+    """``call``, with the answer checked to be a ``kind`` (an int, a bool, a str): what the
+    chain returns crosses a boundary like any peer's answer."""
+    value = call(fn, context)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ChainError(f"{context}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 def send(
     w3: Web3, account: LocalAccount, fn: Any, context: str, value: int = 0, gas: int | None = None
 ) -> TxReceipt:
@@ -100,7 +109,7 @@ def send(
 
 def _replayed_revert(w3: Web3, tx: dict[str, Any], receipt: TxReceipt, context: str) -> Exception:
     """A mined revert carries no data; replaying the call at its block recovers the error."""
-    replay = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+    replay = cast(TxParams, {k: tx[k] for k in ("from", "to", "data", "value") if k in tx})
     try:
         w3.eth.call(replay, receipt["blockNumber"] - 1)
     except ContractLogicError as exc:

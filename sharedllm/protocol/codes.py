@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from sharedllm.errors import ContractRevert
 
@@ -80,7 +81,7 @@ def _abi_type(param: Mapping[str, Any]) -> str:
     if kind.startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in param["components"])
         return f"({inner}){kind[len('tuple') :]}"
-    return kind
+    return str(kind)
 
 
 def _plain(value: Any, kind: str) -> Any:

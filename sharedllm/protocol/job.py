@@ -15,7 +15,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from sharedllm.errors import JobRejected, ProtocolError
 from sharedllm.protocol.types import (

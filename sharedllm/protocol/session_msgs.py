@@ -138,7 +138,7 @@ def _route_and_index(obj: dict[str, Any]) -> tuple[tuple[Hop, ...], int]:
     raw = obj["route"]
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_HOPS:
         raise ProtocolError(f"route: expected a list of 1..{MAX_HOPS} hops", field="route")
-    hops = []
+    hops: list[Hop] = []
     for i, item in enumerate(raw):
         h = _object(item, {"url", "start", "end"}, set(), f"route[{i}]")
         start = _int(h["start"], f"route[{i}].start", 0, 65535)

@@ -101,7 +101,8 @@ def error_from_body(status: int, body: Any) -> SharedLLMError:
     if isinstance(body, dict) and isinstance(body.get("code"), str):
         code = body["code"]
         message = str(body.get("message", ""))
-        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        raw = body.get("details")
+        details: dict[str, Any] = raw if isinstance(raw, dict) else {}
         cls = _BY_CODE.get(code)
         if cls is None:
             cls = PeerError if status >= 500 else ProtocolError
