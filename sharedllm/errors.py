@@ -146,3 +146,172 @@ class NodeHostError(SharedLLMError):
     """The node host could not start a node: unreachable, running other code, or a bad request."""
 
     code = "NODE_HOST"
+
+
+# -- The data path on the wire: frames, bodies, sessions (codes a node answers with)
+
+
+class FrameError(ProtocolError):
+    """A tensor frame does not parse or does not fit (codes: BAD_FRAME, BAD_DTYPE, BAD_SHAPE,
+    BAD_LENGTH, NON_FINITE)."""
+
+    code = "BAD_FRAME"
+
+
+class BodyTooLarge(ProtocolError):
+    code = "BODY_TOO_LARGE"
+    http_status = 413
+
+
+class BodySlow(ProtocolError):
+    code = "BODY_TIMEOUT"
+    http_status = 408
+
+
+class WrongModel(ProtocolError):
+    code = "WRONG_MODEL"
+
+
+class SpanNotServed(ProtocolError):
+    code = "SPAN_NOT_SERVED"
+
+
+class SessionForbidden(SessionError):
+    """A request that only the session's client may make came without its hop's key."""
+
+    code = "SESSION_FORBIDDEN"
+    http_status = 403
+
+
+class SessionUnknown(SessionError):
+    """No open session with that id: never opened, closed, or reaped when idle."""
+
+    code = "SESSION_UNKNOWN"
+    http_status = 404
+
+
+class StepOutOfOrder(SessionError):
+    code = "STEP_OUT_OF_ORDER"
+
+
+class SessionLimit(SessionError):
+    """The node is at its cap of sessions or cache memory; try another node."""
+
+    code = "SESSION_LIMIT"
+    http_status = 429
+
+
+class AdmissionRefused(SessionError):
+    code = "ADMISSION_REFUSED"
+    http_status = 403
+
+
+# -- Transcript requests: who may read a hop's transcript
+
+
+class TranscriptAuthError(ProtocolError):
+    """A transcript request is not signed by whom it claims, or no longer valid
+    (codes: SIGNATURE_MISMATCH, REQUEST_EXPIRED, EXPIRY_TOO_FAR)."""
+
+    code = "SIGNATURE_MISMATCH"
+    http_status = 401
+
+
+class NotVerifier(ProtocolError):
+    """The signer is not an active verifier on the market, so it may not read transcripts."""
+
+    code = "NOT_VERIFIER"
+    http_status = 403
+
+
+# -- A node's transcript store
+
+
+class TranscriptBudget(SessionLimit):
+    """Keeping this session's transcript could overrun the node's transcript disk budget."""
+
+    code = "TRANSCRIPT_BUDGET"
+
+
+# -- A node's transcript endpoint
+
+
+class TranscriptMissing(SharedLLMError):
+    """This node holds no transcript for that job (never served here, or already pruned)."""
+
+    code = "TRANSCRIPT_MISSING"
+    http_status = 404
+
+
+# -- The receipt handoff after a last hop died
+
+
+class HandoffRefused(SharedLLMError):
+    """This node will not take over the job's submission (unknown, not needed, or done)."""
+
+    code = "HANDOFF_REFUSED"
+    http_status = 409
+
+
+class JobUnknown(HandoffRefused):
+    """This node holds no served job of that id."""
+
+    code = "JOB_UNKNOWN"
+    http_status = 404
+
+
+# -- The verifier's transcript fetch
+
+
+class TranscriptUnavailable(VerifierError):
+    """A hop's transcript could not be had (codes: TRANSCRIPT_REFUSED for a refusal, an HTTP
+    error or a timeout; TRANSCRIPT_MISSING when the node has none; TRANSCRIPT_MALFORMED
+    when the body does not parse or is not the transcript asked for)."""
+
+    code = "TRANSCRIPT_REFUSED"
+
+
+# -- The verifier's service
+
+
+class WindowClosing(SharedLLMError):
+    """The challenge window would close before the check and its transaction finish."""
+
+    code = "WINDOW_CLOSING"
+
+
+# -- The web page's wallet signatures
+
+
+class SignatureRefused(JobRejected):
+    """The wallet declined to sign: nothing was signed, so nothing can be charged."""
+
+    code = "SIGNATURE_REFUSED"
+
+
+class SignatureTimeout(JobRejected):
+    """No signature arrived in time; the unsigned job can never be charged."""
+
+    code = "SIGNATURE_TIMEOUT"
+    http_status = 408
+
+
+class WrongSigner(ProtocolError):
+    """The signature is valid but not by the job's client (another account in the wallet)."""
+
+    code = "WRONG_SIGNER"
+
+
+# -- The web page's job routes
+
+
+class UnknownJob(SharedLLMError):
+    code = "UNKNOWN_JOB"
+    http_status = 404
+
+
+class NotWaiting(SharedLLMError):
+    """The job is not waiting for a signature: already answered, timed out, or never asked."""
+
+    code = "NOT_WAITING"
+    http_status = 409

@@ -23,13 +23,12 @@ import numpy as np
 
 from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
-from sharedllm.errors import PeerError, RouteError, SharedLLMError
+from sharedllm.errors import PeerError, RouteError, SessionLimit, SessionUnknown, SharedLLMError
 from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.receipt_handoff import handoff_body
 from sharedllm.protocol.session_keys import hop_key, key_digest
 from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS, Hop, OpenSession, RouteUpdate
-from sharedllm.protocol.wire_errors import SessionLimit, SessionUnknown
 
 log = logging.getLogger("sharedllm.client")
 OPEN_TIMEOUT_S = 10.0

@@ -19,7 +19,12 @@ from sharedllm.client.job_book import JobBook
 from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.payment import PricedHop, SignedJob, make_job, route_price
 from sharedllm.client.registry_directory import RegistryDirectory
-from sharedllm.errors import JobRejected, ProtocolError
+from sharedllm.errors import (
+    JobRejected,
+    SignatureRefused,
+    SignatureTimeout,
+    WrongSigner,
+)
 from sharedllm.protocol.job import Job, job_id, recover_job_signer
 from sharedllm.protocol.session_msgs import Hop
 from sharedllm.protocol.types import Address, JobId, parse_address
@@ -27,25 +32,6 @@ from sharedllm.protocol.types import Address, JobId, parse_address
 SIGN_TIMEOUT_S = 120.0
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-
-class SignatureRefused(JobRejected):
-    """The wallet declined to sign: nothing was signed, so nothing can be charged."""
-
-    code = "SIGNATURE_REFUSED"
-
-
-class SignatureTimeout(JobRejected):
-    """No signature arrived in time; the unsigned job can never be charged."""
-
-    code = "SIGNATURE_TIMEOUT"
-    http_status = 408
-
-
-class WrongSigner(ProtocolError):
-    """The signature is valid but not by the job's client (another account in the wallet)."""
-
-    code = "WRONG_SIGNER"
 
 
 class PendingSignatures:

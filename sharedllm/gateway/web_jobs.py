@@ -13,23 +13,11 @@ from typing import Any
 from sharedllm.chain.connection import Chain
 from sharedllm.client.job_book import JobBook
 from sharedllm.client.jobs_view import ON_CHAIN, refresh
-from sharedllm.errors import ConfigError, ProtocolError, SharedLLMError
+from sharedllm.errors import ConfigError, NotWaiting, ProtocolError, UnknownJob
 from sharedllm.gateway.wallet_payer import PendingSignatures
 from sharedllm.protocol.types import JobId
 
 SIGNATURE_HEX_CHARS = 2 + 65 * 2
-
-
-class UnknownJob(SharedLLMError):
-    code = "UNKNOWN_JOB"
-    http_status = 404
-
-
-class NotWaiting(SharedLLMError):
-    """The job is not waiting for a signature: already answered, timed out, or never asked."""
-
-    code = "NOT_WAITING"
-    http_status = 409
 
 
 def parse_signature_body(body: Any) -> bytes | None:

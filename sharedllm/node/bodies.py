@@ -14,10 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from sharedllm.errors import ProtocolError
+from sharedllm.errors import BodySlow, BodyTooLarge, ProtocolError
 from sharedllm.protocol import frames, untrusted_json
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.wire_errors import BodySlow, BodyTooLarge
 
 MAX_JSON_BODY = 256 * 1024
 # A body trickled in a byte at a time holds a connection and a buffer: the whole body must

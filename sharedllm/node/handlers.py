@@ -16,7 +16,16 @@ from typing import Any
 from aiohttp import web
 
 from sharedllm import __version__
-from sharedllm.errors import ModelError, PeerError, ProtocolError, SharedLLMError
+from sharedllm.errors import (
+    BodyTooLarge,
+    ModelError,
+    PeerError,
+    ProtocolError,
+    SessionForbidden,
+    SharedLLMError,
+    SpanNotServed,
+    WrongModel,
+)
 from sharedllm.model.store import ModelStore
 from sharedllm.node import steps
 from sharedllm.node.admission import Admission
@@ -35,12 +44,6 @@ from sharedllm.protocol.session_msgs import (
     parse_receipts_meta,
     parse_route_update,
     parse_session_id,
-)
-from sharedllm.protocol.wire_errors import (
-    BodyTooLarge,
-    SessionForbidden,
-    SpanNotServed,
-    WrongModel,
 )
 
 log = logging.getLogger("sharedllm.node")

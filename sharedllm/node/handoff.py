@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sharedllm.errors import ProtocolError, SharedLLMError
+from sharedllm.errors import HandoffRefused, JobUnknown, ProtocolError
 from sharedllm.node.bodies import read_json
 from sharedllm.node.ledger import SERVED, Ledger
 from sharedllm.protocol.receipt_handoff import parse_handoff
@@ -27,20 +27,6 @@ from sharedllm.protocol.receipts import Receipt, check_chain, job_commitment
 from sharedllm.protocol.types import parse_job_id
 
 log = logging.getLogger(__name__)
-
-
-class HandoffRefused(SharedLLMError):
-    """This node will not take over the job's submission (unknown, not needed, or done)."""
-
-    code = "HANDOFF_REFUSED"
-    http_status = 409
-
-
-class JobUnknown(HandoffRefused):
-    """This node holds no served job of that id."""
-
-    code = "JOB_UNKNOWN"
-    http_status = 404
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharedllm.errors import ContextTooLong, SessionError
+from sharedllm.errors import ContextTooLong, SessionError, SessionLimit, SessionUnknown
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
-from sharedllm.protocol.wire_errors import SessionLimit, SessionUnknown
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sharedllm.errors import PeerError
+from sharedllm.errors import FrameError, PeerError, SessionLimit, SessionUnknown, StepOutOfOrder
 from sharedllm.node.sessions import Session, StepRecord
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.frames import TensorFrame
@@ -16,7 +16,6 @@ from sharedllm.protocol.session_msgs import (
     parse_replay_meta,
     parse_step_meta,
 )
-from sharedllm.protocol.wire_errors import FrameError, SessionLimit, SessionUnknown, StepOutOfOrder
 
 
 def check_hidden(frame: TensorFrame, hidden_size: int) -> int:

@@ -14,18 +14,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sharedllm.errors import ProtocolError, SharedLLMError
+from sharedllm.errors import NotVerifier, ProtocolError, TranscriptMissing
 from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol import transcript_format
-from sharedllm.protocol.transcript_auth import NotVerifier, check_request, parse_headers
+from sharedllm.protocol.transcript_auth import check_request, parse_headers
 from sharedllm.protocol.types import parse_job_id
-
-
-class TranscriptMissing(SharedLLMError):
-    """This node holds no transcript for that job (never served here, or already pruned)."""
-
-    code = "TRANSCRIPT_MISSING"
-    http_status = 404
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sharedllm.errors import ProtocolError
+from sharedllm.errors import ProtocolError, TranscriptBudget
 from sharedllm.protocol import transcript_format
 from sharedllm.protocol.transcript_format import Transcript
 from sharedllm.protocol.types import JobId, parse_job_id
-from sharedllm.protocol.wire_errors import SessionLimit
 
 SUFFIX = ".sltx"
-
-
-class TranscriptBudget(SessionLimit):
-    """Keeping this session's transcript could overrun the node's transcript disk budget."""
-
-    code = "TRANSCRIPT_BUDGET"
 
 
 class TranscriptStore:

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sharedllm.errors import FrameError
 from sharedllm.protocol import untrusted_json
-from sharedllm.protocol.wire_errors import FrameError
 
 MAGIC = b"SLT1"
 CONTENT_TYPE = "application/x-sharedllm-frame"

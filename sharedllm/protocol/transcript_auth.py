@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sharedllm.errors import ProtocolError
+from sharedllm.errors import ProtocolError, TranscriptAuthError
 from sharedllm.protocol.types import Address, JobId, parse_address, parse_job_id
 
 if TYPE_CHECKING:
@@ -33,21 +33,6 @@ MAX_AHEAD_S = 600  # a node refuses a request that claims to stay valid longer t
 DEFAULT_LIFETIME_S = 120
 
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
-
-
-class TranscriptAuthError(ProtocolError):
-    """A transcript request is not signed by whom it claims, or no longer valid
-    (codes: SIGNATURE_MISMATCH, REQUEST_EXPIRED, EXPIRY_TOO_FAR)."""
-
-    code = "SIGNATURE_MISMATCH"
-    http_status = 401
-
-
-class NotVerifier(ProtocolError):
-    """The signer is not an active verifier on the market, so it may not read transcripts."""
-
-    code = "NOT_VERIFIER"
-    http_status = 403
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Errors of the inference data path, each with a stable code and HTTP status.
+"""Errors of the inference data path on the wire (the classes are in ``sharedllm.errors``).
 
 A node answers every refusal with ``{"code": ..., "message": ..., "details": ...}`` and the
 status below; the client turns that body back into the same exception class with
@@ -10,69 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from sharedllm.errors import (
+    AdmissionRefused,
+    BodySlow,
+    BodyTooLarge,
+    FrameError,
     ModelError,
     PeerError,
     ProtocolError,
     RouteError,
-    SessionError,
+    SessionForbidden,
+    SessionLimit,
+    SessionUnknown,
     SharedLLMError,
+    SpanNotServed,
+    StepOutOfOrder,
+    WrongModel,
 )
-
-
-class FrameError(ProtocolError):
-    """A tensor frame does not parse or does not fit (codes: BAD_FRAME, BAD_DTYPE, BAD_SHAPE,
-    BAD_LENGTH, NON_FINITE)."""
-
-    code = "BAD_FRAME"
-
-
-class BodyTooLarge(ProtocolError):
-    code = "BODY_TOO_LARGE"
-    http_status = 413
-
-
-class BodySlow(ProtocolError):
-    code = "BODY_TIMEOUT"
-    http_status = 408
-
-
-class WrongModel(ProtocolError):
-    code = "WRONG_MODEL"
-
-
-class SpanNotServed(ProtocolError):
-    code = "SPAN_NOT_SERVED"
-
-
-class SessionForbidden(SessionError):
-    """A request that only the session's client may make came without its hop's key."""
-
-    code = "SESSION_FORBIDDEN"
-    http_status = 403
-
-
-class SessionUnknown(SessionError):
-    """No open session with that id: never opened, closed, or reaped when idle."""
-
-    code = "SESSION_UNKNOWN"
-    http_status = 404
-
-
-class StepOutOfOrder(SessionError):
-    code = "STEP_OUT_OF_ORDER"
-
-
-class SessionLimit(SessionError):
-    """The node is at its cap of sessions or cache memory; try another node."""
-
-    code = "SESSION_LIMIT"
-    http_status = 429
-
-
-class AdmissionRefused(SessionError):
-    code = "ADMISSION_REFUSED"
-    http_status = 403
-
 
 _BY_CODE: dict[str, type[SharedLLMError]] = {
     cls.code: cls

@@ -20,7 +20,7 @@ import aiohttp
 from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
-from sharedllm.errors import ContractRevert, SharedLLMError
+from sharedllm.errors import ContractRevert, SharedLLMError, TranscriptUnavailable, WindowClosing
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
 from sharedllm.verifier.checker import Finding, RouteHop, check_bookkeeping, check_computation
@@ -39,18 +39,12 @@ from sharedllm.verifier.ledger import (
 from sharedllm.verifier.recompute import HopCheck, HopTranscript
 from sharedllm.verifier.selection import SelectionPolicy
 from sharedllm.verifier.tolerance import TolerancePolicy
-from sharedllm.verifier.transcript_fetch import TranscriptUnavailable, fetch_transcript
+from sharedllm.verifier.transcript_fetch import fetch_transcript
 
 log = logging.getLogger(__name__)
 
 
 Fetch = Callable[..., Awaitable[HopTranscript]]
-
-
-class WindowClosing(SharedLLMError):
-    """The challenge window would close before the check and its transaction finish."""
-
-    code = "WINDOW_CLOSING"
 
 
 @dataclass

@@ -15,19 +15,11 @@ import time
 import aiohttp
 from eth_account.signers.local import LocalAccount
 
-from sharedllm.errors import ProtocolError, VerifierError
+from sharedllm.errors import ProtocolError, TranscriptUnavailable
 from sharedllm.protocol import transcript_format
 from sharedllm.protocol.transcript_auth import DEFAULT_LIFETIME_S, sign_request
 from sharedllm.protocol.types import parse_address, parse_job_id
 from sharedllm.verifier.recompute import HopTranscript
-
-
-class TranscriptUnavailable(VerifierError):
-    """A hop's transcript could not be had (codes: TRANSCRIPT_REFUSED for a refusal, an HTTP
-    error or a timeout; TRANSCRIPT_MISSING when the node has none; TRANSCRIPT_MALFORMED
-    when the body does not parse or is not the transcript asked for)."""
-
-    code = "TRANSCRIPT_REFUSED"
 
 
 async def fetch_transcript(

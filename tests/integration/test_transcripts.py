@@ -22,6 +22,7 @@ import pytest
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.errors import TranscriptUnavailable
 from sharedllm.localnet import LocalNetwork
 from sharedllm.model.span import SpanRunner
 from sharedllm.protocol import session_keys
@@ -30,7 +31,7 @@ from sharedllm.protocol.session_keys import key_digest
 from sharedllm.protocol.session_msgs import Hop
 from sharedllm.protocol.transcript_auth import SIGNATURE_HEADER, sign_request
 from sharedllm.verifier.recompute import check_hop
-from sharedllm.verifier.transcript_fetch import TranscriptUnavailable, fetch_transcript
+from sharedllm.verifier.transcript_fetch import fetch_transcript
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 

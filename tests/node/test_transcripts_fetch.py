@@ -14,11 +14,12 @@ from transcript_helpers import HIDDEN, JOB_ID, STEPS, make_transcript
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.devnet import free_port
+from sharedllm.errors import TranscriptUnavailable
 from sharedllm.node.handlers import error_middleware
 from sharedllm.node.transcript_handlers import TranscriptAccess, add_transcript_routes
 from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol import transcript_format
-from sharedllm.verifier.transcript_fetch import TranscriptUnavailable, fetch_transcript
+from sharedllm.verifier.transcript_fetch import fetch_transcript
 
 MARKET = "0x" + "c0de" * 10
 NODE = dev_account(2).address

@@ -10,10 +10,10 @@ from eth_utils import to_checksum_address
 from transcript_helpers import HIDDEN, JOB_ID, make_transcript
 
 from sharedllm.chain.accounts import dev_account
-from sharedllm.errors import ProtocolError
+from sharedllm.errors import ProtocolError, TranscriptAuthError, TranscriptBudget
 from sharedllm.node.ledger import CHALLENGED, FINALIZED, REFUSED, SUBMITTED, Ledger
 from sharedllm.node.transcript_pruning import ORPHAN_GRACE_S, prune
-from sharedllm.node.transcripts import TranscriptBudget, TranscriptStore
+from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol import transcript_format
 from sharedllm.protocol.receipts import check_chain
 from sharedllm.protocol.transcript_auth import (
@@ -21,7 +21,6 @@ from sharedllm.protocol.transcript_auth import (
     MAX_AHEAD_S,
     SIGNATURE_HEADER,
     VERIFIER_HEADER,
-    TranscriptAuthError,
     check_request,
     parse_headers,
     request_message,

@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
+from sharedllm.errors import FrameError
 from sharedllm.protocol import frames
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.wire_errors import FrameError
 
 
 def _raw(header: object, data: bytes) -> bytes:

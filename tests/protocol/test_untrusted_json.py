@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
+from sharedllm.errors import FrameError
 from sharedllm.protocol import frames, untrusted_json
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.wire_errors import FrameError
 
 
 def test_deep_nesting_is_refused_without_recursing():
