@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from sharedllm.client.directory import NodeDirectory
 from sharedllm.errors import RouteError
 from sharedllm.peers.http import PeerClient
-from sharedllm.peers.probe import Candidate, probe_all
+from sharedllm.peers.probe import Candidate, probe_report
 from sharedllm.protocol.session_msgs import Hop
 
 
@@ -74,17 +74,28 @@ class RoutePlanner:
         self.directory = directory
         self.peers = peers
         self.policy = policy or RoutePolicy()
+        self.unreachable: dict[str, str] = {}  # from the last probe: node URL -> why
 
     async def candidates(self, model_id: str, exclude: Collection[str] = ()) -> list[Candidate]:
         urls = [u for u in await self.directory.endpoints() if u not in exclude]
-        found = await probe_all(self.peers, urls)
-        return [c for c in found if c.info.model_id == model_id]
+        found, self.unreachable = await probe_report(self.peers, urls)
+        other = {c.url: f"serves model {c.info.model_id[:10]}…" for c in found}
+        matching = [c for c in found if c.info.model_id == model_id]
+        for c in matching:
+            other.pop(c.url)
+        self.unreachable |= other
+        return matching
 
     async def plan(
         self, model_id: str, start: int, end: int, exclude: Collection[str] = ()
     ) -> list[Hop]:
         nodes = await self.candidates(model_id, exclude)
         if not nodes:
-            raise RouteError(f"no reachable node serves model {model_id}", model_id=model_id)
+            tried = "; ".join(f"{url}: {why}" for url, why in self.unreachable.items())
+            raise RouteError(
+                f"no reachable node serves model {model_id}"
+                + (f" (tried {tried})" if tried else " (no node to try)"),
+                model_id=model_id,
+            )
         chain = best_chain(nodes, start, end, self.policy)
         return [Hop(c.url, c.info.start, c.info.end) for c in chain]

@@ -385,7 +385,7 @@ class InferenceSession:
         for task in [t for t in self._acks if t.done()]:
             self._acks.remove(task)
             if not task.cancelled() and task.exception() is not None:
-                log.warning("late step acknowledgement failed: %s", task.exception())
+                log.warning("a hop's late answer to an earlier step failed: %s", task.exception())
 
 
 def _failed_url(exc: SharedLLMError) -> str | None:

@@ -32,13 +32,24 @@ async def probe_all(
     peers: PeerClient, urls: Iterable[str], timeout: float = PROBE_TIMEOUT_S
 ) -> list[Candidate]:
     """Every node that answered with a well-formed /info, in the order given."""
+    found, _ = await probe_report(peers, urls, timeout)
+    return found
+
+
+async def probe_report(
+    peers: PeerClient, urls: Iterable[str], timeout: float = PROBE_TIMEOUT_S
+) -> tuple[list[Candidate], dict[str, str]]:
+    """The nodes that answered, and for each one that did not, why (to name it to a user)."""
+    urls = list(urls)
     results = await asyncio.gather(
         *(probe(peers, u, timeout) for u in urls), return_exceptions=True
     )
-    found = []
-    for result in results:
+    found, failed = [], {}
+    for url, result in zip(urls, results, strict=True):
         if isinstance(result, Candidate):
             found.append(result)
-        elif not isinstance(result, SharedLLMError):
+        elif isinstance(result, SharedLLMError):
+            failed[url] = result.message
+        else:
             raise result
-    return found
+    return found, failed

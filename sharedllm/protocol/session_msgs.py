@@ -122,7 +122,7 @@ def parse_session_id(value: Any) -> str:
 
 def parse_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 2048:
-        raise ProtocolError(f"{field}: expected an http(s) URL", field=field)
+        raise ProtocolError(f"{field}: expected an http(s) URL string", field=field)
     try:
         parts = urlsplit(value)
         valid = parts.scheme in ("http", "https") and parts.hostname and not parts.query
@@ -130,7 +130,7 @@ def parse_url(value: Any, field: str) -> str:
     except ValueError:  # urlsplit refuses e.g. "http://[::1" (an unclosed IPv6 bracket)
         valid = False
     if not valid:
-        raise ProtocolError(f"{field}: expected an http(s) URL", field=field)
+        raise ProtocolError(f"{field}: expected an http(s) URL, got {value[:100]!r}", field=field)
     return value.rstrip("/")
 
 
