@@ -163,3 +163,12 @@ def test_a_span_past_the_models_last_layer_is_refused(
     assert code == 1 and out == ""
     assert "10:40" in err and "30 layers" in err
     assert chain.registry.get_node(dev_account(NODE).address).status == "None"
+
+
+def test_running_an_account_that_never_staked_says_to_stake_first(
+    chain: Chain, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "run", "--dev-account", "9", "--no-host", "--layers", "0:10")
+    assert code == 1 and out == ""
+    assert "has never staked as a node" in err and "sharedllm-node stake" in err
+    assert "(None)" not in err

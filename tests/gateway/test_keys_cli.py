@@ -44,3 +44,11 @@ def test_keys_file_option_and_clear_errors(
     assert code == 1 and "above 0 SHARE" in err  # a key that can never pay for anything
     code, _, err = run(capsys, "serve", "keys", "revoke", "nobody")
     assert code == 1 and "no API key named 'nobody'" in err
+
+
+def test_serve_usage_shows_keys_as_the_optional_subcommand_it_is(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run(capsys, "serve", "--help")
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert "sharedllm serve [options]" in usage
+    assert "sharedllm serve keys {add,list,revoke}" in usage
