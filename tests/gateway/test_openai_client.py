@@ -310,3 +310,22 @@ def test_concurrent_requests_each_get_their_own_answer(served) -> None:
     ids = {j for r in together + alone for j in job_ids(r.model_extra["sharedllm"])}
     assert len(ids) == 4  # one job per request
     wait_submitted(served, sorted(ids))
+
+
+def test_serve_on_a_port_in_use_says_so(served) -> None:
+    """Not '[CHAIN] RPC failed: [Errno 98] address already in use' as it once was."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from sharedllm.processes import program
+
+    port = urlsplit(served.gateway.url).port
+    result = subprocess.run(
+        [*program("sharedllm"), "serve", "--port", str(port),
+         "--rpc-url", served.net.devnet.rpc_url,
+         "--deployment", str(served.net.devnet.deployment_path)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "PORT_IN_USE" in result.stderr and f":{port}" in result.stderr
+    assert "RPC failed" not in result.stderr
