@@ -8,6 +8,7 @@ through the cheater. A verifier process checks every job (probability 1).
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -146,3 +147,23 @@ def test_a_hop_that_cannot_show_its_transcript_is_slashed(net: LocalNetwork) -> 
     slash = chain.market.params()["slashAmount"]
     assert chain.registry.get_node(net.accounts[HONEST].address).stake == stake - slash
     assert chain.market.escrow_of(client.address) == escrow  # refunded in full
+
+
+def test_a_job_the_draw_skips_is_not_logged_at_info(net: LocalNetwork) -> None:
+    """An operator acts on selected jobs; 52 'skipped' lines in a short session were noise."""
+    verifier = net.start_verifier(1e-12)  # the draw skips every job
+    client = dev_account(7)
+    net.chain.market.deposit(client, 2 * WEI_PER_SHARE, net.chain.token)
+    _, jobs = net.generate(PROMPT, client, 4, policy=_via(net, FIRST, CHEATER, LAST))
+    job_id = jobs[-1].signed.job_id
+    net.wait_for_job(job_id, "Submitted", "Finalized", timeout=SETTLE_S)
+    deadline = time.monotonic() + 60
+    while True:  # the verifier records every job it draws for, selected or not
+        ledger = VerifierLedger(net.verifier_ledger_path())
+        seen = ledger.get(job_id)
+        ledger.close()
+        if seen is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert seen is not None and not seen.selected
+    assert not [line for line in verifier.lines if "skipped" in line and job_id in line]
