@@ -251,8 +251,11 @@ async def output(request: web.Request) -> web.Response:
     )
     # Written here rather than after returning, so that the step counts as delivered (and
     # billable) only once its bytes went out; a client that left gets nothing and owes nothing.
-    await response.prepare(request)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionResetError:  # the client left: nothing delivered, nothing to log
+        return response
     session.delivered_steps = max(session.delivered_steps, index + 1)
     return response
 
