@@ -35,7 +35,9 @@ def node_main(argv: Sequence[str] | None = None) -> int:
     return main(argv)
 
 
-def verifier_main(argv: Sequence[str] | None = None, fault=None) -> int:  # noqa: ANN001
+def verifier_main(
+    argv: Sequence[str] | None = None, fault: Callable[[str], None] | None = None
+) -> int:
     """``fault``: a test's fault point for the service (``sharedllm.testing.faulty_verifier``)."""
     from sharedllm.verifier import cli as verifier_cli
 

@@ -135,13 +135,7 @@ class LocalNetwork:
             self.keys.append(key_path)
         self.nodes = [None] * len(self.spans)
 
-    def _spawn(
-        self,
-        i: int,
-        env: dict[str, str] | None = None,
-        extra: Sequence[str] = (),
-        faults: Sequence[str] = (),
-    ) -> StartingNode:
+    def _spawn(self, i: int, extra: Sequence[str] = (), faults: Sequence[str] = ()) -> StartingNode:
         start, end = self.spans[i]
         args = [
             "--port", str(self.ports[i]),
@@ -153,7 +147,7 @@ class LocalNetwork:
             *self.node_args,
             *extra,
         ]  # fmt: skip
-        node_env = {"SHAREDLLM_HOME": str(self.home / f"node{i}"), **self.node_env, **(env or {})}
+        node_env = {"SHAREDLLM_HOME": str(self.home / f"node{i}"), **self.node_env}
         return StartingNode(f"{start}:{end}", args, node_env, faults)
 
     def start_all(self) -> None:

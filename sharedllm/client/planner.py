@@ -78,13 +78,12 @@ class RoutePlanner:
 
     async def candidates(self, model_id: str, exclude: Collection[str] = ()) -> list[Candidate]:
         urls = [u for u in await self.directory.endpoints() if u not in exclude]
-        found, self.unreachable = await probe_report(self.peers, urls)
-        other = {c.url: f"serves model {c.info.model_id[:10]}…" for c in found}
-        matching = [c for c in found if c.info.model_id == model_id]
-        for c in matching:
-            other.pop(c.url)
-        self.unreachable |= other
-        return matching
+        found, unreachable = await probe_report(self.peers, urls)
+        others = [c for c in found if c.info.model_id != model_id]
+        self.unreachable = unreachable | {
+            c.url: f"serves model {c.info.model_id[:10]}…" for c in others
+        }
+        return [c for c in found if c.info.model_id == model_id]
 
     async def plan(
         self, model_id: str, start: int, end: int, exclude: Collection[str] = ()

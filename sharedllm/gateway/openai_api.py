@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import web
 
-from sharedllm.client.generate import check_context
 from sharedllm.errors import (
     JobRejected,
     ModelError,
@@ -182,7 +181,6 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         if chat
         else model.prompt_ids(req.prompt or "", chat=False)
     )
-    check_context(model.manifest, len(ids), req.max_tokens)  # before anything is reserved
     payer = await asyncio.to_thread(
         BudgetPayer, state.chain, state.operator, state.directory, state.book, state.keys,
         key.key_id,

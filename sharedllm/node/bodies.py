@@ -10,46 +10,42 @@ one client's body never stalls everyone else's steps.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from sharedllm.errors import BodySlow, BodyTooLarge, ProtocolError
+from sharedllm.peers.http import read_capped
 from sharedllm.protocol import frames, untrusted_json
 from sharedllm.protocol.frames import TensorFrame
+
+T = TypeVar("T")
 
 MAX_JSON_BODY = 256 * 1024
 # A body trickled in a byte at a time holds a connection and a buffer: the whole body must
 # arrive within this, whatever its size (a full step is about 1.2 MB).
 BODY_TIMEOUT_S = 30.0
-_CHUNK = 64 * 1024
 _PARSE_INLINE = 64 * 1024  # bodies up to this size parse on the loop; larger ones in a thread
 
 
 async def read_body(request: web.Request, max_bytes: int) -> bytes:
     """The whole body, or ``BodyTooLarge`` as soon as it is known to pass ``max_bytes``."""
-    declared = request.content_length
-    if declared is not None and declared > max_bytes:
-        raise BodyTooLarge(f"body of {declared} bytes is over this endpoint's {max_bytes}")
-    parts, size = [], 0
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
-            async for chunk in request.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise BodyTooLarge(f"body is over this endpoint's {max_bytes} bytes")
-                parts.append(chunk)
+            body = await read_capped(request.content, request.content_length, max_bytes)
     except TimeoutError:
         raise BodySlow(f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s") from None
-    return b"".join(parts)
+    if body is None:
+        raise BodyTooLarge(f"the body is over this endpoint's {max_bytes} bytes")
+    return body
 
 
 async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BODY) -> Any:
     raw = await read_body(request, max_bytes)
     try:
-        if len(raw) <= _PARSE_INLINE:
-            return untrusted_json.loads(raw, max_bytes=max_bytes)
-        return await asyncio.to_thread(untrusted_json.loads, raw, max_bytes=max_bytes)
+        return await _parse(functools.partial(untrusted_json.loads, max_bytes=max_bytes), raw)
     except ValueError as exc:
         raise ProtocolError(f"body: {exc}", field="body") from None
 
@@ -59,7 +55,9 @@ async def read_frame(request: web.Request, max_bytes: int) -> TensorFrame:
         raise ProtocolError(
             f"expected Content-Type {frames.CONTENT_TYPE}", code="BAD_FRAME", field="content_type"
         )
-    raw = await read_body(request, max_bytes)
-    if len(raw) <= _PARSE_INLINE:
-        return frames.decode(raw)
-    return await asyncio.to_thread(frames.decode, raw)
+    return await _parse(frames.decode, await read_body(request, max_bytes))
+
+
+async def _parse(parse: Callable[[bytes], T], raw: bytes) -> T:
+    """A small body parses on the event loop; a large one in a thread, so it stalls no one."""
+    return parse(raw) if len(raw) <= _PARSE_INLINE else await asyncio.to_thread(parse, raw)

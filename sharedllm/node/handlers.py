@@ -93,10 +93,10 @@ def _frame_response(frame: TensorFrame) -> web.Response:
     return web.Response(body=frames.encode(frame), content_type=frames.CONTENT_TYPE)
 
 
-def _step_body_limit(st: NodeState) -> int:
-    """The largest step frame: its positions at float32, plus the header and its prefix (and
-    never more than the operator's --max-body-mb)."""
-    frame = MAX_STEP_POSITIONS * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
+def _frame_limit(st: NodeState, positions: int) -> int:
+    """The largest frame of ``positions`` hidden states: float32 rows, plus the header and
+    its prefix (and never more than the operator's --max-body-mb)."""
+    frame = positions * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
     return min(frame, st.config.client_max_size)
 
 
@@ -196,7 +196,7 @@ async def close_session(request: web.Request) -> web.Response:
 async def step(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
-    frame = await read_frame(request, _step_body_limit(st))
+    frame = await read_frame(request, _frame_limit(st, MAX_STEP_POSITIONS))
     upstream = parse_receipts_meta(frame.meta)
     record = await steps.run_step(st.worker, session, frame)
     index = frame.meta["step"]
@@ -271,8 +271,7 @@ async def replay(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = _own_session(request)
     # A replay carries the session's whole history so far, at most its max_length.
-    limit = session.request.max_length * st.worker.hidden_size * 4 + frames.MAX_HEADER_BYTES + 64
-    frame = await read_frame(request, min(limit, st.config.client_max_size))
+    frame = await read_frame(request, _frame_limit(st, session.request.max_length))
     out = await steps.replay(st.worker, session, frame)
     return await _delayed(st, TensorFrame("float32", frame.shape, out, frame.meta))
 

@@ -134,18 +134,17 @@ class PaidAdmission(Admission):
                 raise ProtocolError(
                     f"receipt {i} is for another job, hop or step", code="RECEIPT_MISMATCH"
                 )
+            if (receipt.start_pos, receipt.positions) != (start_pos, positions):
+                raise ProtocolError(
+                    f"step {step}: hop {i} signed other positions than this step's",
+                    code="RECEIPT_MISMATCH",
+                )
             receipt.verify(paid.pubkeys[i])
         if chain and chain[-1].output_hash != input_hash:
             raise ProtocolError(
                 f"step {step}: the input is not what hop {paid.hop - 1} signed for",
                 code="RECEIPT_CHAIN_BROKEN",
             )
-        for i, receipt in enumerate(chain):
-            if (receipt.start_pos, receipt.positions) != (start_pos, positions):
-                raise ProtocolError(
-                    f"step {step}: hop {i} signed other positions than this step's",
-                    code="RECEIPT_MISMATCH",
-                )
         mine = Receipt(
             bytes.fromhex(paid.job_id[2:]),
             paid.hop,

@@ -101,12 +101,13 @@ class SessionManager:
             raise SessionLimit(
                 f"node is at its cap of {self.config.max_sessions} sessions", **retry
             )
-        held = sum(1 for s in self._sessions.values() if s.client == client)
-        if per_client and held >= self.config.per_client_limit:
-            raise SessionLimit(
-                f"{client} already holds {held} sessions here, this node's limit per client",
-                **retry,
-            )
+        if per_client:
+            held = sum(1 for s in self._sessions.values() if s.client == client)
+            if held >= self.config.per_client_limit:
+                raise SessionLimit(
+                    f"{client} already holds {held} sessions here, this node's limit per client",
+                    **retry,
+                )
         need = request.max_length * self.bytes_per_token
         if need > self.config.cache_budget_bytes - self.reserved_bytes():
             raise SessionLimit(

@@ -137,22 +137,33 @@ def _failure(exc: BaseException) -> str:
         return f"failed: cannot connect ({exc.os_error.strerror or exc.os_error})"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "failed: the peer closed the connection"
-    if isinstance(exc, aiohttp.InvalidURL | ValueError):
+    if isinstance(exc, ValueError):  # aiohttp's InvalidURL among them
         return "failed: not a valid URL"
     return f"failed: {type(exc).__name__}: {str(exc)[:160]}"
 
 
-async def _read_within(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
-    too_big = PeerError(f"{url} answered more than {max_bytes} bytes", failed_url=_base(url))
-    if resp.content_length is not None and resp.content_length > max_bytes:
-        raise too_big
+async def read_capped(
+    stream: aiohttp.StreamReader, declared: int | None, max_bytes: int
+) -> bytes | None:
+    """A whole body of at most ``max_bytes``, or None as soon as it is known to be longer
+    (its declared length, or what arrived so far): a peer must not fill our memory. Nodes
+    read request bodies with it, clients a node's answers."""
+    if declared is not None and declared > max_bytes:
+        return None
     parts, size = [], 0
-    async for chunk in resp.content.iter_chunked(_CHUNK):
+    async for chunk in stream.iter_chunked(_CHUNK):
         size += len(chunk)
         if size > max_bytes:
-            raise too_big
+            return None
         parts.append(chunk)
     return b"".join(parts)
+
+
+async def _read_within(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
+    body = await read_capped(resp.content, resp.content_length, max_bytes)
+    if body is None:
+        raise PeerError(f"{url} answered more than {max_bytes} bytes", failed_url=_base(url))
+    return body
 
 
 def _peer_error(url: str, status: int, body: bytes) -> SharedLLMError:

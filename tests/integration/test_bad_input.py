@@ -162,6 +162,14 @@ def test_bad_requests_are_refused_and_other_sessions_keep_working(node, manifest
                 poisoned[0, 1, 5] = bad
                 await _expect(c, 400, "NON_FINITE", "POST", steps, body=_step_frame(poisoned, 0, 0))
             await _expect(c, 400, "BAD_FRAME", "POST", steps, body=b"not a frame at all")
+            # A free node's recursion limit is 1,000: meta nested 5,000 deep was a 500 with a
+            # RecursionError traceback; a shape of 3,000-digit integers broke the message.
+            deep = '{"dtype":"float32","shape":[1,2,576],"meta":{"x":' + "[" * 5000
+            deep += "]" * 5000 + "}}"
+            huge = '{"dtype":"float32","shape":[1,' + "9" * 3000 + ',576],"meta":{}}'
+            for header in (deep, huge):
+                raw = frames.MAGIC + struct.pack("<I", len(header)) + header.encode()
+                await _expect(c, 400, "BAD_FRAME", "POST", steps, body=raw + ok.tobytes())
             await _expect(
                 c,
                 400,

@@ -18,14 +18,19 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import requests
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.errors import PeerError
 from sharedllm.localnet import LocalNetwork
 from sharedllm.peers.http import PeerClient
-from sharedllm.protocol import frames
+from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
+from sharedllm.protocol.session_keys import key_digest
+from sharedllm.protocol.session_msgs import Hop
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
@@ -33,15 +38,39 @@ NESTED = b"[" * 99_000 + b"]" * 99_000
 FUZZ_CASES = 2000
 
 
+SESSION = "s" * 16
+KEY = "hostile-test-key"  # this test's session key for the paid session it opens
+
+
 @pytest.fixture(scope="module")
-def node(model_home):
-    with LocalNetwork(spans=((0, 30),), node_accounts=(7,)) as net:
-        yield net.nodes[0]
+def net(model_home):
+    with LocalNetwork(spans=((0, 30),), node_accounts=(7,)) as network:
+        network.chain.market.deposit(dev_account(6), WEI_PER_SHARE, network.chain.token)
+        yield network
+
+
+@pytest.fixture(scope="module")
+def node(net):
+    return net.nodes[0]
+
+
+@pytest.fixture(scope="module")
+def paid_session(net, node, manifest) -> str:
+    """A real paid session on the node (a signed, prepaid job), so that frames sent to it
+    are parsed by a process whose recursion limit eth-account raised to 100,000."""
+    route = (Hop(node.url, 0, 30),)
+    paid = asyncio.run(net.payer(dev_account(6)).job_for(manifest.model_id, route, 64))
+    job, signature = paid.signed.wire()
+    body = {**_open_body(node.url, manifest.model_id), "job": job, "signature": signature,
+            "control": key_digest(KEY)}  # fmt: skip
+    reply = requests.post(node.url + "/sessions", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return SESSION
 
 
 def _open_body(url: str, model_id: str) -> dict:
     return {
-        "session_id": "s" * 16,
+        "session_id": SESSION,
         "model_id": model_id,
         "route": [{"url": url, "start": 0, "end": 30}],
         "hop_index": 0,
@@ -54,11 +83,14 @@ def _frame_with_header(header: bytes, data: bytes = bytes(4 * 576)) -> bytes:
 
 
 async def _send(http, method, url, body: bytes, ctype: str) -> tuple[int, dict]:
-    async with http.request(method, url, data=body, headers={"Content-Type": ctype}) as resp:
+    headers = {"Content-Type": ctype, session_keys.HEADER: KEY}
+    async with http.request(method, url, data=body, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None)
 
 
-def test_nested_json_big_numbers_and_bad_urls_get_a_4xx_and_the_node_lives(node, manifest):
+def test_nested_json_big_numbers_and_bad_urls_get_a_4xx_and_the_node_lives(
+    node, manifest, paid_session
+):
     url = node.url
     opened = _open_body(url, manifest.model_id)
     bad_url = {**opened, "route": [{"url": "http://[::1", "start": 0, "end": 30}]}
@@ -67,7 +99,7 @@ def test_nested_json_big_numbers_and_bad_urls_get_a_4xx_and_the_node_lives(node,
     big_shape = b'{"dtype":"float32","shape":[1,' + b"9" * 3000 + b'],"meta":{}}'
     attacks = [
         ("POST", "/sessions", NESTED, "application/json", 400),
-        ("POST", "/sessions/ssssssssssssssss/route", NESTED, "application/json", None),
+        ("POST", f"/sessions/{paid_session}/route", NESTED, "application/json", 400),
         ("POST", "/jobs/0x" + "ab" * 32 + "/receipts", NESTED, "application/json", 400),
         ("POST", "/sessions", json.dumps(bad_url).encode(), "application/json", 400),
         ("POST", "/sessions", b" " * (63 << 20), "application/json", 413),
@@ -79,15 +111,13 @@ def test_nested_json_big_numbers_and_bad_urls_get_a_4xx_and_the_node_lives(node,
                 got, answer = await _send(http, method, url + path, body, ctype)
                 assert got == status if status else 400 <= got < 500, (path, answer)
                 assert "Traceback" not in json.dumps(answer)
-            # Inside a frame's meta, and a shape too big to print, on a real session.
-            async with http.post(url + "/sessions", json=opened) as resp:
-                assert resp.status in (200, 402), await resp.text()  # a paid node wants a job
-            for header in (deep_meta, big_shape):
+            # Inside a frame's meta, and a shape too big to print, on the real paid session.
+            for header, code in ((deep_meta, "BAD_FRAME"), (big_shape, "BAD_FRAME")):
                 got, answer = await _send(
-                    http, "POST", f"{url}/sessions/{'s' * 16}/steps",
+                    http, "POST", f"{url}/sessions/{paid_session}/steps",
                     _frame_with_header(header), frames.CONTENT_TYPE,
                 )  # fmt: skip
-                assert 400 <= got < 500, answer
+                assert (got, answer["code"]) == (400, code), answer
             began = time.monotonic()
             async with http.get(url + "/info") as resp:
                 assert resp.status == 200
@@ -97,7 +127,7 @@ def test_nested_json_big_numbers_and_bad_urls_get_a_4xx_and_the_node_lives(node,
     assert node.process.poll() is None, node.log[-20:]
 
 
-def test_a_seeded_mutation_fuzzer_finds_no_500(node, manifest):
+def test_a_seeded_mutation_fuzzer_finds_no_500(node, manifest, paid_session):
     """Valid bodies and frames, mutated: byte flips, cuts, repeats and bracket floods."""
     rng = random.Random(1234)
     opened = json.dumps(_open_body(node.url, manifest.model_id)).encode()
@@ -106,8 +136,8 @@ def test_a_seeded_mutation_fuzzer_finds_no_500(node, manifest):
     )
     seeds = [
         ("/sessions", opened, "application/json"),
-        (f"/sessions/{'s' * 16}/route", opened, "application/json"),
-        (f"/sessions/{'s' * 16}/steps", frame, frames.CONTENT_TYPE),
+        (f"/sessions/{paid_session}/route", opened, "application/json"),
+        (f"/sessions/{paid_session}/steps", frame, frames.CONTENT_TYPE),
         ("/jobs/0x" + "cd" * 32 + "/receipts", b'{"receipts": [["00"]]}', "application/json"),
     ]
 
@@ -134,15 +164,15 @@ def test_a_seeded_mutation_fuzzer_finds_no_500(node, manifest):
         async with aiohttp.ClientSession() as http:
             for _ in range(FUZZ_CASES):
                 path, body, ctype = rng.choice(seeds)
-                async with http.post(
-                    node.url + path, data=mutate(body), headers={"Content-Type": ctype}
-                ) as resp:
+                headers = {"Content-Type": ctype, session_keys.HEADER: KEY}
+                async with http.post(node.url + path, data=mutate(body), headers=headers) as resp:
                     statuses[resp.status] = statuses.get(resp.status, 0) + 1
                     if resp.status >= 500:
                         pytest.fail(f"{path}: {resp.status} {await resp.text()}")
 
     asyncio.run(run())
     assert sum(statuses.values()) == FUZZ_CASES and max(statuses) < 500
+    assert statuses.get(404, 0) < FUZZ_CASES // 10  # the mutations reached the parsers
     assert node.process.poll() is None
 
 

@@ -42,6 +42,17 @@ def _open(url: str, model_id: str, max_length: int = 64) -> dict:
     }
 
 
+async def _all_closed(http: aiohttp.ClientSession, url: str, within_s: float) -> bool:
+    """Whether the node at ``url`` holds no session any more, within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        async with http.get(url + "/info") as resp:
+            if (await resp.json())["sessions_open"] == 0:
+                return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 def test_caps_and_idle_timeout(node, manifest):
     async def run() -> None:
         async with aiohttp.ClientSession() as http:
@@ -60,14 +71,8 @@ def test_caps_and_idle_timeout(node, manifest):
             status, body = await post(_open(node.url, manifest.model_id))
             assert (status, body["code"]) == (429, "SESSION_LIMIT")  # at --max-sessions 2
 
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:  # idle sessions are reaped after ~1 s
-                async with http.get(node.url + "/info") as resp:
-                    if (await resp.json())["sessions_open"] == 0:
-                        break
-                await asyncio.sleep(0.5)
-            else:
-                pytest.fail("idle sessions were not closed")
+            # idle sessions are reaped after ~1 s
+            assert await _all_closed(http, node.url, 10), "idle sessions were not closed"
             async with http.get(f"{node.url}/sessions/{first['session_id']}") as resp:
                 assert resp.status == 404
                 assert (await resp.json())["code"] == "SESSION_UNKNOWN"
@@ -137,14 +142,8 @@ def test_a_client_holds_only_its_share_of_free_sessions_and_idle_opens_are_dropp
                 assert (resp.status, body["code"]) == (429, "SESSION_LIMIT")
                 assert "limit per client" in body["message"]
                 assert int(resp.headers["Retry-After"]) >= 1
-            deadline = time.monotonic() + 15  # the first never stepped: dropped after ~2 s
-            while time.monotonic() < deadline:
-                async with http.get(fair_node.url + "/info") as resp:
-                    if (await resp.json())["sessions_open"] == 0:
-                        break
-                await asyncio.sleep(0.5)
-            else:
-                pytest.fail("a session that never stepped was kept")
+            # the first never stepped: dropped after ~2 s
+            assert await _all_closed(http, fair_node.url, 15), "an unstepped session was kept"
 
     asyncio.run(run())
 

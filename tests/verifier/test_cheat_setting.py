@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -52,4 +51,3 @@ def test_no_module_an_operator_runs_reads_a_test_switch_from_the_environment():
     ).stdout.split()  # fmt: skip
     outside = [f for f in found if "/testing/" not in f]
     assert outside == [], outside
-    assert sys.modules.get("sharedllm.testing.cheats") is not None  # imported above, by name
