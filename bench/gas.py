@@ -8,6 +8,7 @@ The baseline is a plain ERC-20 ``transfer`` of SHARE in the same run, so the tab
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ from pathlib import Path
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.court import FAULT, vote_commitment
 from sharedllm.chain.devnet import Devnet
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.chain.transact import TxResult
 from sharedllm.protocol.job import Job, sign_job
+from sharedllm.protocol.receipts import Receipt, job_commitment
 
 MODEL_ID = "0x" + "5e" * 32
 PRICE = 10**12
@@ -59,17 +62,69 @@ def _cfg_of(chain: Chain, address: str) -> NodeConfig:
     return NodeConfig(n.endpoint, n.pubkey, n.model_id, n.start, n.end, n.price_per_token)
 
 
-def submit(chain: Chain, client, route: list, nonce: int) -> tuple[str, TxResult]:
+def _job(chain: Chain, client, route: list, nonce: int) -> Job:
     deadline = chain.w3.eth.get_block("latest")["timestamp"] + 600
-    job = Job.from_json({
+    return Job.from_json({
         "modelId": MODEL_ID, "route": [n.address for n, _, _ in route],
         "spanStarts": [s for _, s, _ in route], "spanEnds": [e for _, _, e in route],
         "maxTokens": TOKENS, "maxPricePerToken": PRICE, "nonce": nonce,
         "deadline": deadline, "client": client.address,
     })  # fmt: skip
+
+
+def submit(
+    chain: Chain, client, route: list, nonce: int, commitment: bytes = b"\x07" * 32
+) -> tuple[str, TxResult]:
+    job = _job(chain, client, route, nonce)
     signature = sign_job(job, client, chain.chain_id, chain.market.address)
-    done = chain.market.submit_result(route[-1][0], job, signature, TOKENS, b"\x07" * 32)
+    done = chain.market.submit_result(route[-1][0], job, signature, TOKENS, commitment)
     return done.job_id, done.tx
+
+
+def receipts(job_id: str, hops: int, steps: int, prompt: int) -> bytes:
+    """A job's committed receipts: a prompt step of ``prompt`` positions, then one position
+    per step, chained over ``hops`` hops (signatures are not what the market checks)."""
+    out, position = [], 0
+    for step in range(steps):
+        n = prompt if step == 0 else 1
+        for hop in range(hops):
+            out.append(Receipt(bytes.fromhex(job_id[2:]), hop, step, position, n,
+                               bytes([hop]) * 32, bytes([hop + 1]) * 32, b"\x00" * 64))  # fmt: skip
+        position += n
+    return b"".join(r.to_bytes() for r in sorted(out, key=lambda r: (r.step, r.hop)))
+
+
+def dispute_rows(net: Devnet, chain: Chain, job_id: str) -> list[Row]:
+    """One dispute from opening to an upheld verdict, each phase a transaction."""
+    rows: list[Row] = []
+    verifiers = [dev_account(i) for i in (8, 10, 11, 12)]
+    for v in verifiers:
+        tx = chain.court.stake_verifier(v, 100 * WEI_PER_SHARE, chain.token)
+    rows.append(Row("stakeVerifier", tx.gas_used, "court"))
+    challenger, jurors = verifiers[0], verifiers[1:]
+    bond = chain.court.params()["minBond"]
+    chain.token.approve(challenger, chain.court.address, 10**30)
+    tx = chain.court.open_dispute(challenger, job_id, 1, FAULT, b"\x0e" * 32, bond, chain.token)
+    rows.append(Row("openDispute", tx.gas_used, "bond posted, payout frozen"))
+    for _ in range(2):  # the draw block, then one to draw in
+        chain.w3.provider.make_request("evm_mine", [])
+    tx = chain.court.draw_jury(challenger, job_id)
+    rows.append(Row("drawJury", tx.gas_used, "3 seats from 3 eligible of 4 verifiers"))
+    salts = {j.address: secrets.token_bytes(32) for j in jurors}
+    for j in jurors:
+        c = vote_commitment(job_id, 0, j.address, True, salts[j.address])
+        commit = chain.court.commit_vote(j, job_id, c)
+    rows.append(Row("commitVote", commit.gas_used, "per juror"))
+    for j in jurors:
+        reveal = chain.court.reveal_vote(j, job_id, True, salts[j.address])
+    rows.append(Row("revealVote", reveal.gas_used, "per juror"))
+    tx = chain.court.resolve(challenger, job_id)
+    rows.append(Row("resolve (upheld)", tx.gas_used, "refund, slash, pay 2 hops, 3 jurors"))
+    total = sum(r.gas for r in rows[1:3]) + 3 * commit.gas_used + 3 * reveal.gas_used + tx.gas_used
+    rows.append(
+        Row("a whole dispute, jury of 3", total, "open + draw + 3 commits + 3 reveals + resolve")
+    )
+    return rows
 
 
 def measure() -> list[Row]:
@@ -89,10 +144,16 @@ def measure() -> list[Row]:
             jobs[hops], tx = submit(chain, client, route, nonce=hops)
             rows.append(Row(f"submitResult, {hops} hop{'s' if hops > 1 else ''}", tx.gas_used))
 
-        tx = chain.market.stake_verifier(verifier, 100 * WEI_PER_SHARE, chain.token)
-        rows.append(Row("stakeVerifier", tx.gas_used))
-        tx = chain.market.challenge(verifier, jobs[2], 1, b"\x0e" * 32)
-        rows.append(Row("challenge (quorum 1: refund + slash)", tx.gas_used, "2-hop job"))
+        rows.extend(dispute_rows(net, chain, jobs[2]))
+        # An over-charge: the committed receipts prove 24 + 7 positions, the job charges 32.
+        route = nodes[3]
+        job = _job(chain, client, route, nonce=4)
+        job_id = "0x" + chain.market.hash_job(job).hex()
+        blob = receipts(job_id, 3, 8, 24)
+        proof_job, _ = submit(chain, client, route, 4, job_commitment_of(blob))
+        assert proof_job == job_id
+        tx = chain.market.prove_overcharge(verifier, job_id, blob)
+        rows.append(Row("proveOvercharge, 3 hops, 8 steps", tx.gas_used, "24 receipts, no jury"))
 
         net.advance_time(chain.deployment.params.challenge_window + 1)
         tx = chain.market.finalize(client, jobs[3])
@@ -109,6 +170,13 @@ def measure() -> list[Row]:
         net.advance_time(chain.deployment.params.withdrawal_delay + 1)
         rows.append(Row("withdraw (escrow)", chain.market.withdraw(client).gas_used))
     return rows
+
+
+def job_commitment_of(blob: bytes) -> bytes:
+    size = len(blob) // 24
+    return job_commitment(
+        [Receipt.from_bytes(blob[i : i + size]) for i in range(0, len(blob), size)]
+    )
 
 
 def table(rows: list[Row]) -> str:

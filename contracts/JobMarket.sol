@@ -12,7 +12,8 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {NodeRegistry} from "./NodeRegistry.sol";
 
 /// @title JobMarket
-/// @notice Holds client escrows, locked job payments, verifier stakes and the reward pool.
+/// @notice Holds client escrows, locked job payments and the reward pool; settles jobs, and
+/// overturns them on an over-charge proof or the court's verdict.
 contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -21,22 +22,29 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         "Job(bytes32 modelId,address[] route,uint16[] spanStarts,uint16[] spanEnds,uint32 maxTokens,uint256 maxPricePerToken,uint256 nonce,uint64 deadline,address client)"
     );
     uint256 private constant _BPS = 10_000;
+    /// @dev A receipt as hops sign it: job id, hop, step, first position, positions,
+    /// input hash, output hash (big-endian; 109 bytes), then the 64-byte ed25519 signature.
+    uint256 private constant _RECEIPT_BYTES = 173;
+    bytes private constant _COMMITMENT_DOMAIN = "sharedllm/commitment/v1";
 
     IERC20 private immutable _token;
     NodeRegistry private immutable _registry;
+    address private immutable _deployer;
+    address private _court;
     MarketParams private _params;
 
     mapping(address client => uint256) private _escrow;
     mapping(address client => PendingWithdrawal) private _pending;
     mapping(bytes32 jobHash => JobRecord) private _jobs;
-    mapping(address verifier => VerifierInfo) private _verifiers;
-    mapping(bytes32 jobHash => mapping(address verifier => bool)) private _voted;
-    mapping(bytes32 jobHash => mapping(uint8 hop => address[])) private _voters;
 
     uint256 private _totalEscrow;
     uint256 private _totalLocked;
-    uint256 private _totalVerifierStake;
     uint256 private _rewardPool;
+
+    modifier onlyCourt() {
+        if (msg.sender != _court || msg.sender == address(0)) revert NotCourt(msg.sender);
+        _;
+    }
 
     /// @param token_ The payment token; must be the registry's staking token.
     /// @param registry_ The node registry, whose market this contract becomes.
@@ -46,13 +54,21 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         EIP712("SharedLLM JobMarket", "1")
     {
         if (
-            params_.withdrawalDelay <= params_.maxJobTtl || params_.bountyBps > _BPS || params_.quorum == 0
+            params_.withdrawalDelay <= params_.maxJobTtl || params_.bountyBps > _BPS
                 || address(registry_.token()) != address(token_)
                 || registry_.unbondingDelay() <= params_.challengeWindow
         ) revert InvalidParams();
         _token = token_;
         _registry = registry_;
+        _deployer = msg.sender;
         _params = params_;
+    }
+
+    /// @inheritdoc IJobMarket
+    function setCourt(address court_) external {
+        if (msg.sender != _deployer || _court != address(0) || court_ == address(0)) revert CourtAlreadySet();
+        _court = court_;
+        emit CourtSet(court_);
     }
 
     // ----------------------------------------------------------------------- escrow
@@ -137,8 +153,9 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
 
     /// @inheritdoc IJobMarket
     function finalize(bytes32 jobHash) external nonReentrant {
+        if (_jobs[jobHash].status == JobStatus.Disputed) revert JobUnderDispute(jobHash);
         JobRecord storage rec = _pendingJob(jobHash);
-        uint256 endsAt = uint256(rec.submittedAt) + _params.challengeWindow;
+        uint256 endsAt = _windowEnd(rec);
         if (block.timestamp < endsAt) revert ChallengeWindowOpen(jobHash, endsAt);
 
         rec.status = JobStatus.Finalized;
@@ -169,58 +186,50 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         return _hashJob(job);
     }
 
-    // -------------------------------------------------------- verifiers, challenges
+    // ------------------------------------------------------------------- disputes
 
     /// @inheritdoc IJobMarket
-    function stakeVerifier(uint256 amount) external nonReentrant {
-        VerifierInfo storage info = _verifiers[msg.sender];
-        if (info.unbondingAt != 0) revert VerifierUnbonding(msg.sender);
-        uint256 need = _params.minVerifierStake;
-        if (info.stake == 0 && (amount < need || amount == 0)) revert StakeBelowMinimum(msg.sender, amount, need);
-        info.stake += amount;
-        _totalVerifierStake += amount;
-        emit VerifierStaked(msg.sender, amount, info.stake);
-        _token.safeTransferFrom(msg.sender, address(this), amount);
-    }
-
-    /// @inheritdoc IJobMarket
-    function requestVerifierUnstake() external {
-        if (!_isVerifier(msg.sender)) revert NotVerifier(msg.sender);
-        VerifierInfo storage info = _verifiers[msg.sender];
-        info.unbondingAt = uint64(block.timestamp) + _params.verifierUnbondingDelay;
-        emit VerifierUnstakeRequested(msg.sender, info.stake, info.unbondingAt);
-    }
-
-    /// @inheritdoc IJobMarket
-    function withdrawVerifierStake() external nonReentrant {
-        VerifierInfo memory info = _verifiers[msg.sender];
-        if (info.unbondingAt == 0) revert NotUnbonding(msg.sender);
-        if (block.timestamp < info.unbondingAt) {
-            revert UnbondingNotOver(msg.sender, block.timestamp, info.unbondingAt);
-        }
-        delete _verifiers[msg.sender];
-        // info.stake is part of _totalVerifierStake.
-        unchecked {
-            _totalVerifierStake -= info.stake;
-        }
-        emit VerifierWithdrawn(msg.sender, info.stake);
-        _token.safeTransfer(msg.sender, info.stake);
-    }
-
-    /// @inheritdoc IJobMarket
-    function challenge(bytes32 jobHash, uint8 hop, bytes32 evidence) external nonReentrant {
-        if (!_isVerifier(msg.sender)) revert NotVerifier(msg.sender);
+    function proveOvercharge(bytes32 jobHash, bytes calldata receipts) external nonReentrant {
         JobRecord storage rec = _pendingJob(jobHash);
-        uint256 endsAt = uint256(rec.submittedAt) + _params.challengeWindow;
-        if (block.timestamp >= endsAt) revert ChallengeWindowClosed(jobHash, endsAt);
-        if (_voted[jobHash][msg.sender]) revert AlreadyVoted(jobHash, msg.sender);
-        if (hop >= rec.hops.length) revert InvalidHop(hop, rec.hops.length);
+        _requireWindowOpen(jobHash, rec);
+        (uint32 proven, bytes32 commitment) = _provenPositions(jobHash, rec.hops.length, receipts);
+        if (commitment != rec.commitment) revert ReceiptsMismatch(jobHash);
+        if (proven >= rec.tokensServed) revert NoOvercharge(proven, rec.tokensServed);
+        emit OverchargeProven(jobHash, msg.sender, proven, rec.tokensServed);
+        _overturn(jobHash, rec, _hopIndex(rec, rec.submitter), msg.sender);
+    }
 
-        _voted[jobHash][msg.sender] = true;
-        address[] storage voters = _voters[jobHash][hop];
-        voters.push(msg.sender);
-        emit ChallengeVoted(jobHash, msg.sender, hop, evidence, voters.length);
-        if (voters.length >= _params.quorum) _overturn(jobHash, rec, hop, voters);
+    /// @inheritdoc IJobMarket
+    function provenPositions(bytes32 jobHash, uint256 hops, bytes calldata receipts)
+        external
+        pure
+        returns (uint32 proven, bytes32 commitment)
+    {
+        return _provenPositions(jobHash, hops, receipts);
+    }
+
+    /// @inheritdoc IJobMarket
+    function freeze(bytes32 jobHash, uint8 hop) external onlyCourt returns (address[] memory) {
+        JobRecord storage rec = _pendingJob(jobHash);
+        _requireWindowOpen(jobHash, rec);
+        if (hop >= rec.hops.length) revert InvalidHop(hop, rec.hops.length);
+        rec.status = JobStatus.Disputed;
+        emit JobDisputed(jobHash, hop);
+        return rec.hops;
+    }
+
+    /// @inheritdoc IJobMarket
+    function release(bytes32 jobHash) external onlyCourt {
+        JobRecord storage rec = _disputedJob(jobHash);
+        rec.status = JobStatus.Submitted;
+        rec.releasedAt = uint64(block.timestamp);
+        emit JobReleased(jobHash);
+    }
+
+    /// @inheritdoc IJobMarket
+    function overturn(bytes32 jobHash, uint8 hop) external onlyCourt nonReentrant returns (uint256) {
+        JobRecord storage rec = _disputedJob(jobHash);
+        return _overturn(jobHash, rec, hop, msg.sender);
     }
 
     /// @inheritdoc IJobMarket
@@ -259,18 +268,8 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     }
 
     /// @inheritdoc IJobMarket
-    function verifierStake(address verifier) external view returns (uint256) {
-        return _verifiers[verifier].stake;
-    }
-
-    /// @inheritdoc IJobMarket
-    function getVerifier(address verifier) external view returns (VerifierInfo memory) {
-        return _verifiers[verifier];
-    }
-
-    /// @inheritdoc IJobMarket
-    function isVerifier(address verifier) external view returns (bool) {
-        return _isVerifier(verifier);
+    function hopsOf(bytes32 jobHash) external view returns (address[] memory) {
+        return _jobs[jobHash].hops;
     }
 
     /// @inheritdoc IJobMarket
@@ -283,10 +282,6 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         return _totalLocked;
     }
 
-    /// @inheritdoc IJobMarket
-    function totalVerifierStake() external view returns (uint256) {
-        return _totalVerifierStake;
-    }
 
     /// @inheritdoc IJobMarket
     function token() external view returns (IERC20) {
@@ -298,6 +293,11 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         return address(_registry);
     }
 
+    /// @inheritdoc IJobMarket
+    function court() external view returns (address) {
+        return _court;
+    }
+
     // --------------------------------------------------------------------- internal
 
     function _deposit(uint256 amount) private {
@@ -307,18 +307,38 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         _token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    function _isVerifier(address account) private view returns (bool) {
-        VerifierInfo storage info = _verifiers[account];
-        return info.stake > 0 && info.stake >= _params.minVerifierStake && info.unbondingAt == 0;
-    }
-
     function _pendingJob(bytes32 jobHash) private view returns (JobRecord storage rec) {
         rec = _jobs[jobHash];
         if (rec.status == JobStatus.None) revert UnknownJob(jobHash);
         if (rec.status != JobStatus.Submitted) revert JobNotPending(jobHash);
     }
 
-    /// @dev Hop indices are uint8 in `challenge`, hence the 255-hop limit.
+    function _disputedJob(bytes32 jobHash) private view returns (JobRecord storage rec) {
+        rec = _jobs[jobHash];
+        if (rec.status == JobStatus.None) revert UnknownJob(jobHash);
+        if (rec.status != JobStatus.Disputed) revert JobNotPending(jobHash);
+    }
+
+    function _windowEnd(JobRecord storage rec) private view returns (uint256) {
+        uint256 from = rec.releasedAt > rec.submittedAt ? rec.releasedAt : rec.submittedAt;
+        return from + _params.challengeWindow;
+    }
+
+    function _requireWindowOpen(bytes32 jobHash, JobRecord storage rec) private view {
+        uint256 endsAt = _windowEnd(rec);
+        if (block.timestamp >= endsAt) revert ChallengeWindowClosed(jobHash, endsAt);
+    }
+
+    function _hopIndex(JobRecord storage rec, address node) private view returns (uint8) {
+        uint256 hops = rec.hops.length;
+        for (uint256 i = 0; i < hops; ++i) {
+            if (rec.hops[i] == node) return uint8(i);
+        }
+        // The submitter is a route node (checked in submitResult).
+        revert NotRouteNode(node);
+    }
+
+    /// @dev Hop indices are uint8 in disputes and receipts, hence the 255-hop limit.
     function _checkRouteShape(Job calldata job) private pure {
         uint256 hops = job.route.length;
         if (hops == 0 || hops > type(uint8).max || job.spanStarts.length != hops || job.spanEnds.length != hops) {
@@ -401,8 +421,84 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         }
     }
 
-    /// @dev Quorum reached: refund the client, slash the hop, pay the voters their bounty.
-    function _overturn(bytes32 jobHash, JobRecord storage rec, uint8 hop, address[] storage voters) private {
+    function _provenPositions(bytes32 jobHash, uint256 hops, bytes calldata receipts)
+        private
+        pure
+        returns (uint32 proven, bytes32 commitment)
+    {
+        if (receipts.length % _RECEIPT_BYTES != 0) revert ReceiptsMalformed(receipts.length);
+        commitment = _commitmentOf(receipts);
+        uint256 position = hops == 0 ? 0 : _walk(jobHash, hops, receipts);
+        proven = position > type(uint32).max ? type(uint32).max : uint32(position);
+    }
+
+    /// @dev `sha256(domain ‖ sha256(receipt) ‖ …)`, as `job_commitment` hashes them.
+    function _commitmentOf(bytes calldata receipts) private pure returns (bytes32) {
+        uint256 count = receipts.length / _RECEIPT_BYTES;
+        bytes32[] memory digests = new bytes32[](count);
+        for (uint256 k = 0; k < count; ++k) {
+            digests[k] = sha256(receipts[k * _RECEIPT_BYTES:(k + 1) * _RECEIPT_BYTES]);
+        }
+        return sha256(abi.encodePacked(_COMMITMENT_DOMAIN, digests));
+    }
+
+    /// @dev Walks the receipts in (step, hop) order: each step needs one receipt per hop, for
+    /// this job, over the same positions, starting where the last step ended, each hop's
+    /// input hash the previous hop's output hash, steps numbered upwards. The walk stops at
+    /// the first receipt that breaks any of this; the positions of the steps before it are
+    /// proven. Signatures are not checked: the submitter committed to these bytes, so
+    /// whatever they fail to prove is the submitter's fault.
+    function _walk(bytes32 jobHash, uint256 hops, bytes calldata receipts) private pure returns (uint256 proven) {
+        uint256 count = receipts.length / _RECEIPT_BYTES;
+        _Step memory last;
+        for (uint256 k = 0; k < count; ++k) {
+            _Step memory r = _parse(receipts[k * _RECEIPT_BYTES:(k + 1) * _RECEIPT_BYTES]);
+            uint256 hop = k % hops;
+            if (r.jobHash != jobHash || r.hop != hop) break;
+            if (hop == 0) {
+                // A step number above the last one (any, for the first step).
+                if (r.positions == 0 || r.start != proven || (k > 0 && r.step <= last.step)) break;
+            } else if (
+                r.step != last.step || r.start != last.start || r.positions != last.positions
+                    || r.input != last.output
+            ) {
+                break;
+            }
+            last = r;
+            // A step proves its positions once its last hop is in.
+            if (hop == hops - 1) proven = r.start + r.positions;
+        }
+    }
+
+    /// @dev The fields of one receipt that the walk reads.
+    struct _Step {
+        bytes32 jobHash;
+        uint256 hop;
+        uint256 step;
+        uint256 start;
+        uint256 positions;
+        bytes32 input;
+        bytes32 output;
+    }
+
+    function _parse(bytes calldata r) private pure returns (_Step memory p) {
+        p.jobHash = bytes32(r[0:32]);
+        p.hop = uint8(r[32]);
+        p.step = uint32(bytes4(r[33:37]));
+        p.start = uint32(bytes4(r[37:41]));
+        p.positions = uint32(bytes4(r[41:45]));
+        p.input = bytes32(r[45:77]);
+        p.output = bytes32(r[77:109]);
+    }
+
+    /// @dev A fault is proven at `hop`: refund the client in full, slash the hop, pay every
+    /// other hop what it was owed out of the slash (their work was honest), send
+    /// `bountyBps` of what is left to `bountyTo` (the prover, or the court for its jury), and
+    /// the rest to the reward pool.
+    function _overturn(bytes32 jobHash, JobRecord storage rec, uint8 hop, address bountyTo)
+        private
+        returns (uint256 bounty)
+    {
         rec.status = JobStatus.Challenged;
         uint256 cost = rec.cost;
         // cost was added to _totalLocked when the job was submitted.
@@ -415,17 +511,25 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         address node = rec.hops[hop];
         // The registry is trusted (fixed at deployment) and sends the slashed stake here.
         uint256 slashed = _registry.slash(node, _params.slashAmount, address(this));
-        uint256 count = voters.length;
-        uint256 share = slashed * _params.bountyBps / _BPS / count;
-        uint256 bounty = share * count;
-        // bounty <= slashed * bountyBps / 10_000 <= slashed.
+        uint256 left = slashed;
+        uint256 hops = rec.hops.length;
+        uint256[] memory pay = new uint256[](hops);
+        for (uint256 i = 0; i < hops && left > 0; ++i) {
+            if (rec.hops[i] == node) continue;
+            pay[i] = rec.amounts[i] < left ? rec.amounts[i] : left;
+            left -= pay[i];
+        }
+        bounty = left * _params.bountyBps / _BPS;
+        // bounty <= left <= slashed.
         unchecked {
-            _rewardPool += slashed - bounty;
+            _rewardPool += left - bounty;
         }
         emit JobChallenged(jobHash, node, hop, slashed, bounty);
-        if (share == 0) return;
-        for (uint256 i = 0; i < count; ++i) {
-            _token.safeTransfer(voters[i], share);
+        for (uint256 i = 0; i < hops; ++i) {
+            if (pay[i] == 0) continue;
+            emit HopCompensated(jobHash, rec.hops[i], pay[i]);
+            _token.safeTransfer(rec.hops[i], pay[i]);
         }
+        if (bounty > 0) _token.safeTransfer(bountyTo, bounty);
     }
 }

@@ -83,7 +83,7 @@ def main() -> int:
         assert verifier is not None
         print(
             f"  verifier {verifier.address} stake "
-            f"{format_share(chain.market.verifier_stake(verifier.address))} SHARE, "
+            f"{format_share(chain.court.verifier_stake(verifier.address))} SHARE, "
             f"checks {VERIFIER_PROBABILITY:.0%} of jobs"
         )
 

@@ -57,12 +57,17 @@ class LocalNetwork:
         node_faults: dict[int, Sequence[str]] | None = None,
         params: MarketParams = DEVNET_PARAMS,
         verifier_probability: float | None = None,
+        jurors: Sequence[int] = (),
+        node_stake: int = NODE_STAKE,
     ) -> None:
         """``node_faults`` gives single nodes, by index, the flags of
         ``sharedllm.testing.faulty_node`` (a test's cheater: ``("--cheat", "skip_layer")``);
         ``verifier_probability`` starts a ``sharedllm-verifier run`` process with that check
-        probability once the nodes are up (see ``start_verifier``)."""
+        probability once the nodes are up (see ``start_verifier``); ``jurors`` are the dev
+        accounts of more verifier processes that check nothing themselves (probability 0)
+        and sit on the juries they are drawn for."""
         self.spans = list(spans)
+        self.node_stake = node_stake
         self.prices = list(prices or [NODE_PRICE] * len(self.spans))
         self.account_indexes = list(node_accounts[: len(self.spans)])
         self.accounts = [dev_account(i) for i in self.account_indexes]
@@ -75,7 +80,8 @@ class LocalNetwork:
         self.home = Path(self._tmp.name)
         self.devnet = Devnet(deployment_path=self.home / "deployment.json", params=params)
         self.verifier_probability = verifier_probability
-        self.verifier: LocalVerifier | None = None
+        self.juror_accounts = list(jurors)
+        self.verifiers: dict[int, LocalVerifier] = {}
         self.chain: Chain | None = None
         self.ports: list[int] = []
         self.keys: list[Path] = []
@@ -91,9 +97,11 @@ class LocalNetwork:
             if self.verifier_probability is not None:
                 # Started alongside the nodes: the spans it preloads are staked already.
                 self.start_verifier(self.verifier_probability, wait=False)
+            for account in self.juror_accounts:
+                self.start_verifier(0.0, account=account, wait=False)
             self.start_all()
-            if self.verifier is not None:
-                self.verifier.wait_ready()
+            for verifier in self.verifiers.values():
+                verifier.wait_ready()
         except BaseException:
             self.close()
             raise
@@ -103,8 +111,8 @@ class LocalNetwork:
         self.close()
 
     def close(self) -> None:
-        if self.verifier is not None:
-            self.verifier.stop()
+        for verifier in self.verifiers.values():
+            verifier.stop()
         for node in self.nodes:
             if node is not None:
                 node.stop()
@@ -130,7 +138,7 @@ class LocalNetwork:
                 end,
                 price,
             )
-            self.chain.registry.stake(account, NODE_STAKE, cfg, self.chain.token)
+            self.chain.registry.stake(account, self.node_stake, cfg, self.chain.token)
             self.ports.append(port)
             self.keys.append(key_path)
         self.nodes = [None] * len(self.spans)
@@ -178,7 +186,16 @@ class LocalNetwork:
     def ledger_path(self, i: int) -> Path:
         return self.home / f"node{i}" / "nodes" / self.accounts[i].address / "ledger.db"
 
-    # -- the verifier ----------------------------------------------------------------------
+    # -- verifiers -------------------------------------------------------------------------
+
+    @property
+    def verifier(self) -> LocalVerifier | None:
+        """The verifier that checks jobs (account ``VERIFIER_ACCOUNT``), if started."""
+        return self.verifiers.get(VERIFIER_ACCOUNT)
+
+    @property
+    def jurors(self) -> list[LocalVerifier]:
+        return [self.verifiers[a] for a in self.juror_accounts if a in self.verifiers]
 
     def start_verifier(
         self,
@@ -188,11 +205,11 @@ class LocalNetwork:
         wait: bool = True,
         crash_at: str | None = None,
     ) -> LocalVerifier:
-        """Start (or, after a crash, restart) the verifier process; it stakes the market's
-        minimum on its first start and keeps its ledger in this network's folder.
+        """Start (or, after a crash, restart) the verifier process of ``account``; it stakes
+        the court's minimum on its first start and keeps its ledger in this network's folder.
         ``crash_at`` names a fault point where it exits (``sharedllm.testing.faulty_verifier``)."""
-        if self.verifier is not None:
-            self.verifier.stop()
+        if account in self.verifiers:
+            self.verifiers[account].stop()
         args = [
             "run",
             "--probability", str(probability),
@@ -204,10 +221,11 @@ class LocalNetwork:
             *extra,
         ]  # fmt: skip
         home = {"SHAREDLLM_HOME": str(self.home / "verifier")}
-        self.verifier = LocalVerifier(args, home, dev_account(account).address, crash_at)
+        verifier = LocalVerifier(args, home, dev_account(account).address, crash_at)
+        self.verifiers[account] = verifier
         if wait:
-            self.verifier.wait_ready()
-        return self.verifier
+            verifier.wait_ready()
+        return verifier
 
     def verifier_ledger_path(self, account: int = VERIFIER_ACCOUNT) -> Path:
         address = dev_account(account).address
@@ -266,15 +284,20 @@ class LocalVerifier:
 
     def verdict(self, job_id: str, timeout: float = 60.0) -> str:
         """The verifier's verdict line for ``job_id``, waiting for it if need be."""
+        return self.said("verdict", job_id, timeout)
+
+    def said(self, kind: str, job_id: str, timeout: float = 60.0) -> str:
+        """The rest of the first ``kind`` line (``verdict``, ``dispute``, ``juror``) about
+        ``job_id``, waiting for it if need be."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in list(self.lines):
-                if line.startswith(f"verdict {job_id} "):
+                if line.startswith(f"{kind} {job_id} "):
                     return line.split(" ", 2)[2]
             if self.process.poll() is not None:
                 break
             time.sleep(0.2)
-        raise PeerError(f"no verdict for {job_id} (verifier output: {self.lines[-5:]})")
+        raise PeerError(f"no {kind} line for {job_id} (verifier output: {self.lines[-5:]})")
 
     def wait_exit(self, timeout: float = 60.0) -> int:
         return self.child.wait_exit(timeout)

@@ -3,16 +3,20 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-/// @title Job market: escrow, settlement, verifiers and challenges
+/// @title Job market: escrow, settlement, the reward pool, and the outcome of disputes
 /// @notice Clients prepay into escrow; a submitted job locks its cost until the challenge
-/// window passes; verifiers can overturn a job and get the cheating hop slashed.
+/// window passes. A dispute (opened in the court) freezes the job; the court's verdict
+/// overturns or releases it. An over-charge is proven here directly, from the receipts the
+/// commitment hashes.
 interface IJobMarket {
-    /// @notice Lifecycle of a job: `None → Submitted → Finalized | Challenged`.
+    /// @notice Lifecycle of a job: `None → Submitted ⇄ Disputed`, then `Finalized` (paid)
+    /// or `Challenged` (overturned: the client refunded, the faulty hop slashed).
     enum JobStatus {
         None,
         Submitted,
         Finalized,
-        Challenged
+        Challenged,
+        Disputed
     }
 
     /// @notice Market parameters, fixed at deployment.
@@ -20,11 +24,8 @@ interface IJobMarket {
         uint64 challengeWindow;
         uint64 withdrawalDelay;
         uint64 maxJobTtl;
-        uint256 minVerifierStake;
-        uint64 verifierUnbondingDelay;
         uint256 slashAmount;
         uint16 bountyBps;
-        uint8 quorum;
         uint256 rewardPerToken;
     }
 
@@ -41,7 +42,9 @@ interface IJobMarket {
         address client;
     }
 
-    /// @notice A submitted job as stored; `amounts[i]` is what hop `i` is owed.
+    /// @notice A submitted job as stored; `amounts[i]` is what hop `i` is owed. The challenge
+    /// window runs from `submittedAt`, or from `releasedAt` once a dispute found no fault
+    /// (so that a dispute cannot run out the window an over-charge proof needs).
     struct JobRecord {
         JobStatus status;
         address client;
@@ -53,18 +56,13 @@ interface IJobMarket {
         address[] hops;
         uint16[] layers;
         uint256[] amounts;
+        uint64 releasedAt;
     }
 
     /// @notice A pending escrow withdrawal.
     struct PendingWithdrawal {
         uint256 amount;
         uint64 readyAt;
-    }
-
-    /// @notice A verifier's stake and, once it asked to leave, when it may withdraw.
-    struct VerifierInfo {
-        uint256 stake;
-        uint64 unbondingAt;
     }
 
     /// @notice `client` added `amount` to its escrow, which is now `balance`.
@@ -86,19 +84,21 @@ interface IJobMarket {
     event JobFinalized(bytes32 indexed jobHash, uint256 cost, uint256 reward);
     /// @notice Hop `node` of a finalized job was paid `amount` plus `reward`.
     event HopPaid(bytes32 indexed jobHash, address indexed node, uint256 amount, uint256 reward);
-    /// @notice `verifier` added `amount` to its stake, which is now `totalStake`.
-    event VerifierStaked(address indexed verifier, uint256 amount, uint256 totalStake);
-    /// @notice `verifier` stopped verifying; its `stake` can be withdrawn from `unbondingAt`.
-    event VerifierUnstakeRequested(address indexed verifier, uint256 stake, uint64 unbondingAt);
-    /// @notice `verifier` took back its stake.
-    event VerifierWithdrawn(address indexed verifier, uint256 amount);
-    /// @notice `verifier` voted that `hop` of a job cheated; the hop now has `votes` votes.
-    event ChallengeVoted(
-        bytes32 indexed jobHash, address indexed verifier, uint8 hop, bytes32 evidence, uint256 votes
-    );
-    /// @notice A job was overturned: the client was refunded, `node` lost `slashed`, of which
-    /// `bounty` went to the voting verifiers.
+    /// @notice The court froze a job's payout while it judges `hop`.
+    event JobDisputed(bytes32 indexed jobHash, uint8 hop);
+    /// @notice The court found no fault: the job is payable again once its window is over.
+    event JobReleased(bytes32 indexed jobHash);
+    /// @notice A job was overturned: the client was refunded, `node` (hop `hop`) lost
+    /// `slashed`, of which `bounty` went to whoever proved the fault (the court, for a jury's
+    /// verdict) and the rest, after the other hops' pay, to the reward pool.
     event JobChallenged(bytes32 indexed jobHash, address indexed node, uint8 hop, uint256 slashed, uint256 bounty);
+    /// @notice Hop `node` of an overturned job was paid `amount` for its work out of the slash.
+    event HopCompensated(bytes32 indexed jobHash, address indexed node, uint256 amount);
+    /// @notice `prover` showed the committed receipts prove `proven` positions where the job
+    /// charged `charged`.
+    event OverchargeProven(bytes32 indexed jobHash, address indexed prover, uint32 proven, uint32 charged);
+    /// @notice The court was set; it alone can freeze, release and overturn jobs.
+    event CourtSet(address court);
     /// @notice `funder` added `amount` to the reward pool, which is now `pool`.
     event RewardsFunded(address indexed funder, uint256 amount, uint256 pool);
 
@@ -141,20 +141,20 @@ interface IJobMarket {
     error ChallengeWindowOpen(bytes32 jobHash, uint256 endsAt);
     /// @notice The challenge window closed at `endedAt`.
     error ChallengeWindowClosed(bytes32 jobHash, uint256 endedAt);
-    /// @notice The caller is not an active verifier.
-    error NotVerifier(address caller);
-    /// @notice This verifier already voted on this job.
-    error AlreadyVoted(bytes32 jobHash, address verifier);
     /// @notice The hop index is not below the number of hops.
     error InvalidHop(uint8 hop, uint256 hops);
-    /// @notice A first verifier stake of `have` is below the minimum `need`.
-    error StakeBelowMinimum(address account, uint256 have, uint256 need);
-    /// @notice The verifier is unbonding and must withdraw before it stakes again.
-    error VerifierUnbonding(address verifier);
-    /// @notice The account has not requested to unstake.
-    error NotUnbonding(address account);
-    /// @notice Withdrawal opens at `unbondingAt`; it is `nowTs`.
-    error UnbondingNotOver(address account, uint256 nowTs, uint256 unbondingAt);
+    /// @notice The job is frozen by a dispute; it settles when the court decides.
+    error JobUnderDispute(bytes32 jobHash);
+    /// @notice Only the court may call this.
+    error NotCourt(address caller);
+    /// @notice Only the deployer may set the court, once.
+    error CourtAlreadySet();
+    /// @notice The receipts given do not hash to the job's commitment.
+    error ReceiptsMismatch(bytes32 jobHash);
+    /// @notice The receipts are not a whole number of 173-byte receipts.
+    error ReceiptsMalformed(uint256 length);
+    /// @notice The committed receipts prove `proven` positions, at least the `charged` ones.
+    error NoOvercharge(uint32 proven, uint32 charged);
 
     /// @notice Adds `amount` to the caller's escrow.
     function deposit(uint256 amount) external;
@@ -175,17 +175,32 @@ interface IJobMarket {
     /// @notice Pays a job's hops once its challenge window has passed; anyone may call.
     function finalize(bytes32 jobHash) external;
 
-    /// @notice Adds to the caller's verifier stake.
-    function stakeVerifier(uint256 amount) external;
+    /// @notice Overturns a pending job whose submitter charged more positions than the
+    /// receipts it committed to prove (`receipts`: the commitment's preimage, 173 bytes per
+    /// receipt in (step, hop) order); the bounty goes to the caller. Anyone may call within
+    /// the challenge window.
+    function proveOvercharge(bytes32 jobHash, bytes calldata receipts) external;
 
-    /// @notice Stops verifying; the stake unlocks after the verifier unbonding delay.
-    function requestVerifierUnstake() external;
+    /// @notice The positions that `receipts` prove served for `jobHash` over `hops` hops,
+    /// step after step from position 0, and the commitment they hash to.
+    function provenPositions(bytes32 jobHash, uint256 hops, bytes calldata receipts)
+        external
+        pure
+        returns (uint32 proven, bytes32 commitment);
 
-    /// @notice Pays back the verifier stake once its unbonding delay has passed.
-    function withdrawVerifierStake() external;
+    /// @notice Court only: freezes a pending job inside its challenge window while `hop` is
+    /// judged; returns the job's hops.
+    function freeze(bytes32 jobHash, uint8 hop) external returns (address[] memory hops);
 
-    /// @notice Votes that `hop` of a pending job cheated.
-    function challenge(bytes32 jobHash, uint8 hop, bytes32 evidence) external;
+    /// @notice Court only: the dispute found no fault; the job is payable again.
+    function release(bytes32 jobHash) external;
+
+    /// @notice Court only: the dispute found `hop` at fault; overturns the job and sends the
+    /// bounty to the court. Returns the bounty.
+    function overturn(bytes32 jobHash, uint8 hop) external returns (uint256 bounty);
+
+    /// @notice Deployer only, once: the court that judges disputes.
+    function setCourt(address court_) external;
 
     /// @notice Adds `amount` to the reward pool.
     function fundRewards(uint256 amount) external;
@@ -208,11 +223,8 @@ interface IJobMarket {
     /// @notice Tokens waiting to reward verified work.
     function rewardPool() external view returns (uint256);
 
-    /// @notice `verifier`'s stake (active or unbonding).
-    function verifierStake(address verifier) external view returns (uint256);
-
-    /// @notice Whether `verifier` may challenge.
-    function isVerifier(address verifier) external view returns (bool);
+    /// @notice The hops of a submitted job, in route order.
+    function hopsOf(bytes32 jobHash) external view returns (address[] memory);
 
     /// @notice Sum of all client escrows.
     function totalEscrow() external view returns (uint256);
@@ -220,15 +232,12 @@ interface IJobMarket {
     /// @notice Sum of all locked job payments.
     function totalLocked() external view returns (uint256);
 
-    /// @notice Sum of all verifier stakes.
-    function totalVerifierStake() external view returns (uint256);
-
-    /// @notice `verifier`'s stake and, once it asked to leave, when it may withdraw (else 0).
-    function getVerifier(address verifier) external view returns (VerifierInfo memory);
-
     /// @notice The payment token.
     function token() external view returns (IERC20);
 
     /// @notice The node registry this market slashes through.
     function registry() external view returns (address);
+
+    /// @notice The court that judges disputes (zero until set).
+    function court() external view returns (address);
 }

@@ -24,11 +24,6 @@ contract JobMarketEscrowTest is MarketFixture {
         new JobMarket(IERC20(address(token)), registry, p);
 
         p = _params();
-        p.quorum = 0;
-        vm.expectRevert(IJobMarket.InvalidParams.selector);
-        new JobMarket(IERC20(address(token)), registry, p);
-
-        p = _params();
         p.challengeWindow = UNBONDING;
         vm.expectRevert(IJobMarket.InvalidParams.selector);
         new JobMarket(IERC20(address(token)), registry, p);
@@ -41,7 +36,9 @@ contract JobMarketEscrowTest is MarketFixture {
     function testParamsAreReadable() public view {
         IJobMarket.MarketParams memory p = market.params();
         assertEq(p.withdrawalDelay, 2 days, "withdrawalDelay");
-        assertEq(p.quorum, 2, "quorum");
+        assertEq(p.challengeWindow, 1 hours, "challengeWindow");
+        assertEq(p.slashAmount, 50e18, "slashAmount");
+        assertEq(p.bountyBps, 2_000, "bountyBps");
         assertEq(p.rewardPerToken, 1e15, "rewardPerToken");
         assertEq(address(market.token()), address(token), "token");
         assertEq(market.registry(), address(registry), "registry");

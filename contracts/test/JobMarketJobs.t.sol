@@ -66,7 +66,7 @@ contract JobMarketJobsTest is MarketFixture {
         job.spanEnds[2] = 20; // empty last span
         _expectSubmitRevert(job, 1, abi.encodeWithSelector(IJobMarket.InvalidRoute.selector));
 
-        // 256 hops: more than a uint8 hop index can name in a challenge.
+        // 256 hops: more than a uint8 hop index can name in a dispute.
         job = _job(client, 1);
         job.route = new address[](256);
         job.spanStarts = new uint16[](256);

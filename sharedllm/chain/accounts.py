@@ -22,14 +22,14 @@ from sharedllm.errors import ConfigError, KeystoreError
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_CHAIN_ID = 31337
-DEV_ACCOUNT_COUNT = 10
+DEV_ACCOUNT_COUNT = 20
 PASSWORD_ENV = paths.PASSWORD_ENV
 
 Account.enable_unaudited_hdwallet_features()
 
 
 def dev_account(index: int) -> LocalAccount:
-    """Anvil's default account ``index`` (0..9), derived from the public dev mnemonic."""
+    """Anvil's dev account ``index`` (0..19), derived from the public dev mnemonic."""
     if not 0 <= index < DEV_ACCOUNT_COUNT:
         raise ConfigError(f"--dev-account: must be 0..{DEV_ACCOUNT_COUNT - 1}", field="dev_account")
     account: LocalAccount = Account.from_mnemonic(

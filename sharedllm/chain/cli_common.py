@@ -46,7 +46,7 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--keystore", type=Path, help="encrypted JSON keystore of the account")
     group.add_argument(
-        "--dev-account", metavar="N", help="anvil dev account N (0..9); devnet (chain 31337) only"
+        "--dev-account", metavar="N", help="anvil dev account N (0..19); devnet (chain 31337) only"
     )
     parser.add_argument(
         "--password-file",
@@ -82,7 +82,7 @@ def signer(args: argparse.Namespace, chain: Chain) -> LocalAccount:
             index = int(args.dev_account)
         except ValueError:
             raise ConfigError(
-                "--dev-account: expected a number 0..9", field="dev_account"
+                "--dev-account: expected a number 0..19", field="dev_account"
             ) from None
         require_dev_chain(chain.chain_id)
         return dev_account(index)

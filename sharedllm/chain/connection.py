@@ -14,6 +14,7 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from sharedllm.chain.artifacts import abi
+from sharedllm.chain.court import Court
 from sharedllm.chain.deployment import Deployment
 from sharedllm.chain.market import Market
 from sharedllm.chain.registry import Registry
@@ -43,13 +44,14 @@ def contract(w3: Web3, name: str, address: str) -> Any:
 
 @dataclass
 class Chain:
-    """A checked connection: the web3 handle plus typed wrappers of the three contracts."""
+    """A checked connection: the web3 handle plus typed wrappers of the four contracts."""
 
     w3: Web3
     deployment: Deployment
     token: Token
     registry: Registry
     market: Market
+    court: Court
 
     @property
     def chain_id(self) -> int:
@@ -77,6 +79,7 @@ def connect(rpc_url: str, deployment: Deployment, check_code: bool = True) -> Ch
             ("ShareToken", deployment.token),
             ("NodeRegistry", deployment.registry),
             ("JobMarket", deployment.market),
+            ("DisputeCourt", deployment.court),
         ):
             if len(w3.eth.get_code(Web3.to_checksum_address(address))) == 0:
                 raise ChainError(
@@ -90,4 +93,5 @@ def connect(rpc_url: str, deployment: Deployment, check_code: bool = True) -> Ch
         token=Token(w3, contract(w3, "ShareToken", deployment.token)),
         registry=Registry(w3, contract(w3, "NodeRegistry", deployment.registry)),
         market=Market(w3, contract(w3, "JobMarket", deployment.market)),
+        court=Court(w3, contract(w3, "DisputeCourt", deployment.court)),
     )

@@ -1,4 +1,5 @@
-"""Deploy ShareToken, NodeRegistry and JobMarket to any RPC and wire them together."""
+"""Deploy ShareToken, NodeRegistry, JobMarket and DisputeCourt to any RPC and wire them
+together."""
 
 from __future__ import annotations
 
@@ -43,10 +44,17 @@ def deploy(
     rpc_url: str | None = None,
     save_to: Path | None = None,
 ) -> Deployment:
-    """Deploy all three, call ``setMarket``, and write the deployment file if ``save_to``."""
+    """Deploy all four, call ``setMarket`` and ``setCourt``, and write the deployment file if
+    ``save_to``."""
     params = params or MarketParams()
     if params.withdrawal_delay <= params.max_job_ttl:
         raise ChainError("params: withdrawalDelay must exceed maxJobTtl", field="params")
+    if params.unbonding_delay <= params.longest_dispute:
+        raise ChainError(
+            "params: unbondingDelay must exceed the challenge window plus two rounds of "
+            "commit and reveal windows, or a node could leave before its dispute ends",
+            field="params",
+        )
     token, first_block = _deploy_one(w3, deployer, "ShareToken", *_token_args(initial_supply))
     registry, _ = _deploy_one(
         w3, deployer, "NodeRegistry", token, params.min_stake, params.unbonding_delay
@@ -54,11 +62,15 @@ def deploy(
     market, _ = _deploy_one(w3, deployer, "JobMarket", token, registry, params.market_tuple())
     registry_contract = contract(w3, "NodeRegistry", registry)
     send(w3, deployer, registry_contract.functions.setMarket(market), "setMarket")
+    court, _ = _deploy_one(w3, deployer, "DisputeCourt", token, market, params.court_tuple())
+    market_contract = contract(w3, "JobMarket", market)
+    send(w3, deployer, market_contract.functions.setCourt(court), "setCourt")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
         token=Address(token),
         registry=Address(registry),
         market=Address(market),
+        court=Address(court),
         params=params,
         deploy_block=first_block,
         rpc_url=rpc_url,

@@ -1,8 +1,9 @@
 """What a deployment is (addresses, market parameters) and its JSON file.
 
 File shape: ``{"chainId", "rpcUrl"?, "addresses": {"ShareToken", "NodeRegistry",
-"JobMarket"}, "params": {...MarketParams, "minStake", "unbondingDelay"}, "deployBlock"}``.
-Amounts in ``params`` are integers in wei; durations are seconds.
+"JobMarket", "DisputeCourt"}, "params": {...MarketParams, ...CourtParams, "minStake",
+"unbondingDelay"}, "deployBlock"}``. Amounts in ``params`` are integers in wei; durations are
+seconds.
 """
 
 from __future__ import annotations
@@ -20,33 +21,58 @@ from sharedllm.protocol.types import Address, parse_address, parse_uint
 
 @dataclass(frozen=True)
 class MarketParams:
-    """The JobMarket's ``MarketParams`` plus the registry's constructor arguments."""
+    """Every parameter of a deployment: the JobMarket's ``MarketParams``, the DisputeCourt's
+    ``CourtParams`` and the registry's constructor arguments. The defaults are a production
+    network's (hours, not seconds); the devnet has its own short ones."""
 
-    challenge_window: int = 10
-    withdrawal_delay: int = 7200
+    challenge_window: int = 4 * 3600
+    withdrawal_delay: int = 3 * 86400
     max_job_ttl: int = 3600
-    min_verifier_stake: int = 100 * WEI_PER_SHARE
-    verifier_unbonding_delay: int = 60
     slash_amount: int = 50 * WEI_PER_SHARE
     bounty_bps: int = 2000
-    quorum: int = 1
     reward_per_token: int = 10**12
+    min_verifier_stake: int = 100 * WEI_PER_SHARE
+    verifier_unbonding_delay: int = 7 * 86400
+    min_bond: int = 20 * WEI_PER_SHARE
+    jury_size: int = 5
+    response_window: int = 2 * 3600
+    commit_window: int = 6 * 3600
+    reveal_window: int = 3 * 3600
+    juror_penalty: int = 10 * WEI_PER_SHARE
+    juror_share_bps: int = 5000
     min_stake: int = 100 * WEI_PER_SHARE
-    unbonding_delay: int = 60
+    unbonding_delay: int = 7 * 86400
 
     def market_tuple(self) -> tuple[int, ...]:
-        """In the field order of the Solidity struct."""
+        """In the field order of the JobMarket's struct."""
         return (
             self.challenge_window,
             self.withdrawal_delay,
             self.max_job_ttl,
-            self.min_verifier_stake,
-            self.verifier_unbonding_delay,
             self.slash_amount,
             self.bounty_bps,
-            self.quorum,
             self.reward_per_token,
         )
+
+    def court_tuple(self) -> tuple[int, ...]:
+        """In the field order of the DisputeCourt's struct."""
+        return (
+            self.min_verifier_stake,
+            self.verifier_unbonding_delay,
+            self.min_bond,
+            self.jury_size,
+            self.response_window,
+            self.commit_window,
+            self.reveal_window,
+            self.juror_penalty,
+            self.juror_share_bps,
+        )
+
+    @property
+    def longest_dispute(self) -> int:
+        """Seconds from a commitment to the end of a dispute that needed its redraw and of
+        the challenge window its rejection opens again."""
+        return 2 * self.challenge_window + 2 * (self.commit_window + self.reveal_window)
 
     def to_json(self) -> dict[str, int]:
         return {_camel(k): v for k, v in asdict(self).items()}
@@ -67,6 +93,7 @@ class Deployment:
     token: Address
     registry: Address
     market: Address
+    court: Address
     params: MarketParams = field(default_factory=MarketParams)
     deploy_block: int = 0
     rpc_url: str | None = None
@@ -78,6 +105,7 @@ class Deployment:
                 "ShareToken": self.token,
                 "NodeRegistry": self.registry,
                 "JobMarket": self.market,
+                "DisputeCourt": self.court,
             },
             "params": self.params.to_json(),
             "deployBlock": self.deploy_block,
@@ -95,6 +123,7 @@ class Deployment:
                 token=parse_address(addresses["ShareToken"], "addresses.ShareToken"),
                 registry=parse_address(addresses["NodeRegistry"], "addresses.NodeRegistry"),
                 market=parse_address(addresses["JobMarket"], "addresses.JobMarket"),
+                court=parse_address(addresses["DisputeCourt"], "addresses.DisputeCourt"),
                 params=MarketParams.from_json(body.get("params", {})),
                 deploy_block=parse_uint(body.get("deployBlock", 0), "deployBlock"),
                 rpc_url=body.get("rpcUrl"),

@@ -32,18 +32,27 @@ ANVIL_ENV = "SHAREDLLM_ANVIL"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20
 
+# Seconds, so that tests and the demo run fast: a job can be disputed and proven over-charged
+# until at most 2 * 10 + 2 * (25 + 10) = 90 s after its commitment, inside the 120 s a node
+# stays slashable after it leaves.
 DEVNET_PARAMS = MarketParams(
     challenge_window=10,
     withdrawal_delay=900,
     max_job_ttl=600,
-    min_verifier_stake=100 * WEI_PER_SHARE,
-    verifier_unbonding_delay=60,
     slash_amount=50 * WEI_PER_SHARE,
     bounty_bps=2000,
-    quorum=1,
     reward_per_token=10**12,
+    min_verifier_stake=100 * WEI_PER_SHARE,
+    verifier_unbonding_delay=60,
+    min_bond=20 * WEI_PER_SHARE,
+    jury_size=3,
+    response_window=15,
+    commit_window=25,
+    reveal_window=10,
+    juror_penalty=10 * WEI_PER_SHARE,
+    juror_share_bps=5000,
     min_stake=100 * WEI_PER_SHARE,
-    unbonding_delay=60,
+    unbonding_delay=120,
 )
 # anvil mines only on transactions by default. Verifiers draw their randomness from the block
 # after a job's commitment, and a quiet chain's clock must move for challenge windows to end,

@@ -1,4 +1,4 @@
-"""The JobMarket: client escrow, job settlement, verifier stakes and the reward pool."""
+"""The JobMarket: client escrow, job settlement, over-charge proofs and the reward pool."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sharedllm.errors import ChainError
 from sharedllm.protocol.job import Job
 from sharedllm.protocol.types import JobId
 
-JOB_STATUS = ("None", "Submitted", "Finalized", "Challenged")
+JOB_STATUS = ("None", "Submitted", "Finalized", "Challenged", "Disputed")
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ class Market:
     def reward_pool(self) -> int:
         return call_as(int, self.contract.functions.rewardPool(), "rewardPool")
 
-    def verifier_stake(self, verifier: str) -> int:
-        return call_as(int, self.contract.functions.verifierStake(verifier), "verifierStake")
-
-    def is_verifier(self, verifier: str) -> bool:
-        return call_as(bool, self.contract.functions.isVerifier(verifier), "isVerifier")
-
     def params(self) -> dict[str, int]:
         """The market's parameters as deployed, by their Solidity field names."""
         return dict(call(self.contract.functions.params(), "params")._asdict())
@@ -85,6 +79,12 @@ class Market:
 
     def total_locked(self) -> int:
         return call_as(int, self.contract.functions.totalLocked(), "totalLocked")
+
+    def proven_positions(self, job_id: str, hops: int, receipts: bytes) -> tuple[int, bytes]:
+        """What the contract finds ``receipts`` prove for the job, and their commitment."""
+        fn = self.contract.functions.provenPositions(bytes.fromhex(job_id[2:]), hops, receipts)
+        proven, commitment = call(fn, "provenPositions")
+        return int(proven), bytes(commitment)
 
     def hash_job(self, job: Job) -> bytes:
         return bytes(call(self.contract.functions.hashJob(job.as_tuple()), "hashJob"))
@@ -136,24 +136,12 @@ class Market:
         fn = self.contract.functions.finalize(bytes.fromhex(job_id[2:]))
         return TxResult.of(send(self.w3, account, fn, "finalize", gas=gas))
 
-    # -- verifiers and rewards ---------------------------------------------------------
+    def prove_overcharge(self, account: LocalAccount, job_id: str, receipts: bytes) -> TxResult:
+        """Overturn a job whose committed receipts prove fewer positions than it charged."""
+        fn = self.contract.functions.proveOvercharge(bytes.fromhex(job_id[2:]), receipts)
+        return TxResult.of(send(self.w3, account, fn, "proveOvercharge"))
 
-    def stake_verifier(self, account: LocalAccount, amount: int, token: Token) -> TxResult:
-        token.prepare_spend(account, self.address, amount, "stakeVerifier")
-        fn = self.contract.functions.stakeVerifier(amount)
-        return TxResult.of(send(self.w3, account, fn, "stakeVerifier"))
-
-    def challenge(self, account: LocalAccount, job_id: str, hop: int, evidence: bytes) -> TxResult:
-        fn = self.contract.functions.challenge(bytes.fromhex(job_id[2:]), hop, evidence)
-        return TxResult.of(send(self.w3, account, fn, "challenge"))
-
-    def request_verifier_unstake(self, account: LocalAccount) -> TxResult:
-        fn = self.contract.functions.requestVerifierUnstake()
-        return TxResult.of(send(self.w3, account, fn, "requestVerifierUnstake"))
-
-    def withdraw_verifier_stake(self, account: LocalAccount) -> TxResult:
-        fn = self.contract.functions.withdrawVerifierStake()
-        return TxResult.of(send(self.w3, account, fn, "withdrawVerifierStake"))
+    # -- rewards -----------------------------------------------------------------------
 
     def fund_rewards(self, account: LocalAccount, amount: int, token: Token) -> TxResult:
         token.prepare_spend(account, self.address, amount, "fundRewards")

@@ -6,7 +6,11 @@ Statuses, in the order a job moves through them:
 - ``served``: the answer came back, no node has submitted it yet;
 - ``committed``: a node submitted the result; the payment is locked until the challenge
   window ends;
-- ``challenged`` / ``finalized``: settled, refunded to the client or paid to the route;
+- ``challenged``: a verifier disputed a hop; the payment is frozen until a jury decides;
+- ``under review``: the jury is drawn and voting;
+- ``upheld``: a fault was found (by a jury, or an over-charge proven): the client was
+  refunded and the faulty hop slashed;
+- ``finalized``: paid to the route (after a rejected dispute too: ``dispute`` says so);
 - ``expired``: the deadline passed and no node submitted it, so no node ever can: nothing
   was or will be charged.
 """
@@ -22,7 +26,39 @@ from sharedllm.chain.amounts import format_share
 from sharedllm.chain.connection import Chain
 from sharedllm.client.job_book import BookedJob
 
-ON_CHAIN = {"Submitted": "committed", "Finalized": "finalized", "Challenged": "challenged"}
+ON_CHAIN = {
+    "Submitted": "committed",
+    "Finalized": "finalized",
+    "Challenged": "upheld",
+    "Disputed": "challenged",
+}
+SETTLED = ("finalized", "upheld", "expired")
+
+
+def dispute_of(chain: Chain, job_id: str) -> dict[str, Any] | None:
+    """The court's dispute on the job, in the shape the CLI and the web page show."""
+    d = chain.court.get_dispute(job_id)
+    if d.phase == "None":
+        return None
+    return {
+        "phase": d.phase.lower(),
+        "hop": d.hop,
+        "accused": d.accused,
+        "kind": d.kind.lower(),
+        "round": d.round,
+        "jurors": len(d.jurors),
+        "committed": d.committed,
+        "revealed": d.revealed,
+        "upholdVotes": d.uphold_votes,
+        "commitEndsAt": d.commit_ends_at or None,
+        "revealEndsAt": d.reveal_ends_at or None,
+    }
+
+
+def on_chain_status(status: str, dispute: dict[str, Any] | None) -> str:
+    if status == "Disputed" and dispute is not None and dispute["phase"] == "voting":
+        return "under review"
+    return ON_CHAIN[status]
 
 
 @dataclass(frozen=True)
@@ -32,6 +68,7 @@ class JobLine:
     tokens: int | None
     cost: int | None  # what the chain locked or paid, else what the route reported
     submitted_at: int | None
+    dispute: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         b = self.booked
@@ -52,6 +89,7 @@ class JobLine:
             "submittedAt": self.submitted_at,
             "deadline": b.job.deadline,
             "preview": b.text_preview,
+            "dispute": self.dispute,
         }
 
 
@@ -65,13 +103,15 @@ def refresh(chain: Chain, jobs: Iterable[BookedJob]) -> list[JobLine]:
         record = chain.market.get_job(booked.job_id)
         if record.status in ON_CHAIN:
             fields = record.fields
+            dispute = dispute_of(chain, booked.job_id)
             lines.append(
                 JobLine(
                     booked,
-                    ON_CHAIN[record.status],
+                    on_chain_status(record.status, dispute),
                     int(fields["tokensServed"]),
                     int(fields["cost"]),
                     int(fields["submittedAt"]),
+                    dispute,
                 )
             )
             continue
@@ -89,10 +129,13 @@ def job_lines(lines: list[JobLine], client: str | None) -> list[str]:
     rows = [header]
     for line in lines:
         b = line.booked
+        status = line.status
+        if line.dispute is not None and line.dispute["phase"] == "rejected":
+            status += " (dispute rejected)"
         rows.append(
             (
                 f"{b.job_id[:10]}…{b.job_id[-4:]}",
-                line.status,
+                status,
                 str(line.tokens) if line.tokens is not None else "-",
                 f"{format_share(line.cost)} SHARE" if line.cost is not None else "-",
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.signed_at)),
@@ -107,9 +150,23 @@ def job_lines(lines: list[JobLine], client: str | None) -> list[str]:
         booked = lines[index - 1].booked
         hops = " -> ".join(f"{url} [{s}:{e}]" for _, url, s, e in _hops(booked))
         out.append(f"    route: {hops}")
+        dispute = lines[index - 1].dispute
+        if dispute is not None:
+            out.append(f"    dispute: {_dispute_line(dispute)}")
         if booked.text_preview:
             out.append(f"    answer: {_one_line(booked.text_preview)}")
     return out
+
+
+def _dispute_line(d: dict[str, Any]) -> str:
+    what = f"hop {d['hop']} ({d['accused']}) accused of {d['kind']}"
+    if d["phase"] == "drawing":
+        return f"{what}; the jury is being drawn"
+    if d["phase"] == "voting":
+        return (f"{what}; {d['jurors']} jurors, {d['committed']} committed, "
+                f"{d['revealed']} revealed")  # fmt: skip
+    votes = f"{d['upholdVotes']} of {d['revealed']} revealed votes to uphold"
+    return f"{what}; {d['phase']} ({votes})"
 
 
 def _hops(booked: BookedJob) -> list[tuple[str, str, int, int]]:

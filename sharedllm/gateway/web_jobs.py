@@ -2,7 +2,8 @@
 (``GET /api/jobs/{id}``).
 
 Statuses are those of ``sharedllm jobs``: signed, served, committed (submitted, payment
-locked until the challenge window ends), finalized, challenged (refunded), expired.
+locked until the challenge window ends), challenged (frozen: a dispute is open), under review
+(the jury votes), upheld (refunded), finalized, expired.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from sharedllm.chain.connection import Chain
 from sharedllm.client.job_book import JobBook
-from sharedllm.client.jobs_view import ON_CHAIN, refresh
+from sharedllm.client.jobs_view import ON_CHAIN, SETTLED, dispute_of, on_chain_status, refresh
 from sharedllm.errors import ConfigError, NotWaiting, ProtocolError, UnknownJob
 from sharedllm.gateway.wallet_payer import PendingSignatures
 from sharedllm.protocol.types import JobId
@@ -63,9 +64,11 @@ def _job_status(chain: Chain, book: JobBook, jid: JobId) -> dict[str, Any]:
         if record.status not in ON_CHAIN:
             raise UnknownJob(f"no job {jid} in this gateway's book or on-chain", job_id=jid)
         f = record.fields
+        dispute = dispute_of(chain, jid)
         body = {
             "jobId": jid,
-            "status": ON_CHAIN[record.status],
+            "status": on_chain_status(record.status, dispute),
+            "dispute": dispute,
             "client": f["client"],
             "tokens": int(f["tokensServed"]),
             "cost": str(f["cost"]),
@@ -73,5 +76,5 @@ def _job_status(chain: Chain, book: JobBook, jid: JobId) -> dict[str, Any]:
         }
     submitted = body.get("submittedAt")
     body["challengeEndsAt"] = submitted + window if submitted else None
-    body["settled"] = body["status"] in ("finalized", "challenged", "expired")
+    body["settled"] = body["status"] in SETTLED
     return body

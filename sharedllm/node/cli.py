@@ -259,10 +259,12 @@ def _estimated_layer_bytes(cfg: dict) -> int:
 class NodeFaults:
     """Parts a test hands a node (``sharedllm.testing.faulty_node``); a node as run has none:
     ``wrap_runner`` wraps the span runner (a cheater), ``after_submit`` runs once a result
-    submission is mined, before the ledger records it (a crash there)."""
+    submission is mined, before the ledger records it (a crash there), ``claim`` gives the
+    tokens to submit for a job instead of those served (an over-charger)."""
 
     wrap_runner: Callable[[Any], Any] | None = None
     after_submit: Callable[[str], None] | None = None
+    claim: Callable[[int, dict], int] | None = None
 
 
 def main(argv: Sequence[str] | None = None, faults: NodeFaults | None = None) -> int:

@@ -63,11 +63,11 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     store = TranscriptStore(state / "transcripts", args.transcript_budget_mb << 20, hidden)
     settler = Settler(
         chain, account, ledger, submit_delay=args.submit_delay, transcripts=store,
-        after_submit=args.faults.after_submit,
+        after_submit=args.faults.after_submit, claim=args.faults.claim,
     )  # fmt: skip
     admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler, store)
     access = TranscriptAccess(
-        store, chain.chain_id, chain.market.address, account.address, chain.market.is_verifier
+        store, chain.chain_id, chain.market.address, account.address, chain.court.is_verifier
     )
     return PaidNode(admission, settler, registered, access, _handoff(admission))
 

@@ -46,12 +46,17 @@ class Settler:
         submit_delay: float = 0.0,
         transcripts: TranscriptStore | None = None,
         after_submit: Callable[[str], None] | None = None,
+        claim: Callable[[int, dict], int] | None = None,
     ) -> None:
+        """``after_submit`` and ``claim`` are a test's faults (``sharedllm.testing``): a
+        crash right after a submission is mined, and the tokens a dishonest node would claim
+        for a job (given the tokens it served and the job)."""
         self.chain = chain
         self.account = account
         self.ledger = ledger
         self.transcripts = transcripts
         self.after_submit = after_submit
+        self.claim = claim
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
         self._wake = asyncio.Event()
@@ -98,12 +103,13 @@ class Settler:
         if self._follow(job_id):  # already on-chain: sent before a crash
             return
         job = Job.from_json(entry.job)
+        tokens = entry.tokens if self.claim is None else self.claim(entry.tokens, entry.job)
         try:
             submitted = self.chain.market.submit_result(
                 self.account,
                 job,
                 bytes.fromhex(entry.signature.removeprefix("0x")),
-                entry.tokens,
+                tokens,
                 bytes.fromhex(entry.commitment.removeprefix("0x")),
             )
         except ContractRevert as exc:
@@ -118,7 +124,7 @@ class Settler:
         self.ledger.set_status(
             job_id, SUBMITTED, submit_tx=submitted.tx.tx_hash, cost=submitted.cost
         )
-        log.info("submitted job %s: %d tokens, cost %d wei", job_id, entry.tokens, submitted.cost)
+        log.info("submitted job %s: %d tokens, cost %d wei", job_id, tokens, submitted.cost)
 
     def _follow(self, job_id: str) -> bool:
         """Bring the ledger up to the chain's view of the job; True if the chain knows it."""
@@ -137,7 +143,10 @@ class Settler:
             payout, reward = self._payout(job_id)
             self.ledger.set_status(job_id, FINALIZED, payout=payout, reward=reward)
         elif status == "Challenged" and entry.status != CHALLENGED:
-            self.ledger.set_status(job_id, CHALLENGED)
+            # An overturned job still pays the hops that were not at fault, out of the slash.
+            self.ledger.set_status(job_id, CHALLENGED, payout=self._compensation(job_id))
+        elif status == "Disputed" and entry.status == SERVED:
+            self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
         return True
 
     def _next_block_time(self) -> float:
@@ -151,12 +160,23 @@ class Settler:
         try:
             self.chain.market.finalize(self.account, job_id, gas=_FINALIZE_GAS * (hops + 1))
         except ContractRevert as exc:
-            if exc.code not in ("JobNotPending", "ChallengeWindowOpen"):
+            if exc.code not in ("JobNotPending", "ChallengeWindowOpen", "JobUnderDispute"):
                 raise
-            return  # not yet, or someone else did: the next pass sees the outcome
+            return  # not yet, disputed, or someone else did: the next pass sees the outcome
         payout, reward = self._payout(job_id)
         self.ledger.set_status(job_id, FINALIZED, payout=payout, reward=reward)
         log.info("finalized job %s: paid %d wei + reward %d wei", job_id, payout, reward)
+
+    def _compensation(self, job_id: str) -> int:
+        """What this node was paid out of the slash of an overturned job's faulty hop."""
+        events = rpc(
+            lambda: self.chain.market.contract.events.HopCompensated().get_logs(
+                from_block=self.chain.deployment.deploy_block,
+                argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
+            ),
+            "HopCompensated logs",
+        )
+        return sum(e["args"]["amount"] for e in events if e["args"]["node"] == self.account.address)
 
     def _payout(self, job_id: str) -> tuple[int, int]:
         """What this node was paid for the job, from the market's ``HopPaid`` events."""

@@ -1,10 +1,12 @@
 """A verifier with a test's crash point in it, as a real process:
 
-    python -m sharedllm.testing.faulty_verifier --crash mid_check|after_challenge run ARGS...
+    python -m sharedllm.testing.faulty_verifier --crash POINT run ARGS...
 
-It exits with status 9 at that point: in the middle of a check once the transcripts arrived,
-or right after its challenge is mined and before its ledger records it, to prove that a
-restarted verifier neither loses the job nor challenges twice.
+It exits with status 9 at that point: in the middle of a check once the transcripts arrived
+(``mid_check``), right after its dispute is mined and before its ledger records it
+(``after_challenge``), or as a juror with its vote committed and not yet revealed
+(``before_reveal``), to prove that a restarted verifier neither loses the job, nor disputes
+twice, nor misses its reveal.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from sharedllm.cli import verifier_main
 
 CRASH_STATUS = 9
-POINTS = ("mid_check", "after_challenge")
+POINTS = ("mid_check", "after_challenge", "before_reveal")
 
 
 def faulty_main(argv: Sequence[str]) -> int:

@@ -64,7 +64,7 @@ def check_bookkeeping(
     positions than the committed receipts prove (``receipts.check_chain``)."""
     job = bytes.fromhex(job_id.removeprefix("0x"))
     for hop, (info, transcript) in enumerate(zip(route, transcripts, strict=True)):
-        finding = _own_receipts(job, hop, info, transcript)
+        finding = check_own_receipts(job, hop, info, transcript)
         if finding is not None:
             return finding
     # A hop may hold steps the job does not charge for: the last hop bills only the steps
@@ -145,7 +145,9 @@ def _against_commitment(
     return None
 
 
-def _own_receipts(job: bytes, hop: int, info: RouteHop, t: HopTranscript) -> Finding | None:
+def check_own_receipts(job: bytes, hop: int, info: RouteHop, t: HopTranscript) -> Finding | None:
+    """Hop ``hop``'s receipts alone: one per step, for this job, hop and step, over the
+    transcript's positions, signed with its key and hashing to its bytes."""
     if len(t.receipts) != len(t.inputs):
         return Finding(
             hop, "receipt_missing", detail=f"{len(t.receipts)} receipts for {len(t.inputs)} steps"
@@ -204,3 +206,10 @@ def check_computation(
                 detail=verdict.describe(),
             )  # fmt: skip
     return None
+
+
+def commitment_preimage(submitter: HopTranscript) -> bytes:
+    """The bytes the job's commitment hashes, as the market's over-charge proof takes them:
+    the submitter's receipt chains, 173 bytes per receipt in (step, hop) order."""
+    ordered = sorted(submitter.chains, key=lambda r: (r.step, r.hop))
+    return b"".join(r.to_bytes() for r in ordered)

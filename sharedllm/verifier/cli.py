@@ -24,13 +24,15 @@ LEDGER_HELP = "ledger file (default: $SHAREDLLM_HOME/verifiers/ADDRESS/ledger.db
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this part's commands."""
-    stake = sub.add_parser("stake", help="stake SHARE as a verifier on the JobMarket")
+    stake = sub.add_parser("stake", help="stake SHARE as a verifier on the DisputeCourt")
     stake.add_argument("--amount", required=True, help=AMOUNT_HELP)
     add_chain_options(stake)
     add_account_options(stake)
     stake.set_defaults(func=_stake)
 
-    run = sub.add_parser("run", help="follow commitments, check a random sample, challenge")
+    run = sub.add_parser(
+        "run", help="follow commitments, check a random sample, dispute faults, sit on juries"
+    )
     run.add_argument(
         "--probability",
         default=DEFAULT_PROBABILITY,
@@ -38,8 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--stake",
-        help="stake this much first if not yet a verifier (default: the market's minimum); "
+        help="stake this much first if not yet a verifier (default: the court's minimum); "
         + AMOUNT_HELP,
+    )
+    run.add_argument(
+        "--bond",
+        help="bond posted with each dispute (default: the court's minimum); " + AMOUNT_HELP,
     )
     run.add_argument("--threads", type=int, default=1, help="torch threads for recomputation")
     run.add_argument(
@@ -61,11 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def ensure_staked(chain, account, amount: int | None) -> int:
     """Stake ``amount`` (default: the minimum) unless already an active verifier; returns
     the stake staked now (0 if none was needed)."""
-    if chain.market.is_verifier(account.address):
+    if chain.court.is_verifier(account.address):
         return 0
     if amount is None:
-        amount = int(chain.market.params()["minVerifierStake"])
-    chain.market.stake_verifier(account, amount, chain.token)
+        amount = int(chain.court.params()["minVerifierStake"])
+    chain.court.stake_verifier(account, amount, chain.token)
     return amount
 
 
@@ -76,8 +82,8 @@ def _stake(args: argparse.Namespace) -> int:
     amount = parse_positive_share(args.amount, "--amount")
     chain = open_chain(args)
     account = signer(args, chain)
-    tx = chain.market.stake_verifier(account, amount, chain.token)
-    total = chain.market.verifier_stake(account.address)
+    tx = chain.court.stake_verifier(account, amount, chain.token)
+    total = chain.court.verifier_stake(account.address)
     emit(
         args,
         {"verifier": account.address, "staked": str(amount), "stake": str(total), "tx": tx.tx_hash},
@@ -95,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
     probability = parse_probability(args.probability)
     amount = parse_positive_share(args.stake, "--stake") if args.stake else None
+    bond = parse_positive_share(args.bond, "--bond") if args.bond else None
     if args.threads < 1:
         from sharedllm.errors import ConfigError
 
@@ -109,13 +116,18 @@ def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     chain = open_chain(args)
     account = signer(args, chain)
+    if bond is not None and bond < int(chain.court.params()["minBond"]):
+        from sharedllm.errors import ConfigError
+
+        floor = format_share(int(chain.court.params()["minBond"]))
+        raise ConfigError(f"--bond: below the court's minimum of {floor} SHARE", field="bond")
     staked = ensure_staked(chain, account, amount)
     if staked:
         print(f"staked {format_share(staked)} SHARE as verifier {account.address}", flush=True)
     ledger = VerifierLedger(args.ledger or ledger_path(account.address))
     store = ModelStore(args.models_dir)
     service = VerifierService(
-        chain, account, ledger, store, SelectionPolicy(probability), fault=args.fault
+        chain, account, ledger, store, SelectionPolicy(probability), fault=args.fault, bond=bond
     )
     _preload(service, chain)
     ready = f"ready {account.address} probability={probability} ledger={ledger.path}"
@@ -148,19 +160,29 @@ def _status(args: argparse.Namespace) -> int:
 
     chain = open_chain(args)
     account = signer(args, chain)
-    stake = chain.market.verifier_stake(account.address)
+    info = chain.court.get_verifier(account.address)
     path = args.ledger or ledger_path(account.address)
-    jobs = VerifierLedger(path).all() if path.exists() else []
+    ledger = VerifierLedger(path) if path.exists() else None
+    jobs = ledger.all() if ledger else []
+    cases = ledger.cases() if ledger else []
     counts = Counter(j.status for j in jobs)
+    disputed = [j for j in jobs if j.status in ("challenged", "upheld", "rejected")]
     emit(
         args,
-        {"verifier": account.address, "stake": str(stake), "active":
-         chain.market.is_verifier(account.address), "jobs": dict(counts),
-         "challenges": [{"job_id": j.job_id, "hop": j.hop, "tx": j.challenge_tx}
-                        for j in jobs if j.status == "challenged"]},
-        [f"verifier {account.address}: stake {format_share(stake)} SHARE",
+        {"verifier": account.address, "stake": str(info.stake), "locked": str(info.locked),
+         "active": chain.court.is_verifier(account.address), "jobs": dict(counts),
+         "challenges": [{"job_id": j.job_id, "hop": j.hop, "tx": j.challenge_tx,
+                         "status": j.status} for j in disputed],
+         "cases": [{"job_id": c.job_id, "round": c.round, "status": c.status,
+                    "vote": None if c.uphold is None else ("uphold" if c.uphold else "reject"),
+                    "outcome": c.outcome} for c in cases]},
+        [f"verifier {account.address}: stake {format_share(info.stake)} SHARE"
+         + (f" ({format_share(info.locked)} locked in jury cases)" if info.locked else ""),
          "jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none seen"),
-         *(f"  challenged {j.job_id} hop {j.hop} tx {j.challenge_tx}"
-           for j in jobs if j.status == "challenged")],
+         *(f"  {j.status} {j.job_id} hop {j.hop} tx {j.challenge_tx}" for j in disputed),
+         f"jury cases: {len(cases)}",
+         *(f"  {c.job_id} round {c.round}: {c.status}"
+           + (f", voted {'uphold' if c.uphold else 'reject'}" if c.uphold is not None else "")
+           + (f", {c.outcome}" if c.outcome else "") for c in cases)],
     )  # fmt: skip
     return 0

@@ -1,4 +1,5 @@
-"""What the verifier reads from the chain: new commitments, block hashes, its own votes.
+"""What the verifier reads from the chain: new commitments, disputes, the juries it sits on,
+block hashes.
 
 Reads go through ``get_logs`` over bounded block ranges (a public RPC refuses huge ranges)
 rather than filters, because a filter lives on the RPC node and is lost when it restarts;
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.transact import rpc
+from sharedllm.verifier.ledger import SeenCase, SeenDispute
 
 MAX_RANGE = 2_000  # blocks per get_logs call
 
@@ -24,17 +26,6 @@ class Commitment:
     block: int
     submitter: str
     commitment: str
-
-
-@dataclass(frozen=True)
-class Vote:
-    """One ``ChallengeVoted`` event of this verifier."""
-
-    job_id: str
-    hop: int
-    evidence: str
-    tx: str
-    block: int
 
 
 class ChainEvents:
@@ -78,22 +69,35 @@ class ChainEvents:
                 )
         return sorted(found, key=lambda c: (c.block, c.job_id))
 
-    def our_vote(self, job_id: str, verifier: str, from_block: int) -> Vote | None:
-        """This verifier's ``ChallengeVoted`` for the job, if it is on-chain."""
-        logs = rpc(
-            lambda: self._events.ChallengeVoted().get_logs(
-                from_block=from_block,
-                argument_filters={"jobHash": bytes.fromhex(job_id[2:]), "verifier": verifier},
-            ),
-            "getLogs ChallengeVoted",
-        )
-        if not logs:
-            return None
-        log = logs[0]
-        return Vote(
-            job_id,
-            log["args"]["hop"],
-            "0x" + bytes(log["args"]["evidence"]).hex(),
-            "0x" + bytes(log["transactionHash"]).hex(),
-            log["blockNumber"],
-        )
+    def disputes(
+        self, from_block: int, to_block: int, juror: str
+    ) -> tuple[list[SeenDispute], list[SeenCase]]:
+        """``DisputeOpened`` events, and the ``JurorDrawn`` events that seat ``juror``, in
+        ``[from_block, to_block]``."""
+        court = self.chain.court.contract.events
+        opened: list[SeenDispute] = []
+        drawn: list[SeenCase] = []
+        for start in range(from_block, to_block + 1, MAX_RANGE):
+            end = min(start + MAX_RANGE - 1, to_block)
+            for log in rpc(
+                lambda s=start, e=end: court.DisputeOpened().get_logs(from_block=s, to_block=e),
+                "getLogs DisputeOpened",
+            ):
+                a = log["args"]
+                job_id = "0x" + bytes(a["jobHash"]).hex()
+                opened.append(
+                    SeenDispute(job_id, log["blockNumber"], a["challenger"], a["hop"], a["kind"])
+                )
+            for log in rpc(
+                lambda s=start, e=end: court.JurorDrawn().get_logs(
+                    from_block=s, to_block=e, argument_filters={"juror": juror}
+                ),
+                "getLogs JurorDrawn",
+            ):
+                a = log["args"]
+                job_id = "0x" + bytes(a["jobHash"]).hex()
+                drawn.append(
+                    SeenCase(job_id, a["round"], log["blockNumber"], a["commitEndsAt"],
+                             a["revealEndsAt"])
+                )  # fmt: skip
+        return opened, drawn

@@ -1,10 +1,16 @@
-"""The verifier's ledger: where it is in the chain, every job it saw, every check and challenge.
+"""The verifier's ledger: where it is in the chain, every job it saw, every check, dispute
+and jury case.
 
-It is the verifier's memory across restarts. The cursor and the jobs found below it move in
-one transaction, so a crash can neither skip a job nor see one twice. A selected job is
-marked ``checking`` before any work and ``passed``/``challenged``/``missed`` after; a
-restarted verifier re-does every job still ``checking``, asking the chain first whether its
-challenge already landed, so it never sends a second challenge transaction.
+It is the verifier's memory across restarts. The cursor and everything found below it (jobs,
+disputes, the juries it was drawn for) move in one transaction, so a crash can neither skip
+an event nor see one twice. A selected job is marked ``checking`` before any work and
+``passed``/``challenged``/``missed`` after, then ``upheld``/``rejected`` when its dispute
+ends; a restarted verifier re-does every job still ``checking``, asking the chain first
+whether its dispute already landed, so it never opens a second one.
+
+A jury case keeps its vote and salt before the commitment is sent: a verifier that crashes
+after committing reveals the same vote after its restart, and one that crashes before it
+sends the same commitment, never a second, different one.
 """
 
 from __future__ import annotations
@@ -25,10 +31,21 @@ SKIPPED = "skipped"  # not selected by the draw
 SELECTED = "selected"  # selected, not started
 CHECKING = "checking"  # work started; re-done after a restart
 PASSED = "passed"  # every hop within tolerance
-CHALLENGED = "challenged"  # our challenge is on-chain
+CHALLENGED = "challenged"  # our dispute (or over-charge proof) is on-chain
+UPHELD = "upheld"  # the fault stood: a jury upheld our dispute, or the proof overturned the job
+REJECTED = "rejected"  # the jury did not uphold our dispute
 MISSED = "missed"  # could not be checked in time (the reason says why)
-STATUSES = (SKIPPED, SELECTED, CHECKING, PASSED, CHALLENGED, MISSED)
+STATUSES = (SKIPPED, SELECTED, CHECKING, PASSED, CHALLENGED, UPHELD, REJECTED, MISSED)
 OPEN = (SELECTED, CHECKING)
+
+# Status of a jury case (this verifier drawn as a juror).
+DRAWN = "drawn"  # seated; not judged yet
+JUDGED = "judged"  # vote and salt kept; the commitment may or may not be on-chain
+COMMITTED = "committed"  # the commitment is on-chain
+REVEALED = "revealed"  # the vote is on-chain
+CLOSED = "closed"  # the round ended (``outcome`` says how)
+LAPSED = "lapsed"  # a window closed before this verifier acted (``reason`` says why)
+CASE_OPEN = (DRAWN, JUDGED, COMMITTED, REVEALED)
 
 
 def ledger_path(address: str) -> Path:
@@ -60,6 +77,42 @@ class LedgerJob:
     reason: str | None
     evidence: str | None
     challenge_tx: str | None
+
+
+@dataclass(frozen=True)
+class SeenDispute:
+    """A ``DisputeOpened`` event."""
+
+    job_id: str
+    block: int
+    challenger: str
+    hop: int
+    kind: int
+
+
+@dataclass(frozen=True)
+class SeenCase:
+    """A ``JurorDrawn`` event naming this verifier."""
+
+    job_id: str
+    round: int
+    block: int
+    commit_ends_at: int
+    reveal_ends_at: int
+
+
+@dataclass(frozen=True)
+class Case:
+    job_id: str
+    round: int
+    block: int
+    commit_ends_at: int
+    reveal_ends_at: int
+    status: str
+    uphold: bool | None
+    salt: str | None
+    reason: str | None
+    outcome: str | None
 
 
 @dataclass(frozen=True)
@@ -143,6 +196,21 @@ class VerifierLedger(JobLedger[LedgerJob]):
             db["checks"].create_index(["job_id"])
         if not db["evidence"].exists():
             db["evidence"].create({"hash": str, "job_id": str, "record": str}, pk="hash")
+        if not db["disputes"].exists():
+            db["disputes"].create(
+                {"job_id": str, "block": int, "challenger": str, "hop": int, "kind": int,
+                 "outcome": str, "updated_at": float},
+                pk="job_id",
+            )  # fmt: skip
+        if not db["cases"].exists():
+            db["cases"].create(
+                {"job_id": str, "round": int, "block": int, "commit_ends_at": int,
+                 "reveal_ends_at": int, "status": str, "uphold": int, "salt": str,
+                 "reason": str, "detail": str, "commit_tx": str, "reveal_tx": str,
+                 "outcome": str, "updated_at": float},
+                pk=("job_id", "round"),
+                not_null={"status"},
+            )  # fmt: skip
         if not db["challenges"].exists():
             db["challenges"].create(
                 {"job_id": str, "hop": int, "evidence": str, "tx": str, "block": int, "at": float},
@@ -155,10 +223,32 @@ class VerifierLedger(JobLedger[LedgerJob]):
         rows = list(self._db["meta"].rows_where("key = ?", ["cursor"]))
         return int(rows[0]["value"]) if rows else default
 
-    def record_seen(self, jobs: Iterable[SeenJob], next_block: int) -> None:
-        """Add the jobs found below ``next_block`` and move the cursor there, atomically."""
+    def record_seen(
+        self,
+        jobs: Iterable[SeenJob],
+        next_block: int,
+        disputes: Iterable[SeenDispute] = (),
+        cases: Iterable[SeenCase] = (),
+    ) -> None:
+        """Add the jobs, disputes and jury cases found below ``next_block`` and move the
+        cursor there, atomically."""
         now = time.time()
         with self._db.conn:
+            for d in disputes:
+                if not self._db["disputes"].count_where("job_id = ?", [d.job_id]):
+                    self._db["disputes"].insert(
+                        {"job_id": d.job_id, "block": d.block, "challenger": d.challenger,
+                         "hop": d.hop, "kind": d.kind, "updated_at": now}
+                    )  # fmt: skip
+            for c in cases:
+                if not self._db["cases"].count_where(
+                    "job_id = ? and round = ?", [c.job_id, c.round]
+                ):
+                    self._db["cases"].insert(
+                        {"job_id": c.job_id, "round": c.round, "block": c.block,
+                         "commit_ends_at": c.commit_ends_at, "reveal_ends_at": c.reveal_ends_at,
+                         "status": DRAWN, "updated_at": now}
+                    )  # fmt: skip
             for job in jobs:
                 if self._db["jobs"].count_where("job_id = ?", [job.job_id]):
                     continue  # a re-scan after a crash between reads; the first draw stands
@@ -252,9 +342,71 @@ class VerifierLedger(JobLedger[LedgerJob]):
     def challenges(self) -> list[dict]:
         return list(self._db["challenges"].rows_where(order_by="at"))
 
+    # -- disputes (anyone's) and jury cases (ours) -----------------------------------------
+
+    def open_disputes(self) -> list[dict]:
+        return list(self._db["disputes"].rows_where("outcome is null", order_by="block"))
+
+    def end_dispute(self, job_id: str, outcome: str) -> None:
+        """The dispute ended; our job row (if we opened it) takes the outcome too."""
+        now = time.time()
+        with self._db.conn:
+            self._db["disputes"].update(job_id, {"outcome": outcome, "updated_at": now})
+            rows = list(self._db["jobs"].rows_where("job_id = ? and status = ?",
+                                                    [job_id, CHALLENGED]))  # fmt: skip
+            if rows and outcome in (UPHELD, REJECTED):
+                self._db["jobs"].update(job_id, {"status": outcome, "updated_at": now})
+
+    def open_cases(self) -> list[Case]:
+        marks = ",".join("?" for _ in CASE_OPEN)
+        rows = self._db["cases"].rows_where(
+            f"status in ({marks})", list(CASE_OPEN), order_by="commit_ends_at"
+        )
+        return [_case(r) for r in rows]
+
+    def cases(self) -> list[Case]:
+        return [_case(r) for r in self._db["cases"].rows_where(order_by="block")]
+
+    def case(self, job_id: str, round_: int) -> Case:
+        return _case(self._db["cases"].get((job_id, round_)))
+
+    def record_vote(
+        self, job_id: str, round_: int, uphold: bool, salt: bytes, reason: str, detail: str
+    ) -> None:
+        """Keep the vote and its salt; only then may the commitment be sent."""
+        self._set_case(
+            job_id, round_, JUDGED,
+            uphold=int(uphold), salt="0x" + salt.hex(), reason=reason, detail=detail,
+        )  # fmt: skip
+
+    def set_case(self, job_id: str, round_: int, status: str, **fields: object) -> None:
+        self._set_case(job_id, round_, status, **{k: v for k, v in fields.items() if v is not None})
+
+    def _set_case(self, job_id: str, round_: int, status: str, **fields: object) -> None:
+        with self._db.conn:
+            self._db["cases"].update(
+                (job_id, round_), {"status": status, "updated_at": time.time(), **fields}
+            )
+
     @staticmethod
     def _parse(row: dict) -> LedgerJob:
         return _job(row)
+
+
+def _case(row: dict) -> Case:
+    uphold = row["uphold"]
+    return Case(
+        job_id=row["job_id"],
+        round=row["round"],
+        block=row["block"],
+        commit_ends_at=row["commit_ends_at"],
+        reveal_ends_at=row["reveal_ends_at"],
+        status=row["status"],
+        uphold=None if uphold is None else bool(uphold),
+        salt=row["salt"],
+        reason=row["reason"],
+        outcome=row["outcome"],
+    )
 
 
 def _job(row: dict) -> LedgerJob:

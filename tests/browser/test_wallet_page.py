@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from injected_wallet import InjectedWallet
+from juries import draw, stake_verifiers, vote
 from playwright.sync_api import expect
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.court import FAULT
 from sharedllm.localnet import LocalNetwork
 from sharedllm.protocol.job import Job, job_id
 
@@ -148,12 +150,11 @@ def _screenshots() -> Path:
     return folder
 
 
-def test_a_challenged_answer_is_refunded_and_its_slash_is_shown(
+def test_a_disputed_answer_shows_its_review_then_is_refunded_and_its_slash_shown(
     open_page, net: LocalNetwork
 ) -> None:
     chain = net.chain
-    verifier = dev_account(9)
-    chain.market.stake_verifier(verifier, 100 * WEI_PER_SHARE, chain.token)
+    verifier, *jurors = stake_verifiers(chain, (9, 10, 11, 12))
     wallet = _wallet(net, 4)
     address = wallet.account.address
     chain.market.deposit(wallet.account, 1 * WEI_PER_SHARE, chain.token)
@@ -172,10 +173,18 @@ def test_a_challenged_answer_is_refunded_and_its_slash_is_shown(
         page.wait_for_timeout(200)
     hop = 1
     cheat = chain.registry.get_node(net.accounts[hop].address)
-    chain.market.challenge(verifier, job_id, hop, b"\x01" * 32)
+    bond = chain.court.params()["minBond"]
+    chain.court.open_dispute(verifier, job_id, hop, FAULT, b"\x01" * 32, bond, chain.token)
 
     status = page.locator(f".receipt [data-job='{job_id}'] .pill")
     expect(status).to_have_attribute("data-status", "challenged", timeout=SETTLE_MS)
+    expect(page.locator(".msg.assistant .note.warn")).to_contain_text("a jury decides")
+    draw(chain, job_id, verifier)
+    expect(status).to_have_attribute("data-status", "under review", timeout=SETTLE_MS)
+    expect(status).to_contain_text("0/3 votes revealed")
+    vote(chain, job_id, jurors, uphold=True)
+    chain.court.resolve(verifier, job_id)
+    expect(status).to_have_attribute("data-status", "upheld", timeout=SETTLE_MS)
     expect(page.locator(".msg.assistant .note.bad")).to_contain_text("returned to your escrow")
     assert chain.market.escrow_of(address) == 1 * WEI_PER_SHARE
     expect(page.locator("#escrow")).to_have_attribute("data-wei", str(1 * WEI_PER_SHARE))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from chain_helpers import PRICES, SPANS, Network
+from juries import draw, stake_verifiers, vote
 
-from sharedllm.chain.accounts import dev_account
+from sharedllm.chain.court import FAULT
 from sharedllm.errors import ContractRevert
 from sharedllm.protocol.job import Job, job_digest, sign_job
 
@@ -154,29 +155,49 @@ def test_checks_report_the_contract_error_with_its_arguments(network: Network) -
     assert "PriceAboveCap(node=" in err.value.message
 
 
-def test_challenge_refunds_the_client_and_slashes_the_hop(network: Network) -> None:
+def test_an_upheld_dispute_refunds_the_client_slashes_the_hop_and_pays_the_others(
+    network: Network,
+) -> None:
     chain = network.chain
-    market, params = chain.market, chain.deployment.params
-    verifier = dev_account(8)
+    market, court, params = chain.market, chain.court, chain.deployment.params
+    challenger, *jurors = stake_verifiers(chain, (8, 10, 11, 12))
     job = network.job()
     signature = sign_job(job, network.client, chain.chain_id, market.address)
     escrow_before = market.escrow_of(network.client.address)
     submitted = _submit(network, job, signature)
-    market.stake_verifier(verifier, params.min_verifier_stake, chain.token)
-    wallet_before = chain.token.balance_of(verifier.address)
-    pool_before = market.reward_pool()
+    amounts = market.get_job(submitted.job_id).fields["amounts"]
     cheat = network.nodes[1]
     stake_before = chain.registry.get_node(cheat.address).stake
+    honest_before = [chain.token.balance_of(n.address) for n in network.nodes]
+    wallet_before = chain.token.balance_of(challenger.address)
 
-    market.challenge(verifier, submitted.job_id, 1, b"\x0e" * 32)
+    court.open_dispute(
+        challenger, submitted.job_id, 1, FAULT, b"\x0e" * 32, params.min_bond, chain.token
+    )
+    assert market.get_job(submitted.job_id).status == "Disputed"
+    with pytest.raises(ContractRevert) as err:
+        market.finalize(network.client, submitted.job_id)
+    assert err.value.code == "JobUnderDispute"
+    seated = draw(chain, submitted.job_id, challenger)
+    assert len(seated) == 3 and challenger.address not in seated
+    vote(chain, submitted.job_id, jurors, uphold=True)
+    court.resolve(challenger, submitted.job_id)
 
-    bounty = params.slash_amount * params.bounty_bps // 10_000
+    dispute = court.get_dispute(submitted.job_id)
+    assert (dispute.phase, dispute.uphold_votes, dispute.revealed) == ("Upheld", 3, 3)
     assert market.get_job(submitted.job_id).status == "Challenged"
     assert market.escrow_of(network.client.address) == escrow_before
     assert chain.registry.get_node(cheat.address).stake == stake_before - params.slash_amount
-    assert chain.token.balance_of(verifier.address) == wallet_before + bounty
-    assert market.reward_pool() == pool_before + params.slash_amount - bounty
     assert not chain.registry.is_active(cheat.address)  # fell below the minimum stake
+    # The other hops are paid for their work out of the slash.
+    for i in (0, 2):
+        assert chain.token.balance_of(network.nodes[i].address) == honest_before[i] + amounts[i]
+    left = params.slash_amount - amounts[0] - amounts[2]
+    bounty = left * params.bounty_bps // 10_000
+    to_jurors = bounty * params.juror_share_bps // 10_000
+    assert chain.token.balance_of(challenger.address) == wallet_before + bounty - to_jurors
     with pytest.raises(ContractRevert) as err:
-        market.challenge(verifier, submitted.job_id, 1, b"\x0e" * 32)
-    assert err.value.code in ("JobNotPending", "AlreadyVoted")
+        court.open_dispute(
+            challenger, submitted.job_id, 1, FAULT, b"\x0e" * 32, params.min_bond, chain.token
+        )
+    assert err.value.code == "AlreadyDisputed"

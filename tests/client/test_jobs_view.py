@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from juries import draw, stake_verifiers, vote
 from registry_net import NODES, Registered, snapshot, stake_all
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import format_share
+from sharedllm.chain.court import FAULT
 from sharedllm.chain.devnet import Devnet
 from sharedllm.cli import sharedllm_main
 from sharedllm.client.job_book import JobBook
@@ -92,17 +94,30 @@ def test_a_job_goes_signed_served_committed_finalized(
     assert "answer: The capital of France is Paris." in out
 
 
-def test_a_challenged_job_shows_as_challenged(
+def test_a_disputed_job_shows_challenged_under_review_then_upheld(
     net: Registered, capsys: pytest.CaptureFixture[str]
 ) -> None:
     chain = net.chain
     job, signature, job_id = book_job(net)
     chain.market.submit_result(dev_account(ROUTE[0].account), job, signature, 3, COMMITMENT)
-    verifier = dev_account(8)
-    chain.market.stake_verifier(verifier, chain.deployment.params.min_verifier_stake, chain.token)
-    chain.market.challenge(verifier, job_id, 1, b"\x0e" * 32)
+    challenger, *jurors = stake_verifiers(chain, (8, 10, 11, 12))
+    bond = chain.deployment.params.min_bond
+    chain.court.open_dispute(challenger, job_id, 1, FAULT, b"\x0e" * 32, bond, chain.token)
     (shown,) = jobs_json(net, capsys, "--dev-account", "4")["jobs"]
     assert shown["status"] == "challenged"
+    assert shown["dispute"]["phase"] == "drawing" and shown["dispute"]["hop"] == 1
+
+    draw(chain, job_id, challenger)
+    (shown,) = jobs_json(net, capsys, "--dev-account", "4")["jobs"]
+    assert shown["status"] == "under review" and shown["dispute"]["jurors"] == 3
+    assert sharedllm_main(["jobs", *net.cli(), "--dev-account", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "under review" in out and "hop 1" in out and "3 jurors, 0 committed" in out
+
+    vote(chain, job_id, jurors, uphold=True)
+    chain.court.resolve(challenger, job_id)
+    (shown,) = jobs_json(net, capsys, "--dev-account", "4")["jobs"]
+    assert shown["status"] == "upheld" and shown["dispute"]["upholdVotes"] == 3
 
 
 def test_an_unsubmitted_job_expires_and_accounts_see_only_their_jobs(

@@ -45,9 +45,7 @@ OUTSIDER = dev_account(7)  # holds tokens but never staked as a verifier
 def net(model_home):
     with LocalNetwork() as network:
         chain = network.chain
-        chain.market.stake_verifier(
-            VERIFIER, chain.market.params()["minVerifierStake"], chain.token
-        )
+        chain.court.stake_verifier(VERIFIER, chain.court.params()["minVerifierStake"], chain.token)
         yield network
 
 

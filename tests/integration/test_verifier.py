@@ -1,42 +1,58 @@
-"""The verifier against a real network: real anvil, four real node processes, the real model.
+"""Verification and disputes against a real network: real anvil, five real node processes,
+four real verifier processes, the real model.
 
 Layers 10:20 are served twice: by a node that skips a layer on every step (the cheater) and
-by an honest one. The client's trust list picks the route, so the test knows which jobs ran
-through the cheater. A verifier process checks every job (probability 1).
+by an honest one; layers 20:30 too, by an honest node and by one that submits every job for
+its ``maxTokens`` (the over-charger). The client's trust list picks the route, so the test
+knows which jobs ran through whom. One verifier checks every job (probability 1); three more
+check nothing themselves and sit on the juries they are drawn for. With the challenger
+excluded, every dispute of the checking verifier seats all three jurors.
+
+Each attack keeps its proof of concept here next to the fix: the outsider's move is made for
+real, and the test asserts that it no longer pays.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 
 import pytest
 
 from sharedllm.chain.accounts import DEV_ACCOUNT_COUNT, dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.court import FAULT, vote_commitment
 from sharedllm.chain.devnet import DEVNET_PARAMS
 from sharedllm.client.planner import RoutePolicy
+from sharedllm.errors import ContractRevert
 from sharedllm.localnet import LocalNetwork
-from sharedllm.verifier.ledger import CHALLENGED, PASSED, VerifierLedger
+from sharedllm.verifier.ledger import PASSED, REJECTED, UPHELD, VerifierLedger
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
 PROMPT = "What is the capital of France?"
 TOKENS = 6
-SPANS = [(0, 10), (10, 20), (20, 30), (10, 20)]
-FIRST, CHEATER, LAST, HONEST = range(4)
+SPANS = [(0, 10), (10, 20), (20, 30), (10, 20), (20, 30)]
+FIRST, CHEATER, LAST, HONEST, OVERCHARGER = range(5)
+JURORS = (10, 11, 12)
+# Verifier accounts with no process behind them. Each test that stakes one makes it leave at
+# its end, or it would sit on later juries and never vote.
+GRIEFER, GRIEFER_2, COLLUDER = 14, 15, 16
 PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=15)
-SETTLE_S = 90
+SETTLE_S = 120
 
 
 @pytest.fixture(scope="module")
 def net(model_home):
     with LocalNetwork(
         SPANS,
-        node_accounts=(1, 2, 3, 5),
-        node_faults={CHEATER: ("--cheat", "skip_layer")},
+        node_accounts=(1, 2, 3, 5, 13),
+        node_faults={CHEATER: ("--cheat", "skip_layer"), OVERCHARGER: ("--overcharge",)},
         params=PARAMS,
         verifier_probability=1.0,
+        jurors=JURORS,
+        node_stake=400 * WEI_PER_SHARE,  # the cheater is slashed in several tests
     ) as network:
         yield network
 
@@ -45,32 +61,80 @@ def _via(net: LocalNetwork, *nodes: int) -> RoutePolicy:
     return RoutePolicy(trusted={net.nodes[i].url for i in nodes})
 
 
-def _events(net: LocalNetwork, name: str, from_block: int) -> list[dict]:
-    event = getattr(net.chain.market.contract.events, name)()
+def _events(net: LocalNetwork, contract: str, name: str, from_block: int) -> list[dict]:
+    event = getattr(getattr(net.chain, contract).contract.events, name)()
     return [dict(e["args"]) for e in event.get_logs(from_block=from_block)]
 
 
-def _holdings(net: LocalNetwork, addresses: list[str]) -> dict[str, int]:
+def _accounts() -> list[str]:
+    return [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)]
+
+
+def _holdings(net: LocalNetwork) -> dict[str, int]:
     """Every place a token can be, per account and per pot."""
     chain = net.chain
-    out = {a: chain.token.balance_of(a) for a in addresses}
-    for a in addresses:
+    out: dict[str, int] = {}
+    for a in _accounts():
+        out[a] = chain.token.balance_of(a)
         out[f"stake:{a}"] = chain.registry.get_node(a).stake
         out[f"escrow:{a}"] = chain.market.escrow_of(a)
-        out[f"verifier:{a}"] = chain.market.verifier_stake(a)
+        out[f"verifier:{a}"] = chain.court.verifier_stake(a)
     out["locked"] = chain.market.total_locked()
     out["pool"] = chain.market.reward_pool()
+    out["held"] = chain.court.total_held()
     return out
 
 
-def test_the_cheater_is_slashed_and_honest_work_is_paid(net: LocalNetwork) -> None:
+def _assert_every_token_in_one_place(net: LocalNetwork) -> None:
+    chain = net.chain
+    accounts = _accounts()
+    contracts = [chain.registry.address, chain.market.address, chain.court.address]
+    wallets = sum(chain.token.balance_of(a) for a in accounts)
+    assert wallets + sum(chain.token.balance_of(c) for c in contracts) == chain.token.total_supply()
+    assert chain.token.balance_of(chain.registry.address) == sum(
+        chain.registry.get_node(a).stake for a in accounts
+    )
+    assert chain.token.balance_of(chain.market.address) == (
+        chain.market.total_escrow() + chain.market.total_locked() + chain.market.reward_pool()
+    )
+    assert chain.token.balance_of(chain.court.address) == (
+        chain.court.total_verifier_stake() + chain.court.total_held()
+    )
+
+
+def _wait_dispute_end(net: LocalNetwork, job_id: str, timeout: float = SETTLE_S):
+    deadline = time.monotonic() + timeout
+    while (d := net.chain.court.get_dispute(job_id)).phase not in ("Upheld", "Rejected"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"dispute on {job_id} is still {d.phase}: {d}")
+        time.sleep(0.5)
+    return d
+
+
+def _stake_verifier(net: LocalNetwork, index: int) -> None:
+    chain = net.chain
+    account = dev_account(index)
+    if not chain.court.is_verifier(account.address):
+        chain.court.stake_verifier(account, chain.court.params()["minVerifierStake"], chain.token)
+
+
+def _leave(net: LocalNetwork, *indexes: int) -> None:
+    for index in indexes:
+        account = dev_account(index)
+        if net.chain.court.is_verifier(account.address):
+            net.chain.court.request_verifier_unstake(account)
+
+
+def test_the_cheater_is_slashed_through_the_jury_and_honest_work_is_paid(
+    net: LocalNetwork,
+) -> None:
     chain, verifier = net.chain, net.verifier
     client = dev_account(4)
     chain.market.deposit(client, 5 * WEI_PER_SHARE, chain.token)
-    accounts = [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)]
     nodes = [a.address for a in net.accounts]
+    jurors = {dev_account(i).address for i in JURORS}
     start_block = chain.w3.eth.block_number
-    before = _holdings(net, accounts)
+    before = _holdings(net)
 
     _, cheated = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, CHEATER, LAST))
     text, honest = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, HONEST, LAST))
@@ -79,91 +143,302 @@ def test_the_cheater_is_slashed_and_honest_work_is_paid(net: LocalNetwork) -> No
 
     assert verifier.verdict(bad).startswith("challenged hop=1 reason=output")
     assert verifier.verdict(good) == "passed"
+    assert verifier.said("dispute", bad, SETTLE_S).startswith("upheld hop=1 votes=3/3")
     net.wait_for_job(bad, "Challenged", timeout=SETTLE_S)
     net.wait_for_job(good, "Finalized", timeout=SETTLE_S)
+    for juror in net.jurors:
+        assert juror.said("juror", bad).startswith("round=0 vote=uphold reason=output")
 
     # The chain's account of what happened.
-    challenged = _events(net, "JobChallenged", start_block)
-    votes = _events(net, "ChallengeVoted", start_block)
-    paid = _events(net, "HopPaid", start_block)
-    submitted = {"0x" + e["jobHash"].hex(): e for e in _events(net, "ResultSubmitted", start_block)}
+    challenged = _events(net, "market", "JobChallenged", start_block)
+    compensated = _events(net, "market", "HopCompensated", start_block)
+    paid = _events(net, "market", "HopPaid", start_block)
+    opened = _events(net, "court", "DisputeOpened", start_block)
+    resolved = _events(net, "court", "DisputeResolved", start_block)
+    juror_pay = _events(net, "court", "JurorPaid", start_block)
+    submitted = {
+        "0x" + e["jobHash"].hex(): e for e in _events(net, "market", "ResultSubmitted", start_block)
+    }
     assert [(e["node"], e["hop"]) for e in challenged] == [(nodes[CHEATER], 1)]
-    assert [(e["verifier"], e["hop"]) for e in votes] == [(verifier.address, 1)]
+    assert [(e["challenger"], e["hop"], e["kind"]) for e in opened] == [
+        (verifier.address, 1, FAULT)
+    ]
+    assert [(e["upheld"], e["upholdVotes"], e["rejectVotes"]) for e in resolved] == [(True, 3, 0)]
+    assert {e["juror"] for e in juror_pay} == jurors
     slashed, bounty = challenged[0]["slashed"], challenged[0]["bounty"]
-    params = chain.market.params()
-    assert slashed == params["slashAmount"]
-    assert bounty == slashed * params["bountyBps"] // 10_000
+    market, court = chain.market.params(), chain.court.params()
+    assert slashed == market["slashAmount"]
+    # The hops that worked honestly on the cheated job are paid for it out of the slash.
+    cheated_job = chain.market.get_job(bad).fields
+    assert {(e["node"], e["amount"]) for e in compensated} == {
+        (nodes[FIRST], cheated_job["amounts"][0]),
+        (nodes[LAST], cheated_job["amounts"][2]),
+    }
+    left = slashed - sum(e["amount"] for e in compensated)
+    assert bounty == left * market["bountyBps"] // 10_000
+    to_jurors = bounty * court["jurorShareBps"] // 10_000
+    assert {e["amount"] for e in juror_pay} == {to_jurors // 3}
+    assert resolved[0]["challengerPaid"] == opened[0]["bond"] + bounty - to_jurors
     assert {e["node"] for e in paid} == {nodes[FIRST], nodes[HONEST], nodes[LAST]}
 
     # Every account moved by exactly what the events say, to the wei.
-    after = _holdings(net, accounts)
+    after = _holdings(net)
     want = dict(before)
-    want[verifier.address] += bounty
+    want[verifier.address] += bounty - to_jurors
+    for e in juror_pay:
+        want[e["juror"]] += e["amount"]
     want[f"stake:{nodes[CHEATER]}"] -= slashed
     want[f"escrow:{client.address}"] -= submitted[good]["cost"]  # the cheated job is refunded
     for e in paid:
         want[e["node"]] += e["amount"] + e["reward"]
-    want["pool"] += slashed - bounty - sum(e["reward"] for e in paid)
+    for e in compensated:
+        want[e["node"]] += e["amount"]
+    dust = to_jurors - 3 * (to_jurors // 3)
+    want["pool"] += left - bounty + dust - sum(e["reward"] for e in paid)
     assert after == want
-    assert after[f"verifier:{verifier.address}"] == params["minVerifierStake"]
-
-    # Every token is in exactly one place: a wallet, a stake, an escrow, locked, the pool.
-    in_contracts = chain.token.balance_of(chain.registry.address) + chain.token.balance_of(
-        chain.market.address
-    )
-    wallets = sum(chain.token.balance_of(a) for a in accounts)
-    assert wallets + in_contracts == chain.token.total_supply()
-    assert chain.token.balance_of(chain.registry.address) == sum(
-        chain.registry.get_node(a).stake for a in accounts
-    )
-    assert chain.token.balance_of(chain.market.address) == (
-        chain.market.total_escrow() + chain.market.total_locked()
-        + sum(chain.market.verifier_stake(a) for a in accounts) + chain.market.reward_pool()
-    )  # fmt: skip
+    _assert_every_token_in_one_place(net)
 
     # The verifier's ledger agrees.
     ledger = VerifierLedger(net.verifier_ledger_path())
-    assert ledger.get(bad).status == CHALLENGED and ledger.get(bad).hop == 1
+    assert ledger.get(bad).status == UPHELD and ledger.get(bad).hop == 1
     assert ledger.get(good).status == PASSED
     record = ledger.evidence(ledger.get(bad).evidence)
     assert record["hop"] == 1 and record["reason"] == "output"
-    assert "0x" + votes[0]["evidence"].hex() == ledger.get(bad).evidence
+    assert "0x" + opened[0]["evidence"].hex() == ledger.get(bad).evidence
 
 
-def test_a_hop_that_cannot_show_its_transcript_is_slashed(net: LocalNetwork) -> None:
-    chain, verifier = net.chain, net.verifier
+def test_a_lone_griefer_loses_its_bond_and_the_honest_node_keeps_its_stake(
+    net: LocalNetwork,
+) -> None:
+    """Proof of concept of the lone verifier that slashed an honest node and profited: it
+    stakes the minimum and disputes an honestly served job. The jury recomputes, rejects,
+    and the bond pays the node and the jurors."""
+    chain = net.chain
+    _stake_verifier(net, GRIEFER)
+    griefer = dev_account(GRIEFER)
     client = dev_account(6)
-    chain.market.deposit(client, 5 * WEI_PER_SHARE, chain.token)
-    stake = chain.registry.get_node(net.accounts[HONEST].address).stake
-    escrow = chain.market.escrow_of(client.address)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    accused = net.accounts[HONEST].address
+    stake = chain.registry.get_node(accused).stake
+    wallet = chain.token.balance_of(accused)
+    griefer_wallet = chain.token.balance_of(griefer.address)
+    start_block = chain.w3.eth.block_number
 
     _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, HONEST, LAST))
-    net.nodes[HONEST].kill()  # served, then gone: its transcript cannot be fetched
     job_id = jobs[-1].signed.job_id
+    net.wait_for_job(job_id, "Submitted", timeout=SETTLE_S)
+    bond = chain.court.params()["minBond"]
+    try:
+        chain.court.open_dispute(griefer, job_id, 1, FAULT, b"\x00" * 32, bond, chain.token)
+        dispute = _wait_dispute_end(net, job_id)
+    finally:
+        _leave(net, GRIEFER)
+    assert dispute.phase == "Rejected" and dispute.uphold_votes == 0 and dispute.revealed == 3
+    net.wait_for_job(job_id, "Finalized", timeout=SETTLE_S)
+    assert chain.registry.get_node(accused).stake == stake
+    to_jurors = bond * chain.court.params()["jurorShareBps"] // 10_000
+    paid = sum(
+        e["amount"] + e["reward"]
+        for e in _events(net, "market", "HopPaid", start_block)
+        if e["node"] == accused
+    )
+    assert chain.token.balance_of(accused) == wallet + bond - to_jurors + paid
+    assert chain.token.balance_of(griefer.address) == griefer_wallet - bond
+    assert not _events(net, "market", "JobChallenged", start_block)
+    _assert_every_token_in_one_place(net)
 
+
+def test_colluders_below_half_the_verifier_stake_cannot_slash_an_honest_node(
+    net: LocalNetwork,
+) -> None:
+    """A griefer with an accomplice staked as a verifier (together a third of the verifier
+    stake): when the accomplice is drawn it votes to uphold, but it is outvoted, and pays for
+    voting against the majority."""
+    chain = net.chain
+    for index in (GRIEFER_2, COLLUDER):
+        _stake_verifier(net, index)
+    griefer, colluder = dev_account(GRIEFER_2), dev_account(COLLUDER)
+    stakes = {a: chain.court.verifier_stake(a) for a in chain.court.verifiers()}
+    ours = stakes[griefer.address] + stakes[colluder.address]
+    assert 2 * ours < sum(stakes.values())
+    client = dev_account(7)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    accused = net.accounts[HONEST].address
+    stake = chain.registry.get_node(accused).stake
+    colluder_stake = chain.court.verifier_stake(colluder.address)
+
+    _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, HONEST, LAST))
+    job_id = jobs[-1].signed.job_id
+    net.wait_for_job(job_id, "Submitted", timeout=SETTLE_S)
+    bond = chain.court.params()["minBond"]
+    try:
+        chain.court.open_dispute(griefer, job_id, 1, FAULT, b"\x00" * 32, bond, chain.token)
+        seated, voted = _accomplice_votes(net, job_id, colluder)
+        dispute = _wait_dispute_end(net, job_id)
+    finally:
+        _leave(net, GRIEFER_2, COLLUDER)
+    assert dispute.phase == "Rejected"
+    assert chain.registry.get_node(accused).stake == stake
+    penalty = chain.court.params()["jurorPenalty"]
+    want = colluder_stake - penalty if voted else colluder_stake
+    assert chain.court.verifier_stake(colluder.address) == want
+    assert voted == seated
+    _assert_every_token_in_one_place(net)
+
+
+def _accomplice_votes(net: LocalNetwork, job_id: str, colluder) -> tuple[bool, bool]:
+    """Vote to uphold as ``colluder`` if it is drawn; (seated, voted)."""
+    chain = net.chain
+    deadline = time.monotonic() + 60
+    while (d := chain.court.get_dispute(job_id)).phase == "Drawing":
+        assert time.monotonic() < deadline, "the jury was never drawn"
+        time.sleep(0.3)
+    if colluder.address not in d.jurors:
+        return False, False
+    salt = secrets.token_bytes(32)
+    chain.court.commit_vote(
+        colluder, job_id, vote_commitment(job_id, d.round, colluder.address, True, salt)
+    )
+    while True:
+        d = chain.court.get_dispute(job_id)
+        if d.committed == len(d.jurors) or chain.now() >= d.commit_ends_at:
+            break
+        assert time.monotonic() < deadline + 60, "reveals never opened"
+        time.sleep(0.3)
+    chain.court.reveal_vote(colluder, job_id, True, salt)
+    return True, True
+
+
+def test_an_overcharge_is_proven_on_chain_and_refunded(net: LocalNetwork) -> None:
+    """Proof of concept of the last hop that submitted the job's maxTokens instead of the
+    positions served: the verifier proves it to the market from the commitment's preimage;
+    no jury is needed, because the chain can check it itself."""
+    chain, verifier = net.chain, net.verifier
+    client = dev_account(8)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    escrow = chain.market.escrow_of(client.address)
+    submitter = net.accounts[OVERCHARGER].address
+    stake = chain.registry.get_node(submitter).stake
+    start_block = chain.w3.eth.block_number
+
+    _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, HONEST, OVERCHARGER))
+    job_id = jobs[-1].signed.job_id
     verdict = verifier.verdict(job_id)
+    assert verdict.startswith("overcharge hop=2 proven"), verdict
+    record = net.wait_for_job(job_id, "Challenged", timeout=SETTLE_S)
+    (proof,) = _events(net, "market", "OverchargeProven", start_block)
+    assert proof["charged"] == record["tokensServed"] == jobs[-1].signed.job.max_tokens
+    assert proof["proven"] < proof["charged"]
+    assert proof["prover"] == verifier.address
+    assert chain.market.escrow_of(client.address) == escrow
+    assert chain.registry.get_node(submitter).stake == stake - chain.market.params()["slashAmount"]
+    compensated = {e["node"] for e in _events(net, "market", "HopCompensated", start_block)}
+    assert compensated == {net.accounts[FIRST].address, net.accounts[HONEST].address}
+    assert VerifierLedger(net.verifier_ledger_path()).get(job_id).status == UPHELD
+    _assert_every_token_in_one_place(net)
+
+
+def test_an_accused_hop_restarting_inside_its_response_window_is_cleared(
+    net: LocalNetwork,
+) -> None:
+    """The crash once punished as cheating: a hop that is down when the verifier asks gets
+    a dispute for withholding, but it comes back inside the response window, the jurors
+    fetch its transcript and find it honest. It keeps its stake; the route is paid."""
+    chain, verifier = net.chain, net.verifier
+    client = dev_account(6)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    accused = net.accounts[HONEST].address
+    stake = chain.registry.get_node(accused).stake
+    challenger_wallet = chain.token.balance_of(verifier.address)
+
+    _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, HONEST, LAST))
+    net.nodes[HONEST].kill()  # served, then gone for a while
+    job_id = jobs[-1].signed.job_id
+    verdict = verifier.verdict(job_id, SETTLE_S)
     assert verdict.startswith("challenged hop=1 reason=transcript_refused"), verdict
-    net.wait_for_job(job_id, "Challenged", timeout=SETTLE_S)
-    slash = chain.market.params()["slashAmount"]
-    assert chain.registry.get_node(net.accounts[HONEST].address).stake == stake - slash
-    assert chain.market.escrow_of(client.address) == escrow  # refunded in full
+    net.restart(HONEST)
+
+    assert verifier.said("dispute", job_id, SETTLE_S).startswith("rejected hop=1")
+    net.wait_for_job(job_id, "Finalized", timeout=SETTLE_S)
+    assert chain.registry.get_node(accused).stake == stake
+    bond = chain.court.params()["minBond"]
+    to_jurors = bond * chain.court.params()["jurorShareBps"] // 10_000
+    # A withholding claim in good faith: the bond comes back, less what the jurors earned.
+    assert chain.token.balance_of(verifier.address) == challenger_wallet - to_jurors
+    assert VerifierLedger(net.verifier_ledger_path()).get(job_id).status == REJECTED
+    _assert_every_token_in_one_place(net)
+
+
+def test_a_juror_that_does_not_reveal_is_penalised(net: LocalNetwork) -> None:
+    """One juror commits and dies before revealing; the other two reveal, the dispute is
+    decided after the reveal window, and the silent juror loses its penalty to them."""
+    chain, verifier = net.chain, net.verifier
+    silent = JURORS[-1]
+    net.start_verifier(0.0, account=silent, crash_at="before_reveal")
+    stake = chain.court.verifier_stake(dev_account(silent).address)
+    client = dev_account(17)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    try:
+        _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, CHEATER, LAST))
+        job_id = jobs[-1].signed.job_id
+        assert verifier.verdict(job_id).startswith("challenged hop=1 reason=output")
+        assert net.verifiers[silent].wait_exit(SETTLE_S) == 9
+        dispute = _wait_dispute_end(net, job_id)
+        left = chain.court.verifier_stake(dev_account(silent).address)
+    finally:
+        net.start_verifier(0.0, account=silent)  # below the minimum now: it stakes again
+    assert dispute.phase == "Upheld" and dispute.revealed == 2 and dispute.uphold_votes == 2
+    penalty = chain.court.params()["jurorPenalty"]
+    assert left == stake - penalty
+    _assert_every_token_in_one_place(net)
+
+
+def test_a_juror_restarted_mid_dispute_reveals_its_vote_once(net: LocalNetwork) -> None:
+    chain, verifier = net.chain, net.verifier
+    juror = JURORS[0]
+    net.start_verifier(0.0, account=juror, crash_at="before_reveal")
+    stake = chain.court.verifier_stake(dev_account(juror).address)
+    client = dev_account(18)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, CHEATER, LAST))
+    job_id = jobs[-1].signed.job_id
+    assert verifier.verdict(job_id).startswith("challenged hop=1 reason=output")
+    assert net.verifiers[juror].wait_exit(SETTLE_S) == 9
+    restarted = net.start_verifier(0.0, account=juror)
+    assert restarted.said("juror", job_id, SETTLE_S).startswith("round=0 vote=uphold")
+    dispute = _wait_dispute_end(net, job_id)
+    assert dispute.phase == "Upheld" and dispute.revealed == 3
+    ballot = chain.court.get_ballot(job_id, dev_account(juror).address)
+    ledger = VerifierLedger(net.verifier_ledger_path(juror))
+    case = ledger.case(job_id, 0)
+    assert ballot.revealed and ballot.uphold is True and case.uphold is True
+    assert ballot.commitment == vote_commitment(
+        job_id, 0, dev_account(juror).address, True, bytes.fromhex(case.salt[2:])
+    )
+    assert chain.court.verifier_stake(dev_account(juror).address) == stake
+    with pytest.raises(ContractRevert) as err:  # the dispute is over: nothing left to do
+        chain.court.resolve(dev_account(juror), job_id)
+    assert err.value.code == "WrongPhase"
 
 
 def test_a_job_the_draw_skips_is_not_logged_at_info(net: LocalNetwork) -> None:
     """An operator acts on selected jobs; 52 'skipped' lines in a short session were noise."""
     verifier = net.start_verifier(1e-12)  # the draw skips every job
-    client = dev_account(7)
-    net.chain.market.deposit(client, 2 * WEI_PER_SHARE, net.chain.token)
-    _, jobs = net.generate(PROMPT, client, 4, policy=_via(net, FIRST, CHEATER, LAST))
-    job_id = jobs[-1].signed.job_id
-    net.wait_for_job(job_id, "Submitted", "Finalized", timeout=SETTLE_S)
-    deadline = time.monotonic() + 60
-    while True:  # the verifier records every job it draws for, selected or not
-        ledger = VerifierLedger(net.verifier_ledger_path())
-        seen = ledger.get(job_id)
-        ledger.close()
-        if seen is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert seen is not None and not seen.selected
-    assert not [line for line in verifier.lines if "skipped" in line and job_id in line]
+    try:
+        client = dev_account(19)
+        net.chain.market.deposit(client, 2 * WEI_PER_SHARE, net.chain.token)
+        _, jobs = net.generate(PROMPT, client, 4, policy=_via(net, FIRST, HONEST, LAST))
+        job_id = jobs[-1].signed.job_id
+        net.wait_for_job(job_id, "Submitted", "Finalized", timeout=SETTLE_S)
+        deadline = time.monotonic() + 60
+        while True:  # the verifier records every job it draws for, selected or not
+            ledger = VerifierLedger(net.verifier_ledger_path())
+            seen = ledger.get(job_id)
+            ledger.close()
+            if seen is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert seen is not None and not seen.selected
+        assert not [line for line in verifier.lines if "skipped" in line and job_id in line]
+    finally:
+        net.start_verifier(1.0)

@@ -1,7 +1,9 @@
-"""A verifier killed mid-check and restarted neither challenges twice nor skips the job.
+"""A verifier killed mid-check and restarted neither disputes twice nor skips the job.
 
 Three real node processes, the middle one skipping a layer on every step; the verifier
 process is made to die (exit 9) at a chosen point by ``sharedllm.testing.faulty_verifier``.
+Two more accounts are staked as verifiers, so that a jury can sit and the verifier opens its
+dispute; nobody runs them, so the disputes stay open, which is all these tests look at.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=30)
 @pytest.fixture(scope="module")
 def net(model_home):
     with LocalNetwork(node_faults={1: ("--cheat", "skip_layer")}, params=PARAMS) as n:
-        n.chain.market.deposit(dev_account(4), 5 * WEI_PER_SHARE, n.chain.token)
+        chain = n.chain
+        chain.market.deposit(dev_account(4), 5 * WEI_PER_SHARE, chain.token)
+        for index in (10, 11):
+            stake = chain.court.params()["minVerifierStake"]
+            chain.court.stake_verifier(dev_account(index), stake, chain.token)
         yield n
 
 
-def _votes(net: LocalNetwork, job_id: str) -> list[dict]:
-    logs = net.chain.market.contract.events.ChallengeVoted().get_logs(
+def _disputes(net: LocalNetwork, job_id: str) -> list[dict]:
+    logs = net.chain.court.contract.events.DisputeOpened().get_logs(
         from_block=0, argument_filters={"jobHash": bytes.fromhex(job_id[2:])}
     )
     return [dict(e["args"]) for e in logs]
@@ -55,8 +61,6 @@ def _crash_then_restart(net: LocalNetwork, point: str) -> tuple[str, str]:
 def test_a_job_settled_while_the_verifier_was_down_is_missed_without_a_transaction(
     net: LocalNetwork,
 ) -> None:
-    # First in the module: each later test has the cheater slashed, and a second slash
-    # takes it below the registry's minimum stake, out of every route.
     if net.verifier is not None:
         net.verifier.stop()
     _, jobs = net.generate(PROMPT, dev_account(4), TOKENS)
@@ -66,17 +70,17 @@ def test_a_job_settled_while_the_verifier_was_down_is_missed_without_a_transacti
     net.wait_for_job(job_id, "Finalized")  # the cheated job was paid: nobody checked in time
     verdict = net.start_verifier(1.0).verdict(job_id)
     assert verdict == "missed reason='the job was finalized before it was checked'", verdict
-    assert _votes(net, job_id) == []
+    assert _disputes(net, job_id) == []
     row = VerifierLedger(net.verifier_ledger_path()).get(job_id)
     assert row.status == "missed" and "finalized" in row.reason
 
 
-def test_a_crash_after_the_challenge_is_sent_does_not_send_another(net: LocalNetwork) -> None:
+def test_a_crash_after_the_dispute_is_sent_does_not_send_another(net: LocalNetwork) -> None:
     job_id, verdict = _crash_then_restart(net, "after_challenge")
     assert verdict.startswith("challenged hop=1") and "(found)" in verdict, verdict
-    assert net.chain.market.get_job(job_id).status == "Challenged"
+    assert net.chain.market.get_job(job_id).status == "Disputed"
     time.sleep(2)  # a second transaction, if any, would be mined by now
-    assert len(_votes(net, job_id)) == 1
+    assert len(_disputes(net, job_id)) == 1
     row = VerifierLedger(net.verifier_ledger_path()).get(job_id)
     assert row.status == CHALLENGED and row.hop == 1 and row.challenge_tx
 
@@ -84,8 +88,8 @@ def test_a_crash_after_the_challenge_is_sent_does_not_send_another(net: LocalNet
 def test_a_crash_in_the_middle_of_a_check_redoes_it(net: LocalNetwork) -> None:
     job_id, verdict = _crash_then_restart(net, "mid_check")
     assert verdict.startswith("challenged hop=1 reason=output"), verdict
-    assert net.chain.market.get_job(job_id).status == "Challenged"
-    assert len(_votes(net, job_id)) == 1
+    assert net.chain.market.get_job(job_id).status == "Disputed"
+    assert len(_disputes(net, job_id)) == 1
     ledger = VerifierLedger(net.verifier_ledger_path())
     assert ledger.get(job_id).status == CHALLENGED
     assert [c["job_id"] for c in ledger.challenges()].count(job_id) == 1

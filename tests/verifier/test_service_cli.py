@@ -17,8 +17,8 @@ def test_stake_then_status_shows_the_stake(chain, capsys) -> None:
     who = dev_account(7).address
     wallet = chain.token.balance_of(who)
     assert verifier_main(["stake", "--amount", "120", "--dev-account", "7"]) == 0
-    assert chain.market.is_verifier(who)
-    assert chain.market.verifier_stake(who) == 120 * WEI_PER_SHARE
+    assert chain.court.is_verifier(who)
+    assert chain.court.verifier_stake(who) == 120 * WEI_PER_SHARE
     assert chain.token.balance_of(who) == wallet - 120 * WEI_PER_SHARE
     capsys.readouterr()
 
@@ -31,7 +31,7 @@ def test_stake_then_status_shows_the_stake(chain, capsys) -> None:
 def test_a_stake_below_the_minimum_is_refused_with_the_contract_code(chain, capsys) -> None:
     assert verifier_main(["stake", "--amount", "1", "--dev-account", "7"]) == 1
     assert "StakeBelowMinimum" in capsys.readouterr().err
-    assert not chain.market.is_verifier(dev_account(7).address)
+    assert not chain.court.is_verifier(dev_account(7).address)
 
 
 @pytest.mark.parametrize("probability", ["2", "-1", "often"])

@@ -7,7 +7,7 @@ import { USER_REJECTED, walletErrorCode, walletErrorMessage } from "./wallet.js"
 const POLL_MS = 1500;
 const STATUS_TEXT = {
   signed: "signed", served: "served", committed: "committed", finalized: "finalized",
-  challenged: "challenged", expired: "expired",
+  challenged: "challenged", "under review": "under review", upheld: "upheld", expired: "expired",
 };
 
 export class Chat {
@@ -195,19 +195,36 @@ class Turn {
     pill.className = `pill ${job.status}`;
     pill.dataset.status = job.status;
     let text = STATUS_TEXT[job.status] || job.status;
+    const dispute = job.dispute;
     if (job.status === "committed" && job.challengeEndsAt) {
       const left = Math.max(0, Math.round(job.challengeEndsAt - Date.now() / 1000));
       text += left > 0 ? ` · challenge window ${left}s` : " · finalizing";
+    }
+    if (job.status === "under review" && dispute) {
+      text += ` · ${dispute.revealed}/${dispute.jurors} votes revealed`;
+    }
+    if (dispute && dispute.phase === "rejected" && job.status !== "upheld") {
+      text += " · dispute rejected";
     }
     pill.textContent = text;
     pill.title = {
       committed: "Submitted on-chain; the payment is locked until verifiers' challenge window ends.",
       finalized: "Paid to the route.",
-      challenged: "A verifier caught a hop cheating: the payment went back to your escrow.",
+      challenged: "A verifier disputed a hop of this answer: the payment is frozen until a jury decides.",
+      "under review": "A jury of verifiers is recomputing the disputed hop and voting.",
+      upheld: "A hop was found at fault: it was slashed and your payment went back to your escrow.",
     }[job.status] || "";
-    if (job.status === "challenged") {
+    if (job.status === "challenged" && !this.disputeNoted) {
+      this.disputeNoted = true;
+      this.note(`A verifier disputed hop ${dispute ? dispute.hop : "?"} of this answer; a jury decides whether it was at fault. Your payment is frozen meanwhile.`, "warn");
+    }
+    if (job.status === "upheld") {
       this.receiptEl.classList.add("refunded");
-      this.note("A verifier challenged this answer: the cheating node was slashed and your payment returned to your escrow.", "bad");
+      this.note("A hop of this answer was found at fault: the node was slashed and your payment returned to your escrow.", "bad");
+    }
+    if (dispute && dispute.phase === "rejected" && !this.rejectNoted) {
+      this.rejectNoted = true;
+      this.note("The jury rejected the dispute: the route did its work and is paid.", "good");
     }
   }
 

@@ -40,7 +40,7 @@ async function main() {
     empty: $("chat-empty"),
     onMoneyMoved: (status) => {
       refreshBalances();
-      if (status === "challenged") refreshNetwork(); // show the slash at once
+      if (status === "upheld") refreshNetwork(); // show the slash at once
     },
     onDeposit: (amount) => deposit(amount),
     onRetry: (prompt, maxTokens) => ask(prompt, maxTokens),

@@ -5,13 +5,16 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ShareToken} from "../../ShareToken.sol";
 import {NodeRegistry} from "../../NodeRegistry.sol";
 import {JobMarket} from "../../JobMarket.sol";
+import {DisputeCourt} from "../../DisputeCourt.sol";
+import {IDisputeCourt} from "../../interfaces/IDisputeCourt.sol";
 import {INodeRegistry} from "../../interfaces/INodeRegistry.sol";
 import {IJobMarket} from "../../interfaces/IJobMarket.sol";
 import {vm} from "./Vm.sol";
 import {Test} from "./Test.sol";
 
-/// @notice A deployed token, registry and market with a client, three nodes splitting a
-/// 30-layer model as [0,10) [10,20) [20,30), and three verifier accounts.
+/// @notice A deployed token, registry, market and court with a client, three nodes splitting
+/// a 30-layer model as [0,10) [10,20) [20,30), and five verifier accounts (a challenger and a
+/// jury of three leave one spare).
 abstract contract MarketFixture is Test {
     bytes32 internal constant MODEL = keccak256("SmolLM2-135M-Instruct");
     uint256 internal constant MIN_STAKE = 100e18;
@@ -25,11 +28,12 @@ abstract contract MarketFixture is Test {
     ShareToken internal token;
     NodeRegistry internal registry;
     JobMarket internal market;
+    DisputeCourt internal court;
 
     address internal client;
     address internal other;
     address[3] internal nodes;
-    address[3] internal verifiers;
+    address[5] internal verifiers;
 
     function setUp() public virtual {
         vm.warp(T0);
@@ -37,14 +41,18 @@ abstract contract MarketFixture is Test {
         other = vm.addr(OTHER_KEY);
         for (uint256 i = 0; i < 3; ++i) {
             nodes[i] = address(uint160(0x1000 + i));
+        }
+        for (uint256 i = 0; i < 5; ++i) {
             verifiers[i] = address(uint160(0x2000 + i));
         }
         token = new ShareToken(0);
-        (registry, market) = _deploy(IERC20(address(token)));
+        (registry, market, court) = _deploy(IERC20(address(token)));
         _fund(client, 1_000e18);
         _fund(other, 1_000e18);
         for (uint256 i = 0; i < 3; ++i) {
             _fund(nodes[i], 1_000e18);
+        }
+        for (uint256 i = 0; i < 5; ++i) {
             _fund(verifiers[i], 1_000e18);
         }
     }
@@ -54,19 +62,32 @@ abstract contract MarketFixture is Test {
             challengeWindow: 1 hours,
             withdrawalDelay: 2 days,
             maxJobTtl: 1 days,
-            minVerifierStake: 100e18,
-            verifierUnbondingDelay: 3 days,
             slashAmount: 50e18,
             bountyBps: 2_000,
-            quorum: 2,
             rewardPerToken: 1e15
         });
     }
 
-    function _deploy(IERC20 asset) internal returns (NodeRegistry reg, JobMarket mkt) {
+    function _courtParams() internal pure virtual returns (IDisputeCourt.CourtParams memory) {
+        return IDisputeCourt.CourtParams({
+            minVerifierStake: 100e18,
+            verifierUnbondingDelay: 3 days,
+            minBond: 20e18,
+            jurySize: 3,
+            responseWindow: 30 minutes,
+            commitWindow: 1 hours,
+            revealWindow: 1 hours,
+            jurorPenalty: 10e18,
+            jurorShareBps: 5_000
+        });
+    }
+
+    function _deploy(IERC20 asset) internal returns (NodeRegistry reg, JobMarket mkt, DisputeCourt crt) {
         reg = new NodeRegistry(asset, MIN_STAKE, UNBONDING);
         mkt = new JobMarket(asset, reg, _params());
         reg.setMarket(address(mkt));
+        crt = new DisputeCourt(asset, mkt, _courtParams());
+        mkt.setCourt(address(crt));
     }
 
     /// @dev Mints to `who` and approves both contracts, as a wallet would before staking.
@@ -75,6 +96,7 @@ abstract contract MarketFixture is Test {
         vm.startPrank(who);
         token.approve(address(registry), type(uint256).max);
         token.approve(address(market), type(uint256).max);
+        token.approve(address(court), type(uint256).max);
         vm.stopPrank();
     }
 
@@ -101,9 +123,9 @@ abstract contract MarketFixture is Test {
     }
 
     function _stakeVerifiers() internal {
-        for (uint256 i = 0; i < 3; ++i) {
+        for (uint256 i = 0; i < 5; ++i) {
             vm.prank(verifiers[i]);
-            market.stakeVerifier(100e18);
+            court.stakeVerifier(100e18);
         }
     }
 
@@ -145,24 +167,30 @@ abstract contract MarketFixture is Test {
 
     /// @dev Everything the three contracts and the actors hold must add up to the supply.
     function _assertConserved(address[] memory wallets) internal view {
-        uint256 sum = token.balanceOf(address(registry)) + token.balanceOf(address(market));
+        uint256 sum = token.balanceOf(address(registry)) + token.balanceOf(address(market))
+            + token.balanceOf(address(court));
         for (uint256 i = 0; i < wallets.length; ++i) {
             sum += token.balanceOf(wallets[i]);
         }
         assertEq(sum, token.totalSupply(), "tokens conserved");
         assertEq(
             token.balanceOf(address(market)),
-            market.totalEscrow() + market.totalLocked() + market.totalVerifierStake() + market.rewardPool(),
+            market.totalEscrow() + market.totalLocked() + market.rewardPool(),
             "market holdings match its books"
+        );
+        assertEq(
+            token.balanceOf(address(court)), court.totalVerifierStake() + court.totalHeld(), "court holdings match its books"
         );
     }
 
     function _actors() internal view returns (address[] memory all) {
-        all = new address[](8);
+        all = new address[](10);
         all[0] = client;
         all[1] = other;
         for (uint256 i = 0; i < 3; ++i) {
             all[2 + i] = nodes[i];
+        }
+        for (uint256 i = 0; i < 5; ++i) {
             all[5 + i] = verifiers[i];
         }
     }

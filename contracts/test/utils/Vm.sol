@@ -5,6 +5,7 @@ pragma solidity 0.8.28;
 /// Foundry-compatible address. Declared here because the npm forge-std is unusable.
 interface Vm {
     function warp(uint256 newTimestamp) external;
+    function roll(uint256 newHeight) external;
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
     function stopPrank() external;
