@@ -156,3 +156,33 @@ def check_chain(receipts: Sequence[Receipt], hops: int) -> int:
                 )
         position = row[0].end_pos
     return position
+
+
+def proven_positions(job_id: bytes, hops: int, ordered: Sequence[Receipt]) -> int:
+    """The positions a commitment's receipts prove, walked as the market walks them for an
+    over-charge proof (``JobMarket._walk``): ``ordered`` as committed, in (step, hop) order;
+    each step one receipt per hop, for this job, over the same positions, starting where
+    the last step ended, each hop's input its predecessor's output, step numbers rising.
+    The walk stops at the first receipt that breaks this; a step counts once its last hop
+    is in. Signatures are not looked at: the submitter committed to these receipts."""
+    proven = 0
+    last: Receipt | None = None
+    for k, r in enumerate(ordered):
+        hop = k % hops if hops else -1
+        if r.job_id != job_id or r.hop != hop:
+            break
+        if last is None or hop == 0:
+            rising = last is None or r.step > last.step
+            if hop != 0 or r.positions == 0 or r.start_pos != proven or not rising:
+                break
+        elif (r.step, r.start_pos, r.positions, r.input_hash) != (
+            last.step,
+            last.start_pos,
+            last.positions,
+            last.output_hash,
+        ):
+            break
+        last = r
+        if hop == hops - 1:
+            proven = r.start_pos + r.positions
+    return proven

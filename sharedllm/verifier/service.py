@@ -28,6 +28,7 @@ from sharedllm.chain.connection import Chain
 from sharedllm.chain.court import FAULT, WITHHOLDING
 from sharedllm.errors import ContractRevert, SharedLLMError, WindowClosing
 from sharedllm.model.store import ModelStore
+from sharedllm.protocol.receipts import proven_positions
 from sharedllm.verifier.checker import Finding, commitment_preimage
 from sharedllm.verifier.events import ChainEvents, Commitment
 from sharedllm.verifier.inspection import Fetch, Gathered, Inspector, Runners, Timing
@@ -44,6 +45,7 @@ from sharedllm.verifier.ledger import (
     SeenJob,
     VerifierLedger,
 )
+from sharedllm.verifier.recompute import HopTranscript
 from sharedllm.verifier.selection import SelectionPolicy
 from sharedllm.verifier.tolerance import TolerancePolicy
 from sharedllm.verifier.transcript_fetch import fetch_transcript
@@ -192,7 +194,12 @@ class VerifierService:
         """The market checks an over-charge itself, from the commitment's preimage. If it
         does not agree (its walk of the receipts is stricter than ours, say), a jury decides."""
         digest = self._evidence(job, finding)
-        preimage = commitment_preimage(evidence.fetched[evidence.submitter_hop])  # type: ignore[arg-type]
+        submitter: HopTranscript = evidence.fetched[evidence.submitter_hop]  # type: ignore[assignment]
+        preimage = commitment_preimage(submitter)
+        ordered = sorted(submitter.chains, key=lambda r: (r.step, r.hop))
+        proven = proven_positions(bytes.fromhex(job.job_id[2:]), len(evidence.route), ordered)
+        if proven >= int(evidence.fields["tokensServed"]):  # the market's walk would not agree
+            return await self._dispute(job, finding, ends)
         try:
             self.inspector.need(ends, 0.0, "an over-charge was found too late")
             tx = await asyncio.to_thread(
