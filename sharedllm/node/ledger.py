@@ -41,11 +41,14 @@ class LedgerJob:
     reward: int | None
     error: str | None
     handed_over: bool = False  # a surviving hop that took the dead last hop's submission
+    recovered: bool = False  # rebuilt from the step journal after a crash mid-answer
 
     @property
     def submits(self) -> bool:
-        """Whether this node sends the job to the chain: the last hop, or the hop it handed to."""
-        return self.hop == self.hops - 1 or self.handed_over
+        """Whether this node sends the job to the chain: the last hop (unless the job was
+        recovered after a crash: it cannot know which steps reached the client), or the hop
+        the dead last hop's receipts were handed to."""
+        return (self.hop == self.hops - 1 and not self.recovered) or self.handed_over
 
 
 class Ledger(JobLedger[LedgerJob]):
@@ -71,6 +74,7 @@ class Ledger(JobLedger[LedgerJob]):
                     "reward": str,
                     "error": str,
                     "handed_over": int,
+                    "recovered": int,
                     "created_at": float,
                     "updated_at": float,
                 },
@@ -78,8 +82,10 @@ class Ledger(JobLedger[LedgerJob]):
                 not_null={"job", "signature", "status"},
             )
             jobs.create_index(["status"])
-        elif "handed_over" not in jobs.columns_dict:  # a ledger from before receipt handoffs
-            jobs.add_column("handed_over", int)
+        else:  # a ledger from before receipt handoffs, or before step journals
+            for column in ("handed_over", "recovered"):
+                if column not in jobs.columns_dict:
+                    jobs.add_column(column, int)
         receipts = self._db["receipts"]
         if not receipts.exists():
             receipts.create(
@@ -97,6 +103,7 @@ class Ledger(JobLedger[LedgerJob]):
         tokens: int,
         commitment: str,
         receipts: Iterable[tuple[int, int, str]],
+        recovered: bool = False,
     ) -> None:
         """Record a served job and its receipts in one transaction; idempotent per job."""
         now = time.time()
@@ -113,6 +120,7 @@ class Ledger(JobLedger[LedgerJob]):
                     "tokens": tokens,
                     "commitment": commitment,
                     "status": SERVED,
+                    "recovered": int(recovered),
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -196,6 +204,7 @@ def _job(row: dict) -> LedgerJob:
         reward=_int(row["reward"]),
         error=row["error"],
         handed_over=bool(row.get("handed_over")),
+        recovered=bool(row.get("recovered")),
     )
 
 

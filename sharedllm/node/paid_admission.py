@@ -6,7 +6,9 @@ key; receipts from earlier hops arrive with the input and are checked against th
 registry holds, so a hop never builds on a broken chain. When the session closes the job and
 its receipts go to the ledger, and the last hop's settler submits the commitment. The
 session's inputs, outputs and receipts are kept on disk as the job's transcript, written
-before the ledger row so that every job the ledger knows has one.
+before the ledger row so that every job the ledger knows has one; while the session runs,
+each step goes to the job's journal first (``step_journal``), so that a crash mid-answer
+leaves the work done so far provable.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from typing import TYPE_CHECKING
 from nacl.signing import SigningKey
 
 from sharedllm.errors import JobRejected, ProtocolError
+from sharedllm.node import step_journal
 from sharedllm.node.admission import Admission
 from sharedllm.node.chain_view import ChainJobView
 from sharedllm.node.job_checks import check_job, route_price
 from sharedllm.node.ledger import Ledger
 from sharedllm.node.settlement import Settler
+from sharedllm.node.step_journal import JournalHeader
 from sharedllm.node.transcripts import TranscriptStore
 from sharedllm.protocol.job import Job, job_id
 from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
@@ -156,6 +160,15 @@ class PaidAdmission(Admission):
         ).signed(self.key)
         chain.append(mine)
         paid.receipts[step] = chain
+        # On disk before the output leaves for the next hop: no later hop or client can hold
+        # a receipt of this step that this hop could not back with its rows.
+        header = JournalHeader(
+            paid.job.to_json(), paid.signature, paid.hop, len(paid.job.route),
+            self.transcripts.hidden_size,
+        )  # fmt: skip
+        step_journal.append_step(
+            self.transcripts, paid.job_id, header, step, start_pos, positions, data, output, chain
+        )
         return [r.to_hex() for r in chain]
 
     async def closed(self, request: OpenSession, steps: Sequence[StepRecord] = ()) -> None:
@@ -168,6 +181,7 @@ class PaidAdmission(Admission):
             receipts = [r for step in range(len(steps)) for r in paid.receipts.get(step, ())]
             tokens_served = sum(s.length for s in steps)
             if tokens_served == 0 or not receipts or not steps:
+                step_journal.discard(self.transcripts, paid.job_id)
                 return
             await asyncio.to_thread(self.transcripts.write, self._transcript(paid, steps, receipts))
         finally:
@@ -183,6 +197,7 @@ class PaidAdmission(Admission):
             "0x" + job_commitment(receipts).hex(),
             [(r.step, r.hop, r.to_hex()) for r in receipts],
         )
+        step_journal.discard(self.transcripts, paid.job_id)  # the transcript stands for it now
         self.settler.poke()
 
     def _transcript(

@@ -17,6 +17,7 @@ from sharedllm.chain.node_keys import default_node_key_path, load_node_key, publ
 from sharedllm.chain.registry import NodeInfo
 from sharedllm.errors import ConfigError
 from sharedllm.model.store import ModelStore
+from sharedllm.node import step_journal
 from sharedllm.node.chain_view import ChainJobView
 from sharedllm.node.handoff import ReceiptHandoff
 from sharedllm.node.ledger import Ledger
@@ -61,6 +62,7 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     ledger = Ledger(state / "ledger.db")
     hidden = ModelStore(args.models_dir).manifest(registered.model_id).hidden_size
     store = TranscriptStore(state / "transcripts", args.transcript_budget_mb << 20, hidden)
+    step_journal.recover(store, ledger)  # sessions a crash cut short keep their served steps
     settler = Settler(
         chain, account, ledger, submit_delay=args.submit_delay, transcripts=store,
         after_submit=args.faults.after_submit, claim=args.faults.claim,

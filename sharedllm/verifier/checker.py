@@ -70,6 +70,8 @@ def check_bookkeeping(
     # A hop may hold steps the job does not charge for: the last hop bills only the steps
     # it delivered, so an earlier hop can have run one more. Bookkeeping covers what the
     # job committed; the extra step is honest work, recomputed like the rest.
+    if submitter_hop != len(route) - 1:
+        return _handed_over(route, transcripts, commitment, submitter_hop, tokens_served)
     committed = _committed_steps(transcripts[submitter_hop])
     for hop, transcript in enumerate(transcripts):
         if len(transcript.receipts) < committed:
@@ -81,15 +83,9 @@ def check_bookkeeping(
     finding = _against_commitment(route, transcripts, commitment, submitter_hop)
     if finding is not None:
         return finding
-    for step in range(committed):
-        for hop in range(len(route) - 1):
-            sent = transcripts[hop].receipts[step].output_hash
-            received = transcripts[hop + 1].receipts[step].input_hash
-            if sent != received:
-                return Finding(
-                    hop, "receipt_chain", step,
-                    detail=f"hop {hop + 1} signed another input than hop {hop}'s output",
-                )  # fmt: skip
+    finding = _links(route, transcripts, committed)
+    if finding is not None:
+        return finding
     receipts = [r for t in transcripts for r in t.receipts]
     if job_commitment(receipts) != commitment:
         return Finding(
@@ -105,6 +101,87 @@ def check_bookkeeping(
             detail=f"charged {tokens_served} positions, the receipts prove {proven}",
         )  # fmt: skip
     return None
+
+
+def _handed_over(
+    route: Sequence[RouteHop],
+    transcripts: Sequence[HopTranscript],
+    commitment: bytes,
+    submitter_hop: int,
+    tokens_served: int | None,
+) -> Finding | None:
+    """Bookkeeping of a job its last hop did not submit: it died mid-answer and the client
+    handed the receipts of the steps it got answers for to an earlier hop (``handoff``).
+    That hop holds the chains only up to itself; the commitment covers the first steps of
+    every hop's own receipts. If no such prefix hashes to it, a hop holding fewer steps than
+    the job charges is at fault for the missing ones (the dead hop, if its steps were lost),
+    and otherwise the submitter committed what no hop signed."""
+    own = transcripts[submitter_hop].receipts
+    charged = len(own) if tokens_served is None else sum(
+        1 for r in own if r.end_pos <= tokens_served
+    )  # fmt: skip
+    # The longest prefix that every hop holds and that hashes to the commitment is what was
+    # committed; charging past it is the submitter's over-charge, found below.
+    held = min(len(t.receipts) for t in transcripts)
+    committed = next(
+        (n for n in range(held, 0, -1)
+         if job_commitment([r for t in transcripts for r in t.receipts[:n]]) == commitment),
+        0,
+    )  # fmt: skip
+    if committed == 0:
+        for hop, transcript in enumerate(transcripts):
+            if len(transcript.receipts) < charged:
+                return Finding(
+                    hop, "receipt_missing",
+                    detail=f"{len(transcript.receipts)} steps, the job charges {charged}",
+                )  # fmt: skip
+        return Finding(
+            submitter_hop, "commitment",
+            detail="the on-chain commitment is no prefix of the hops' receipts",
+        )  # fmt: skip
+    transcripts = [replace(t, receipts=t.receipts[:committed]) for t in transcripts]
+    finding = _links(route, transcripts, committed)
+    if finding is not None:
+        return finding
+    proven = own[committed - 1].end_pos
+    if tokens_served is not None and tokens_served > proven:
+        return Finding(
+            submitter_hop, "overcharge",
+            detail=f"charged {tokens_served} positions, the receipts prove {proven}",
+        )  # fmt: skip
+    return None
+
+
+def _links(
+    route: Sequence[RouteHop], transcripts: Sequence[HopTranscript], steps: int
+) -> Finding | None:
+    """Hop i's signed output must be hop i+1's signed input, step after step."""
+    for step in range(steps):
+        for hop in range(len(route) - 1):
+            sent = transcripts[hop].receipts[step].output_hash
+            received = transcripts[hop + 1].receipts[step].input_hash
+            if sent != received:
+                return Finding(
+                    hop, "receipt_chain", step,
+                    detail=f"hop {hop + 1} signed another input than hop {hop}'s output",
+                )  # fmt: skip
+    return None
+
+
+def committed_receipts(
+    transcripts: Sequence[HopTranscript], commitment: bytes, submitter_hop: int
+) -> list[Receipt]:
+    """The receipts the commitment hashes, in (step, hop) order, once bookkeeping passed:
+    the submitter's chains when it is the last hop, else the longest prefix of every hop's
+    own receipts that hashes to the commitment (a job handed over to a survivor)."""
+    last = len(transcripts) - 1
+    if submitter_hop == last and transcripts[last].chains:
+        return sorted(transcripts[last].chains, key=lambda r: (r.step, r.hop))
+    for n in range(min(len(t.receipts) for t in transcripts), 0, -1):
+        union = [r for t in transcripts for r in t.receipts[:n]]
+        if job_commitment(union) == commitment:
+            return sorted(union, key=lambda r: (r.step, r.hop))
+    return []
 
 
 def _committed_steps(submitter: HopTranscript) -> int:
@@ -208,8 +285,8 @@ def check_computation(
     return None
 
 
-def commitment_preimage(submitter: HopTranscript) -> bytes:
+def commitment_preimage(receipts: Sequence[Receipt]) -> bytes:
     """The bytes the job's commitment hashes, as the market's over-charge proof takes them:
-    the submitter's receipt chains, 173 bytes per receipt in (step, hop) order."""
-    ordered = sorted(submitter.chains, key=lambda r: (r.step, r.hop))
+    173 bytes per receipt in (step, hop) order."""
+    ordered = sorted(receipts, key=lambda r: (r.step, r.hop))
     return b"".join(r.to_bytes() for r in ordered)

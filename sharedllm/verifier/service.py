@@ -29,7 +29,7 @@ from sharedllm.chain.court import FAULT, WITHHOLDING
 from sharedllm.errors import ContractRevert, SharedLLMError, WindowClosing
 from sharedllm.model.store import ModelStore
 from sharedllm.protocol.receipts import proven_positions
-from sharedllm.verifier.checker import Finding, commitment_preimage
+from sharedllm.verifier.checker import Finding, commitment_preimage, committed_receipts
 from sharedllm.verifier.events import ChainEvents, Commitment
 from sharedllm.verifier.inspection import Fetch, Gathered, Inspector, Runners, Timing
 from sharedllm.verifier.jury import JuryDesk
@@ -194,9 +194,9 @@ class VerifierService:
         """The market checks an over-charge itself, from the commitment's preimage. If it
         does not agree (its walk of the receipts is stricter than ours, say), a jury decides."""
         digest = self._evidence(job, finding)
-        submitter: HopTranscript = evidence.fetched[evidence.submitter_hop]  # type: ignore[assignment]
-        preimage = commitment_preimage(submitter)
-        ordered = sorted(submitter.chains, key=lambda r: (r.step, r.hop))
+        transcripts: list[HopTranscript] = list(evidence.fetched)  # type: ignore[arg-type]
+        ordered = committed_receipts(transcripts, evidence.commitment, evidence.submitter_hop)
+        preimage = commitment_preimage(ordered)
         proven = proven_positions(bytes.fromhex(job.job_id[2:]), len(evidence.route), ordered)
         if proven >= int(evidence.fields["tokensServed"]):  # the market's walk would not agree
             return await self._dispute(job, finding, ends)

@@ -14,6 +14,7 @@ real, and the test asserts that it no longer pays.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import time
@@ -24,6 +25,7 @@ from sharedllm.chain.accounts import DEV_ACCOUNT_COUNT, dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.court import FAULT, vote_commitment
 from sharedllm.chain.devnet import DEVNET_PARAMS
+from sharedllm.client.generate import TextGenerator
 from sharedllm.client.planner import RoutePolicy
 from sharedllm.errors import ContractRevert
 from sharedllm.localnet import LocalNetwork
@@ -39,7 +41,10 @@ JURORS = (10, 11, 12)
 # Verifier accounts with no process behind them. Each test that stakes one makes it leave at
 # its end, or it would sit on later juries and never vote.
 GRIEFER, GRIEFER_2, COLLUDER = 14, 15, 16
-PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=15)
+# Windows long enough for a killed node to be restarted inside its response window.
+PARAMS = dataclasses.replace(
+    DEVNET_PARAMS, challenge_window=15, response_window=20, commit_window=30
+)
 SETTLE_S = 120
 
 
@@ -366,6 +371,52 @@ def test_an_accused_hop_restarting_inside_its_response_window_is_cleared(
     # A withholding claim in good faith: the bond comes back, less what the jurors earned.
     assert chain.token.balance_of(verifier.address) == challenger_wallet - to_jurors
     assert VerifierLedger(net.verifier_ledger_path()).get(job_id).status == REJECTED
+    _assert_every_token_in_one_place(net)
+
+
+def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake(
+    net: LocalNetwork,
+) -> None:
+    """The crash once punished as cheating, mid-answer: the route's last hop is killed
+    after a few tokens, the client fails over and hands the old job's receipts to the hop
+    before it, which submits them. The dead hop's steps were journalled as they were served;
+    restarted inside its response window, it shows them, and the jury clears it. Every hop
+    of the old job, the dead one and the survivor that submitted included, is paid."""
+    chain, verifier = net.chain, net.verifier
+    client = dev_account(19)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    dead = net.accounts[LAST].address
+    stake = chain.registry.get_node(dead).stake
+    policy = _via(net, FIRST, HONEST, LAST)
+
+    async def answer() -> list:
+        payer = net.payer(client)
+        async with TextGenerator(
+            payer.directory, payer=payer, store=net.store, policy=policy
+        ) as gen:
+            count = 0
+            async for _ in gen.token_ids(gen.model.prompt_ids(PROMPT), 12):
+                count += 1
+                if count == 4:
+                    policy.trusted.add(net.nodes[OVERCHARGER].url)  # somewhere to fail over to
+                    net.nodes[LAST].kill()
+        return payer.jobs
+
+    first, *_ = asyncio.run(answer())
+    job_id = first.signed.job_id
+    record = net.wait_for_job(job_id, "Submitted", "Disputed", timeout=SETTLE_S)
+    assert record["submitter"] == net.accounts[HONEST].address  # handed over
+    verdict = verifier.verdict(job_id, SETTLE_S)
+    assert verdict.startswith("challenged hop=2 reason=transcript_refused"), verdict
+    net.restart(LAST)
+
+    assert verifier.said("dispute", job_id, SETTLE_S).startswith("rejected hop=2")
+    net.wait_for_job(job_id, "Finalized", timeout=SETTLE_S)
+    assert chain.registry.get_node(dead).stake == stake
+    paid = _events(net, "market", "HopPaid", 0)
+    mine = [e for e in paid if "0x" + e["jobHash"].hex() == job_id]
+    assert [e["node"] for e in mine] == [h.address for h in first.hops]
+    assert all(e["amount"] > 0 for e in mine)
     _assert_every_token_in_one_place(net)
 
 

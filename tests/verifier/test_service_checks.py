@@ -156,3 +156,56 @@ def test_a_commitment_that_is_not_the_receipts_hash_names_the_submitter(chains: 
     job = Job()
     finding = job.check(job.transcripts(chains), commitment=b"\x01" * 32, submitter=2)
     assert (finding.hop, finding.reason) == (2, "commitment")
+
+
+def _handed_over(job: Job, delivered: int) -> tuple[list[HopTranscript], bytes]:
+    """The last hop died after ``delivered`` steps and the client handed those steps'
+    receipts to hop 1, which submitted them. Hop 1's transcript holds chains up to itself
+    for every step it ran; the dead hop's (recovered) transcript holds what it ran."""
+    committed = [r for r in job.all_receipts() if r.step < delivered]
+    transcripts = job.transcripts()
+    last = len(transcripts) - 1
+    transcripts[last] = HopTranscript.from_arrays(
+        job.inputs[last][:delivered], job.outputs[last][:delivered], job.receipts[last][:delivered]
+    )
+    return transcripts, job_commitment(committed)
+
+
+def test_a_job_handed_over_to_a_survivor_blames_no_one() -> None:
+    """The crash once punished as cheating: the survivor's transcript lacks the dead hop's
+    receipts, and it ran one step more than was delivered. Both are honest."""
+    job = Job()
+    transcripts, commitment = _handed_over(job, 3)
+    served = sum(STEPS[:3])
+    assert job.check(transcripts, commitment, submitter=1, tokens_served=served) is None
+
+
+def test_a_handed_over_job_whose_dead_hop_lost_a_step_names_the_dead_hop() -> None:
+    job = Job()
+    transcripts, commitment = _handed_over(job, 3)
+    last = transcripts[2]
+    transcripts[2] = HopTranscript.from_arrays(
+        job.inputs[2][:2], job.outputs[2][:2], list(last.receipts[:2])
+    )
+    finding = job.check(transcripts, commitment, submitter=1, tokens_served=sum(STEPS[:3]))
+    assert (finding.hop, finding.reason) == (2, "receipt_missing")
+
+
+def test_a_survivor_that_commits_what_no_hop_signed_is_named() -> None:
+    job = Job()
+    transcripts, _ = _handed_over(job, 3)
+    finding = job.check(transcripts, b"\x01" * 32, submitter=1, tokens_served=sum(STEPS[:3]))
+    assert (finding.hop, finding.reason) == (1, "commitment")
+
+
+def test_a_survivor_charging_more_than_it_committed_is_an_overcharge() -> None:
+    job = Job()
+    transcripts, commitment = _handed_over(job, 2)
+    finding = job.check(transcripts, commitment, submitter=1, tokens_served=sum(STEPS[:3]))
+    assert (finding.hop, finding.reason) == (1, "overcharge")
+
+
+def test_a_survivor_charging_less_than_it_committed_only_loses_the_difference() -> None:
+    job = Job()
+    transcripts, commitment = _handed_over(job, 3)
+    assert job.check(transcripts, commitment, submitter=1, tokens_served=sum(STEPS[:2])) is None
