@@ -31,15 +31,17 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
 
     /// @param market_ The market whose jobs are judged; its court must be set to this.
     /// @param params_ Checked so that a jury can always sit (a minimum stake covers the
-    /// penalty), a withholding hop gets its response window before the votes close, and a
-    /// node cannot leave before a dispute over its job ends and the window that a rejected
-    /// dispute opens again is over.
+    /// penalty), a withholding hop gets its response window before the votes close, a node
+    /// cannot leave before a dispute over its job ends and the window that a rejected
+    /// dispute opens again is over, and the bond a griefer loses outweighs the largest
+    /// bounty it could win (so griefing loses for any share of verifier stake below half).
     constructor(IERC20 token_, IJobMarket market_, CourtParams memory params_) {
         IJobMarket.MarketParams memory mp = market_.params();
         uint256 longest =
             2 * uint256(mp.challengeWindow) + 2 * (uint256(params_.commitWindow) + params_.revealWindow);
         if (
-            params_.jurySize == 0 || params_.jurorShareBps > _BPS || params_.minBond == 0
+            params_.jurySize == 0 || params_.jurorShareBps > _BPS
+                || params_.minBond <= mp.slashAmount * mp.bountyBps / _BPS
                 || params_.minVerifierStake < params_.jurorPenalty || params_.minVerifierStake == 0
                 || params_.commitWindow <= params_.responseWindow || params_.revealWindow == 0
                 || address(market_.token()) != address(token_)

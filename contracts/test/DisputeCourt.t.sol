@@ -46,6 +46,13 @@ contract DisputeCourtTest is DisputeFixture {
         p.revealWindow = 0;
         _expectInvalid(p);
 
+        // The bond must outweigh the largest bounty (20% of a 50 SHARE slash).
+        p = _courtParams();
+        p.minBond = 10e18;
+        _expectInvalid(p);
+        p.minBond = 10e18 + 1;
+        new DisputeCourt(IERC20(address(token)), market, p);
+
         vm.expectRevert(IDisputeCourt.InvalidParams.selector);
         new DisputeCourt(IERC20(address(0xdead)), market, _courtParams());
 

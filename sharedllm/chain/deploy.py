@@ -49,6 +49,12 @@ def deploy(
     params = params or MarketParams()
     if params.withdrawal_delay <= params.max_job_ttl:
         raise ChainError("params: withdrawalDelay must exceed maxJobTtl", field="params")
+    if params.min_bond * 10_000 <= params.slash_amount * params.bounty_bps:
+        raise ChainError(
+            "params: minBond must exceed the largest bounty (slashAmount * bountyBps / 10000), "
+            "or griefing an honest node could pay",
+            field="params",
+        )
     if params.unbonding_delay <= params.longest_dispute:
         raise ChainError(
             "params: unbondingDelay must exceed the challenge window plus two rounds of "
