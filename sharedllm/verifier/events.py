@@ -69,6 +69,19 @@ class ChainEvents:
                 )
         return sorted(found, key=lambda c: (c.block, c.job_id))
 
+    def dispute_tx(self, job_id: str, challenger: str, from_block: int) -> tuple[str, int] | None:
+        """The transaction and block of ``challenger``'s ``DisputeOpened`` on the job."""
+        logs = rpc(
+            lambda: self.chain.court.contract.events.DisputeOpened().get_logs(
+                from_block=from_block,
+                argument_filters={"jobHash": bytes.fromhex(job_id[2:]), "challenger": challenger},
+            ),
+            "getLogs DisputeOpened",
+        )
+        if not logs:
+            return None
+        return "0x" + bytes(logs[0]["transactionHash"]).hex(), logs[0]["blockNumber"]
+
     def disputes(
         self, from_block: int, to_block: int, juror: str
     ) -> tuple[list[SeenDispute], list[SeenCase]]:

@@ -174,8 +174,12 @@ class VerifierService:
         dispute = await asyncio.to_thread(self.chain.court.get_dispute, job.job_id)
         if dispute.phase != "None" and dispute.challenger == self.account.address:
             if self.ledger.get(job.job_id).status not in (CHALLENGED, UPHELD):
-                self.ledger.record_challenge(job.job_id, dispute.hop, dispute.evidence, None, None)
-                self.report(f"verdict {job.job_id} challenged hop={dispute.hop} (found)")
+                found = await asyncio.to_thread(
+                    self.events.dispute_tx, job.job_id, self.account.address, job.block
+                )
+                tx, block = found if found is not None else (None, None)
+                self.ledger.record_challenge(job.job_id, dispute.hop, dispute.evidence, tx, block)
+                self.report(f"verdict {job.job_id} challenged hop={dispute.hop} tx={tx} (found)")
             return True
         record = await asyncio.to_thread(self.chain.market.get_job, job.job_id)
         if record.status != "Submitted":

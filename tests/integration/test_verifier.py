@@ -420,56 +420,51 @@ def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake
     _assert_every_token_in_one_place(net)
 
 
-def test_a_juror_that_does_not_reveal_is_penalised(net: LocalNetwork) -> None:
-    """One juror commits and dies before revealing; the other two reveal, the dispute is
-    decided after the reveal window, and the silent juror loses its penalty to them."""
+def test_a_silent_juror_is_penalised_and_a_restarted_one_reveals_once(net: LocalNetwork) -> None:
+    """Two jurors die after committing and before revealing: one stays down, one is
+    restarted. The restarted one reveals the vote it kept (no second commitment), the
+    dispute is decided by the two revealed votes after the reveal window, and the silent
+    juror loses its penalty to the others."""
     chain, verifier = net.chain, net.verifier
-    silent = JURORS[-1]
-    net.start_verifier(0.0, account=silent, crash_at="before_reveal")
-    stake = chain.court.verifier_stake(dev_account(silent).address)
+    silent, restarted = JURORS[2], JURORS[0]
+    crashing = [
+        net.start_verifier(0.0, account=a, crash_at="before_reveal", wait=False)
+        for a in (silent, restarted)
+    ]
+    for verifier_process in crashing:
+        verifier_process.wait_ready()
+    stakes = {a: chain.court.verifier_stake(dev_account(a).address) for a in JURORS}
     client = dev_account(17)
     chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
     try:
         _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, CHEATER, LAST))
         job_id = jobs[-1].signed.job_id
         assert verifier.verdict(job_id).startswith("challenged hop=1 reason=output")
-        assert net.verifiers[silent].wait_exit(SETTLE_S) == 9
+        for account in (silent, restarted):
+            assert net.verifiers[account].wait_exit(SETTLE_S) == 9
+        back = net.start_verifier(0.0, account=restarted)
+        assert back.said("juror", job_id, SETTLE_S).startswith("round=0 vote=uphold")
         dispute = _wait_dispute_end(net, job_id)
-        left = chain.court.verifier_stake(dev_account(silent).address)
+        left = {a: chain.court.verifier_stake(dev_account(a).address) for a in JURORS}
     finally:
         net.start_verifier(0.0, account=silent)  # below the minimum now: it stakes again
     assert dispute.phase == "Upheld" and dispute.revealed == 2 and dispute.uphold_votes == 2
     penalty = chain.court.params()["jurorPenalty"]
-    assert left == stake - penalty
-    _assert_every_token_in_one_place(net)
-
-
-def test_a_juror_restarted_mid_dispute_reveals_its_vote_once(net: LocalNetwork) -> None:
-    chain, verifier = net.chain, net.verifier
-    juror = JURORS[0]
-    net.start_verifier(0.0, account=juror, crash_at="before_reveal")
-    stake = chain.court.verifier_stake(dev_account(juror).address)
-    client = dev_account(18)
-    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
-    _, jobs = net.generate(PROMPT, client, TOKENS, policy=_via(net, FIRST, CHEATER, LAST))
-    job_id = jobs[-1].signed.job_id
-    assert verifier.verdict(job_id).startswith("challenged hop=1 reason=output")
-    assert net.verifiers[juror].wait_exit(SETTLE_S) == 9
-    restarted = net.start_verifier(0.0, account=juror)
-    assert restarted.said("juror", job_id, SETTLE_S).startswith("round=0 vote=uphold")
-    dispute = _wait_dispute_end(net, job_id)
-    assert dispute.phase == "Upheld" and dispute.revealed == 3
-    ballot = chain.court.get_ballot(job_id, dev_account(juror).address)
-    ledger = VerifierLedger(net.verifier_ledger_path(juror))
-    case = ledger.case(job_id, 0)
+    assert left[silent] == stakes[silent] - penalty
+    assert left[restarted] == stakes[restarted] and left[JURORS[1]] == stakes[JURORS[1]]
+    ballot = chain.court.get_ballot(job_id, dev_account(restarted).address)
+    case = VerifierLedger(net.verifier_ledger_path(restarted)).case(job_id, 0)
     assert ballot.revealed and ballot.uphold is True and case.uphold is True
     assert ballot.commitment == vote_commitment(
-        job_id, 0, dev_account(juror).address, True, bytes.fromhex(case.salt[2:])
+        job_id, 0, dev_account(restarted).address, True, bytes.fromhex(case.salt[2:])
     )
-    assert chain.court.verifier_stake(dev_account(juror).address) == stake
+    paid = {e["juror"] for e in _events(net, "court", "JurorPaid", 0)
+            if "0x" + e["jobHash"].hex() == job_id}  # fmt: skip
+    assert paid == {dev_account(a).address for a in (restarted, JURORS[1])}
     with pytest.raises(ContractRevert) as err:  # the dispute is over: nothing left to do
-        chain.court.resolve(dev_account(juror), job_id)
+        chain.court.resolve(dev_account(restarted), job_id)
     assert err.value.code == "WrongPhase"
+    _assert_every_token_in_one_place(net)
 
 
 def test_a_job_the_draw_skips_is_not_logged_at_info(net: LocalNetwork) -> None:
