@@ -73,12 +73,9 @@ def check_bookkeeping(
     if submitter_hop != len(route) - 1:
         return _handed_over(route, transcripts, commitment, submitter_hop, tokens_served)
     committed = _committed_steps(transcripts[submitter_hop])
-    for hop, transcript in enumerate(transcripts):
-        if len(transcript.receipts) < committed:
-            return Finding(
-                hop, "receipt_missing",
-                detail=f"{len(transcript.receipts)} steps, the job committed {committed}",
-            )  # fmt: skip
+    finding = _fewer_steps(transcripts, committed, "the job committed")
+    if finding is not None:
+        return finding
     transcripts = [replace(t, receipts=t.receipts[:committed]) for t in transcripts]
     finding = _against_commitment(route, transcripts, commitment, submitter_hop)
     if finding is not None:
@@ -94,13 +91,7 @@ def check_bookkeeping(
             detail="the on-chain commitment is not the hash of the hops' receipts",
         )
     own = transcripts[submitter_hop].receipts
-    proven = own[-1].end_pos if own else 0
-    if tokens_served is not None and tokens_served > proven:
-        return Finding(
-            submitter_hop, "overcharge",
-            detail=f"charged {tokens_served} positions, the receipts prove {proven}",
-        )  # fmt: skip
-    return None
+    return _overcharge(submitter_hop, tokens_served, own[-1].end_pos if own else 0)
 
 
 def _handed_over(
@@ -122,19 +113,11 @@ def _handed_over(
     )  # fmt: skip
     # The longest prefix that every hop holds and that hashes to the commitment is what was
     # committed; charging past it is the submitter's over-charge, found below.
-    held = min(len(t.receipts) for t in transcripts)
-    committed = next(
-        (n for n in range(held, 0, -1)
-         if job_commitment([r for t in transcripts for r in t.receipts[:n]]) == commitment),
-        0,
-    )  # fmt: skip
+    committed = _committed_prefix(transcripts, commitment)
     if committed == 0:
-        for hop, transcript in enumerate(transcripts):
-            if len(transcript.receipts) < charged:
-                return Finding(
-                    hop, "receipt_missing",
-                    detail=f"{len(transcript.receipts)} steps, the job charges {charged}",
-                )  # fmt: skip
+        finding = _fewer_steps(transcripts, charged, "the job charges")
+        if finding is not None:
+            return finding
         return Finding(
             submitter_hop, "commitment",
             detail="the on-chain commitment is no prefix of the hops' receipts",
@@ -143,7 +126,28 @@ def _handed_over(
     finding = _links(route, transcripts, committed)
     if finding is not None:
         return finding
-    proven = own[committed - 1].end_pos
+    return _overcharge(submitter_hop, tokens_served, own[committed - 1].end_pos)
+
+
+def _committed_prefix(transcripts: Sequence[HopTranscript], commitment: bytes) -> int:
+    """The most steps whose receipts, every hop's own, hash to the commitment (0: none)."""
+    held = min(len(t.receipts) for t in transcripts)
+    for n in range(held, 0, -1):
+        if job_commitment([r for t in transcripts for r in t.receipts[:n]]) == commitment:
+            return n
+    return 0
+
+
+def _fewer_steps(transcripts: Sequence[HopTranscript], steps: int, what: str) -> Finding | None:
+    for hop, transcript in enumerate(transcripts):
+        if len(transcript.receipts) < steps:
+            return Finding(
+                hop, "receipt_missing", detail=f"{len(transcript.receipts)} steps, {what} {steps}"
+            )
+    return None
+
+
+def _overcharge(submitter_hop: int, tokens_served: int | None, proven: int) -> Finding | None:
     if tokens_served is not None and tokens_served > proven:
         return Finding(
             submitter_hop, "overcharge",
@@ -177,11 +181,8 @@ def committed_receipts(
     last = len(transcripts) - 1
     if submitter_hop == last and transcripts[last].chains:
         return sorted(transcripts[last].chains, key=lambda r: (r.step, r.hop))
-    for n in range(min(len(t.receipts) for t in transcripts), 0, -1):
-        union = [r for t in transcripts for r in t.receipts[:n]]
-        if job_commitment(union) == commitment:
-            return sorted(union, key=lambda r: (r.step, r.hop))
-    return []
+    n = _committed_prefix(transcripts, commitment)
+    return sorted((r for t in transcripts for r in t.receipts[:n]), key=lambda r: (r.step, r.hop))
 
 
 def _committed_steps(submitter: HopTranscript) -> int:
