@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 # (the hop shows up inside its response window) returns the bond.
 _WITHHELD = ("transcript_missing", "transcript_refused")
 
-__all__ = ["Runners", "Timing", "VerifierService"]
-
 
 class VerifierService:
     def __init__(
