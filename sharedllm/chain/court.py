@@ -83,6 +83,10 @@ class Court:
     def is_verifier(self, verifier: str) -> bool:
         return call_as(bool, self.contract.functions.isVerifier(verifier), "isVerifier")
 
+    def may_judge(self, verifier: str, job_id: str) -> bool:
+        """An active verifier, or a juror seated on a dispute of this job."""
+        return self.is_verifier(verifier) or self.get_ballot(job_id, verifier).seated
+
     def verifier_stake(self, verifier: str) -> int:
         return call_as(int, self.contract.functions.verifierStake(verifier), "verifierStake")
 

@@ -69,7 +69,7 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     )  # fmt: skip
     admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler, store)
     access = TranscriptAccess(
-        store, chain.chain_id, chain.market.address, account.address, chain.court.is_verifier
+        store, chain.chain_id, chain.market.address, account.address, chain.court.may_judge
     )
     return PaidNode(admission, settler, registered, access, _handoff(admission))
 

@@ -1,4 +1,6 @@
-"""``GET /jobs/{job_id}/transcript``: a hop's stored transcript, for staked verifiers only.
+"""``GET /jobs/{job_id}/transcript``: a hop's stored transcript, for staked verifiers and for
+the jurors of a dispute on the job (a juror penalised below the minimum stake in another
+case still judges this one).
 
 Checks run cheapest first: header syntax, then freshness and the signature (local work),
 then the chain's verifier list (an RPC call), and only then whether the job is known here,
@@ -27,7 +29,7 @@ class TranscriptAccess:
     chain_id: int
     market: str
     address: str  # this node's account: requests must be signed for it
-    is_verifier: Callable[[str], bool]  # blocking chain read; run in a thread
+    may_read: Callable[[str, str], bool]  # (verifier, job id); blocking chain reads, in a thread
 
 
 ACCESS = web.AppKey("transcripts", TranscriptAccess)
@@ -48,8 +50,8 @@ async def transcript(request: web.Request) -> web.Response:
         job_id=job_id,
         now=time.time(),
     )
-    if not await asyncio.to_thread(access.is_verifier, auth.verifier):
-        raise NotVerifier(f"{auth.verifier} is not an active verifier on the market")
+    if not await asyncio.to_thread(access.may_read, auth.verifier, job_id):
+        raise NotVerifier(f"{auth.verifier} is neither an active verifier nor a juror of {job_id}")
     body = await asyncio.to_thread(access.store.read, job_id)
     if body is None:
         raise TranscriptMissing(f"no transcript of {job_id} here", job_id=job_id)

@@ -201,3 +201,26 @@ def test_an_upheld_dispute_refunds_the_client_slashes_the_hop_and_pays_the_other
             challenger, submitted.job_id, 1, FAULT, b"\x0e" * 32, params.min_bond, chain.token
         )
     assert err.value.code == "AlreadyDisputed"
+
+
+def test_a_seated_juror_may_read_the_job_s_transcripts_even_once_it_is_leaving(
+    network: Network,
+) -> None:
+    """A juror that stops being an active verifier (leaving, or penalised below the minimum
+    in another case) must still be able to fetch what it has to judge, and only that."""
+    chain = network.chain
+    challenger, *jurors = stake_verifiers(chain, (8, 10, 11, 12))
+    job = network.job()
+    signature = sign_job(job, network.client, chain.chain_id, chain.market.address)
+    submitted = _submit(network, job, signature)
+    bond = chain.deployment.params.min_bond
+    chain.court.open_dispute(
+        challenger, submitted.job_id, 1, FAULT, b"\x0e" * 32, bond, chain.token
+    )
+    seated = draw(chain, submitted.job_id, challenger)
+    juror = next(j for j in jurors if j.address in seated)
+    chain.court.request_verifier_unstake(juror)
+    assert not chain.court.is_verifier(juror.address)
+    assert chain.court.may_judge(juror.address, submitted.job_id)
+    assert not chain.court.may_judge(juror.address, "0x" + "77" * 32)
+    assert not chain.court.may_judge(network.client.address, submitted.job_id)

@@ -33,7 +33,7 @@ async def _node(tmp_path, body_override: bytes | None = None):
     store.write(make_transcript()[0])
     if body_override is not None:
         store.path(JOB_ID).write_bytes(body_override)
-    access = TranscriptAccess(store, 31337, MARKET, NODE, lambda a: a == STAKED.address)
+    access = TranscriptAccess(store, 31337, MARKET, NODE, lambda a, _job: a == STAKED.address)
     app = web.Application(middlewares=[error_middleware])
     add_transcript_routes(app, access)
     runner = web.AppRunner(app, access_log=None)
