@@ -81,7 +81,7 @@ def submit(
     return done.job_id, done.tx
 
 
-def receipts(job_id: str, hops: int, steps: int, prompt: int) -> bytes:
+def receipts(job_id: str, hops: int, steps: int, prompt: int) -> list[Receipt]:
     """A job's committed receipts: a prompt step of ``prompt`` positions, then one position
     per step, chained over ``hops`` hops (signatures are not what the market checks)."""
     out, position = [], 0
@@ -91,7 +91,7 @@ def receipts(job_id: str, hops: int, steps: int, prompt: int) -> bytes:
             out.append(Receipt(bytes.fromhex(job_id[2:]), hop, step, position, n,
                                bytes([hop]) * 32, bytes([hop + 1]) * 32, b"\x00" * 64))  # fmt: skip
         position += n
-    return b"".join(r.to_bytes() for r in sorted(out, key=lambda r: (r.step, r.hop)))
+    return sorted(out, key=lambda r: (r.step, r.hop))
 
 
 def dispute_rows(net: Devnet, chain: Chain, job_id: str) -> list[Row]:
@@ -111,16 +111,19 @@ def dispute_rows(net: Devnet, chain: Chain, job_id: str) -> list[Row]:
     tx = chain.court.draw_jury(challenger, job_id)
     rows.append(Row("drawJury", tx.gas_used, "3 seats from 3 eligible of 4 verifiers"))
     salts = {j.address: secrets.token_bytes(32) for j in jurors}
+    voting: list[int] = []  # every commit and reveal, for the whole dispute's total
     for j in jurors:
         c = vote_commitment(job_id, 0, j.address, True, salts[j.address])
         commit = chain.court.commit_vote(j, job_id, c)
+        voting.append(commit.gas_used)
     rows.append(Row("commitVote", commit.gas_used, "per juror"))
     for j in jurors:
         reveal = chain.court.reveal_vote(j, job_id, True, salts[j.address])
+        voting.append(reveal.gas_used)
     rows.append(Row("revealVote", reveal.gas_used, "per juror"))
     tx = chain.court.resolve(challenger, job_id)
     rows.append(Row("resolve (upheld)", tx.gas_used, "refund, slash, pay 2 hops, 3 jurors"))
-    total = sum(r.gas for r in rows[1:3]) + 3 * commit.gas_used + 3 * reveal.gas_used + tx.gas_used
+    total = sum(r.gas for r in rows[1:3]) + sum(voting) + tx.gas_used
     rows.append(
         Row("a whole dispute, jury of 3", total, "open + draw + 3 commits + 3 reveals + resolve")
     )
@@ -149,8 +152,9 @@ def measure() -> list[Row]:
         route = nodes[3]
         job = _job(chain, client, route, nonce=4)
         job_id = "0x" + chain.market.hash_job(job).hex()
-        blob = receipts(job_id, 3, 8, 24)
-        proof_job, _ = submit(chain, client, route, 4, job_commitment_of(blob))
+        committed = receipts(job_id, 3, 8, 24)
+        blob = b"".join(r.to_bytes() for r in committed)
+        proof_job, _ = submit(chain, client, route, 4, job_commitment(committed))
         assert proof_job == job_id
         tx = chain.market.prove_overcharge(verifier, job_id, blob)
         rows.append(Row("proveOvercharge, 3 hops, 8 steps", tx.gas_used, "24 receipts, no jury"))
@@ -170,13 +174,6 @@ def measure() -> list[Row]:
         net.advance_time(chain.deployment.params.withdrawal_delay + 1)
         rows.append(Row("withdraw (escrow)", chain.market.withdraw(client).gas_used))
     return rows
-
-
-def job_commitment_of(blob: bytes) -> bytes:
-    size = len(blob) // 24
-    return job_commitment(
-        [Receipt.from_bytes(blob[i : i + size]) for i in range(0, len(blob), size)]
-    )
 
 
 def table(rows: list[Row]) -> str:

@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from sharedllm.chain.token import Token
-from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
+from sharedllm.chain.transact import TxResult, call, call_as, send
 
 PHASES = ("None", "Drawing", "Voting", "Upheld", "Rejected")
 KINDS = ("Fault", "Withholding")
@@ -39,10 +39,6 @@ class Dispute:
     penalties: int
     evidence: str
     jurors: tuple[str, ...]
-
-    @property
-    def open(self) -> bool:
-        return self.phase in ("Drawing", "Voting")
 
 
 @dataclass(frozen=True)
@@ -133,18 +129,6 @@ class Court:
     def get_ballot(self, job_id: str, juror: str) -> Ballot:
         raw = call(self.contract.functions.getBallot(_b32(job_id), juror), "getBallot")
         return Ballot(raw.seated, raw.revealed, raw.uphold, bytes(raw.commitment))
-
-    def events(
-        self, name: str, from_block: int, to_block: int | str = "latest", **filters: Any
-    ) -> list[Any]:
-        """Decoded logs of event ``name`` in the block range, oldest first."""
-        event = getattr(self.contract.events, name)()
-        return rpc(
-            lambda: event.get_logs(
-                from_block=from_block, to_block=to_block, argument_filters=filters or None
-            ),
-            f"{name} logs",
-        )
 
     # -- verifiers ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -52,7 +52,6 @@ class Timing:
     fetch_timeout_s: float = 30.0
     retry_after_s: float = 1.0
     recompute_s: float = 2e-3  # per position and layer, wall clock
-    measured: list[float] = field(default_factory=list)
 
     def learn(self, seconds: float, position_layers: int) -> None:
         if position_layers:
