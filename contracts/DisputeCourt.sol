@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IDisputeCourt} from "./interfaces/IDisputeCourt.sol";
+import {IBatchSettlement} from "./interfaces/IBatchSettlement.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {NodeRegistry} from "./NodeRegistry.sol";
 
@@ -104,6 +105,26 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
         external
         nonReentrant
     {
+        _open(jobHash, hop, kind, evidence, bond);
+    }
+
+    /// @inheritdoc IDisputeCourt
+    function openBatchedDispute(
+        IBatchSettlement.EntryRef calldata ref,
+        IBatchSettlement.BatchedJob calldata job,
+        bytes32[] calldata proof,
+        uint8 hop,
+        Kind kind,
+        bytes32 evidence,
+        uint256 bond
+    ) external nonReentrant {
+        if (!_isVerifier(msg.sender)) revert NotVerifier(msg.sender);
+        // The batch checks the job is a sound leaf of a live entry inside its window.
+        bytes32 jobHash = IBatchSettlement(_market.batches()).lift(ref, job, proof);
+        _open(jobHash, hop, kind, evidence, bond);
+    }
+
+    function _open(bytes32 jobHash, uint8 hop, Kind kind, bytes32 evidence, uint256 bond) private {
         if (!_isVerifier(msg.sender)) revert NotVerifier(msg.sender);
         if (bond < _params.minBond) revert BondBelowMinimum(bond, _params.minBond);
         Dispute storage d = _disputes[jobHash];

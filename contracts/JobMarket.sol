@@ -31,6 +31,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     NodeRegistry private immutable _registry;
     address private immutable _deployer;
     address private _court;
+    address private _batches;
     MarketParams private _params;
 
     mapping(address client => uint256) private _escrow;
@@ -39,10 +40,16 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
 
     uint256 private _totalEscrow;
     uint256 private _totalLocked;
+    uint256 private _totalBatched;
     uint256 private _rewardPool;
 
     modifier onlyCourt() {
         if (msg.sender != _court || msg.sender == address(0)) revert NotCourt(msg.sender);
+        _;
+    }
+
+    modifier onlyBatches() {
+        if (msg.sender != _batches || msg.sender == address(0)) revert NotBatches(msg.sender);
         _;
     }
 
@@ -69,6 +76,13 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         if (msg.sender != _deployer || _court != address(0) || court_ == address(0)) revert CourtAlreadySet();
         _court = court_;
         emit CourtSet(court_);
+    }
+
+    /// @inheritdoc IJobMarket
+    function setBatches(address batches_) external {
+        if (msg.sender != _deployer || _batches != address(0) || batches_ == address(0)) revert BatchesAlreadySet();
+        _batches = batches_;
+        emit BatchesSet(batches_);
     }
 
     // ----------------------------------------------------------------------- escrow
@@ -190,13 +204,17 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
 
     /// @inheritdoc IJobMarket
     function proveOvercharge(bytes32 jobHash, bytes calldata receipts) external nonReentrant {
+        _proveOvercharge(jobHash, receipts, msg.sender);
+    }
+
+    function _proveOvercharge(bytes32 jobHash, bytes calldata receipts, address prover) private {
         JobRecord storage rec = _pendingJob(jobHash);
         _requireWindowOpen(jobHash, rec);
         (uint32 proven, bytes32 commitment) = _provenPositions(jobHash, rec.hops.length, receipts);
         if (commitment != rec.commitment) revert ReceiptsMismatch(jobHash);
         if (proven >= rec.tokensServed) revert NoOvercharge(proven, rec.tokensServed);
-        emit OverchargeProven(jobHash, msg.sender, proven, rec.tokensServed);
-        _overturn(jobHash, rec, _hopIndex(rec, rec.submitter), msg.sender);
+        emit OverchargeProven(jobHash, prover, proven, rec.tokensServed);
+        _overturn(jobHash, rec, _hopIndex(rec, rec.submitter), prover);
     }
 
     /// @inheritdoc IJobMarket
@@ -230,6 +248,118 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     function overturn(bytes32 jobHash, uint8 hop) external onlyCourt nonReentrant returns (uint256) {
         JobRecord storage rec = _disputedJob(jobHash);
         return _overturn(jobHash, rec, hop, msg.sender);
+    }
+
+    // -------------------------------------------------------------------- batches
+
+    /// @inheritdoc IJobMarket
+    function debitBatch(address[] calldata clients, uint256[] calldata debits)
+        external
+        onlyBatches
+        returns (uint256 unfunded, uint256 total)
+    {
+        uint256 n = clients.length;
+        for (uint256 i = 0; i < n; ++i) {
+            address client = clients[i];
+            uint256 have = _escrow[client];
+            uint256 debit = debits[i];
+            if (have < debit) {
+                unfunded |= 1 << i;
+                continue;
+            }
+            // debit <= have <= _totalEscrow.
+            unchecked {
+                _escrow[client] = have - debit;
+            }
+            total += debit;
+        }
+        unchecked {
+            _totalEscrow -= total;
+        }
+        _totalBatched += total;
+    }
+
+    /// @inheritdoc IJobMarket
+    function payBatch(address[] calldata nodes, uint256[] calldata amounts, uint256[] calldata rewards)
+        external
+        onlyBatches
+        nonReentrant
+        returns (uint256[] memory paidRewards)
+    {
+        uint256 n = nodes.length;
+        uint256 paid = 0;
+        uint256 wanted = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            paid += amounts[i];
+            wanted += rewards[i];
+        }
+        // The batch contract pays at most what it holds; a bug there must not reach escrows.
+        if (paid > _totalBatched) revert InsufficientEscrow(msg.sender, _totalBatched, paid);
+        unchecked {
+            _totalBatched -= paid;
+        }
+        uint256 pool = _rewardPool;
+        paidRewards = new uint256[](n);
+        uint256 given = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            paidRewards[i] = wanted <= pool ? rewards[i] : rewards[i] * pool / wanted;
+            given += paidRewards[i];
+        }
+        // given <= pool: each share is scaled by pool / wanted when the pool is short.
+        unchecked {
+            _rewardPool = pool - given;
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 total = amounts[i] + paidRewards[i];
+            if (total > 0) _token.safeTransfer(nodes[i], total);
+        }
+    }
+
+    /// @inheritdoc IJobMarket
+    function refundBatched(address client, uint256 amount, address poster, address bountyTo)
+        external
+        onlyBatches
+        nonReentrant
+        returns (uint256 slashed)
+    {
+        _totalBatched -= amount;
+        _escrow[client] += amount;
+        _totalEscrow += amount;
+        slashed = _registry.slash(poster, _params.slashAmount, address(this));
+        uint256 bounty = slashed * _params.bountyBps / _BPS;
+        // bounty <= slashed.
+        unchecked {
+            _rewardPool += slashed - bounty;
+        }
+        if (bounty > 0) _token.safeTransfer(bountyTo, bounty);
+    }
+
+    /// @inheritdoc IJobMarket
+    function adoptJob(bytes32 jobHash, JobRecord calldata record) external onlyBatches {
+        JobRecord storage rec = _jobs[jobHash];
+        if (rec.status != JobStatus.None) revert JobAlreadySubmitted(jobHash);
+        _totalBatched -= record.cost;
+        _totalLocked += record.cost;
+        rec.status = JobStatus.Submitted;
+        rec.client = record.client;
+        rec.submitter = record.submitter;
+        rec.submittedAt = record.submittedAt;
+        rec.tokensServed = record.tokensServed;
+        rec.commitment = record.commitment;
+        rec.cost = record.cost;
+        rec.hops = record.hops;
+        rec.layers = record.layers;
+        rec.amounts = record.amounts;
+        emit ResultSubmitted(jobHash, record.client, record.submitter, record.tokensServed, record.commitment, record.cost);
+    }
+
+    /// @inheritdoc IJobMarket
+    function proveOverchargeFor(bytes32 jobHash, bytes calldata receipts, address prover)
+        external
+        onlyBatches
+        nonReentrant
+    {
+        _proveOvercharge(jobHash, receipts, prover);
     }
 
     /// @inheritdoc IJobMarket
@@ -282,6 +412,15 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         return _totalLocked;
     }
 
+    /// @inheritdoc IJobMarket
+    function totalBatched() external view returns (uint256) {
+        return _totalBatched;
+    }
+
+    /// @inheritdoc IJobMarket
+    function batches() external view returns (address) {
+        return _batches;
+    }
 
     /// @inheritdoc IJobMarket
     function token() external view returns (IERC20) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IBatchSettlement} from "./IBatchSettlement.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 /// @title Dispute court: verifier stakes, challenger bonds, juries, commit-reveal votes
@@ -186,6 +187,19 @@ interface IDisputeCourt {
     /// @notice Opens a dispute on hop `hop` of a pending job inside its challenge window,
     /// posting `bond` (at least `minBond`) from the caller, an active verifier.
     function openDispute(bytes32 jobHash, uint8 hop, Kind kind, bytes32 evidence, uint256 bond) external;
+
+    /// @notice `openDispute` on a job settled in a batch: the job leaves its batch (the
+    /// batch contract checks it is a sound leaf of a live entry, inside the batch's window)
+    /// and is judged as a job of its own; the rest of the batch is untouched.
+    function openBatchedDispute(
+        IBatchSettlement.EntryRef calldata ref,
+        IBatchSettlement.BatchedJob calldata job,
+        bytes32[] calldata proof,
+        uint8 hop,
+        Kind kind,
+        bytes32 evidence,
+        uint256 bond
+    ) external;
 
     /// @notice Draws the jury once the draw block is mined; anyone may call.
     function drawJury(bytes32 jobHash) external;

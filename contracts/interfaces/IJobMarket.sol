@@ -99,6 +99,8 @@ interface IJobMarket {
     event OverchargeProven(bytes32 indexed jobHash, address indexed prover, uint32 proven, uint32 charged);
     /// @notice The court was set; it alone can freeze, release and overturn jobs.
     event CourtSet(address court);
+    /// @notice The batch settlement was set; it alone can debit, pay and refund batches.
+    event BatchesSet(address batches);
     /// @notice `funder` added `amount` to the reward pool, which is now `pool`.
     event RewardsFunded(address indexed funder, uint256 amount, uint256 pool);
 
@@ -149,6 +151,10 @@ interface IJobMarket {
     error NotCourt(address caller);
     /// @notice Only the deployer may set the court, once.
     error CourtAlreadySet();
+    /// @notice Only the batch settlement may call this.
+    error NotBatches(address caller);
+    /// @notice Only the deployer may set the batch settlement, once.
+    error BatchesAlreadySet();
     /// @notice The receipts given do not hash to the job's commitment.
     error ReceiptsMismatch(bytes32 jobHash);
     /// @notice The receipts are not a whole number of 173-byte receipts.
@@ -202,6 +208,34 @@ interface IJobMarket {
     /// @notice Deployer only, once: the court that judges disputes.
     function setCourt(address court_) external;
 
+    /// @notice Deployer only, once: the batch settlement whose batches this market pays.
+    function setBatches(address batches_) external;
+
+    /// @notice Batches only: moves each client's debit from its escrow into the batches'
+    /// holdings, skipping (bit `i` of `unfunded`) a client whose escrow does not cover it.
+    function debitBatch(address[] calldata clients, uint256[] calldata debits)
+        external
+        returns (uint256 unfunded, uint256 total);
+
+    /// @notice Batches only: pays nodes out of the batches' holdings, plus their rewards from
+    /// the pool (scaled down together if the pool is short); returns the rewards paid.
+    function payBatch(address[] calldata nodes, uint256[] calldata amounts, uint256[] calldata rewards)
+        external
+        returns (uint256[] memory paidRewards);
+
+    /// @notice Batches only: a proven bad entry; refunds `amount` to `client` out of the
+    /// batches' holdings and slashes `poster`, the bounty going to `bountyTo`.
+    function refundBatched(address client, uint256 amount, address poster, address bountyTo)
+        external
+        returns (uint256 slashed);
+
+    /// @notice Batches only: a job leaves its batch as a submitted job record (its cost moves
+    /// from the batches' holdings to the locked jobs).
+    function adoptJob(bytes32 jobHash, JobRecord calldata record) external;
+
+    /// @notice Batches only: `proveOvercharge` on behalf of `prover`.
+    function proveOverchargeFor(bytes32 jobHash, bytes calldata receipts, address prover) external;
+
     /// @notice Adds `amount` to the reward pool.
     function fundRewards(uint256 amount) external;
 
@@ -231,6 +265,12 @@ interface IJobMarket {
 
     /// @notice Sum of all locked job payments.
     function totalLocked() external view returns (uint256);
+
+    /// @notice Sum of what posted, unfinalized batches hold for their nodes.
+    function totalBatched() external view returns (uint256);
+
+    /// @notice The batch settlement (zero until set).
+    function batches() external view returns (address);
 
     /// @notice The payment token.
     function token() external view returns (IERC20);

@@ -54,8 +54,8 @@ contract InvariantsTest is MarketFixture {
         assertEq(nodeStakes, token.balanceOf(address(registry)), "registry holds exactly the node stakes");
         assertEq(
             token.balanceOf(address(market)),
-            escrows + market.totalLocked() + market.rewardPool(),
-            "market holds exactly escrows, locked payments and the pool"
+            escrows + market.totalLocked() + market.totalBatched() + market.rewardPool(),
+            "market holds exactly escrows, locked payments, batched payments and the pool"
         );
         assertEq(
             token.balanceOf(address(court)),

@@ -6,6 +6,8 @@ import {ShareToken} from "../../ShareToken.sol";
 import {NodeRegistry} from "../../NodeRegistry.sol";
 import {JobMarket} from "../../JobMarket.sol";
 import {DisputeCourt} from "../../DisputeCourt.sol";
+import {BatchSettlement} from "../../BatchSettlement.sol";
+import {IBatchSettlement} from "../../interfaces/IBatchSettlement.sol";
 import {IDisputeCourt} from "../../interfaces/IDisputeCourt.sol";
 import {INodeRegistry} from "../../interfaces/INodeRegistry.sol";
 import {IJobMarket} from "../../interfaces/IJobMarket.sol";
@@ -29,6 +31,7 @@ abstract contract MarketFixture is Test {
     NodeRegistry internal registry;
     JobMarket internal market;
     DisputeCourt internal court;
+    BatchSettlement internal batches;
 
     address internal client;
     address internal other;
@@ -88,6 +91,12 @@ abstract contract MarketFixture is Test {
         reg.setMarket(address(mkt));
         crt = new DisputeCourt(asset, mkt, _courtParams());
         mkt.setCourt(address(crt));
+        batches = new BatchSettlement(mkt, _batchParams());
+        mkt.setBatches(address(batches));
+    }
+
+    function _batchParams() internal pure virtual returns (IBatchSettlement.BatchParams memory) {
+        return IBatchSettlement.BatchParams({demandBond: 5e18, responseWindow: 30 minutes});
     }
 
     /// @dev Mints to `who` and approves both contracts, as a wallet would before staking.
@@ -97,6 +106,7 @@ abstract contract MarketFixture is Test {
         token.approve(address(registry), type(uint256).max);
         token.approve(address(market), type(uint256).max);
         token.approve(address(court), type(uint256).max);
+        token.approve(address(batches), type(uint256).max);
         vm.stopPrank();
     }
 
@@ -168,14 +178,14 @@ abstract contract MarketFixture is Test {
     /// @dev Everything the three contracts and the actors hold must add up to the supply.
     function _assertConserved(address[] memory wallets) internal view {
         uint256 sum = token.balanceOf(address(registry)) + token.balanceOf(address(market))
-            + token.balanceOf(address(court));
+            + token.balanceOf(address(court)) + token.balanceOf(address(batches));
         for (uint256 i = 0; i < wallets.length; ++i) {
             sum += token.balanceOf(wallets[i]);
         }
         assertEq(sum, token.totalSupply(), "tokens conserved");
         assertEq(
             token.balanceOf(address(market)),
-            market.totalEscrow() + market.totalLocked() + market.rewardPool(),
+            market.totalEscrow() + market.totalLocked() + market.totalBatched() + market.rewardPool(),
             "market holdings match its books"
         );
         assertEq(
