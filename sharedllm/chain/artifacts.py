@@ -11,7 +11,7 @@ from typing import Any
 from sharedllm.errors import ConfigError
 from sharedllm.protocol.codes import RevertDecoder
 
-CONTRACT_NAMES = ("ShareToken", "NodeRegistry", "JobMarket", "DisputeCourt")
+CONTRACT_NAMES = ("ShareToken", "NodeRegistry", "JobMarket", "DisputeCourt", "BatchSettlement")
 PACKAGE_DIR = Path(__file__).with_name("artifacts")
 
 

@@ -14,6 +14,7 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from sharedllm.chain.artifacts import abi
+from sharedllm.chain.batches import Batches
 from sharedllm.chain.court import Court
 from sharedllm.chain.deployment import Deployment
 from sharedllm.chain.market import Market
@@ -44,7 +45,7 @@ def contract(w3: Web3, name: str, address: str) -> Any:
 
 @dataclass
 class Chain:
-    """A checked connection: the web3 handle plus typed wrappers of the four contracts."""
+    """A checked connection: the web3 handle plus typed wrappers of the five contracts."""
 
     w3: Web3
     deployment: Deployment
@@ -52,6 +53,7 @@ class Chain:
     registry: Registry
     market: Market
     court: Court
+    batches: Batches
 
     @property
     def chain_id(self) -> int:
@@ -80,6 +82,7 @@ def connect(rpc_url: str, deployment: Deployment, check_code: bool = True) -> Ch
             ("NodeRegistry", deployment.registry),
             ("JobMarket", deployment.market),
             ("DisputeCourt", deployment.court),
+            ("BatchSettlement", deployment.batches),
         ):
             if len(w3.eth.get_code(Web3.to_checksum_address(address))) == 0:
                 raise ChainError(
@@ -94,4 +97,5 @@ def connect(rpc_url: str, deployment: Deployment, check_code: bool = True) -> Ch
         registry=Registry(w3, contract(w3, "NodeRegistry", deployment.registry)),
         market=Market(w3, contract(w3, "JobMarket", deployment.market)),
         court=Court(w3, contract(w3, "DisputeCourt", deployment.court)),
+        batches=Batches(w3, contract(w3, "BatchSettlement", deployment.batches)),
     )

@@ -1,5 +1,5 @@
-"""Deploy ShareToken, NodeRegistry, JobMarket and DisputeCourt to any RPC and wire them
-together."""
+"""Deploy ShareToken, NodeRegistry, JobMarket, DisputeCourt and BatchSettlement to any RPC
+and wire them together."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def deploy(
     rpc_url: str | None = None,
     save_to: Path | None = None,
 ) -> Deployment:
-    """Deploy all four, call ``setMarket`` and ``setCourt``, and write the deployment file if
-    ``save_to``."""
+    """Deploy all five, call ``setMarket``, ``setCourt`` and ``setBatches``, and write the
+    deployment file if ``save_to``."""
     params = params or MarketParams()
     if params.withdrawal_delay <= params.max_job_ttl:
         raise ChainError("params: withdrawalDelay must exceed maxJobTtl", field="params")
@@ -61,6 +61,12 @@ def deploy(
             "commit and reveal windows, or a node could leave before its dispute ends",
             field="params",
         )
+    if params.unbonding_delay <= params.challenge_window + params.batch_response_window:
+        raise ChainError(
+            "params: unbondingDelay must exceed the challenge window plus the batch response "
+            "window, or a poster could leave before a demand on its batch is answered",
+            field="params",
+        )
     token, first_block = _deploy_one(w3, deployer, "ShareToken", *_token_args(initial_supply))
     registry, _ = _deploy_one(
         w3, deployer, "NodeRegistry", token, params.min_stake, params.unbonding_delay
@@ -71,12 +77,15 @@ def deploy(
     court, _ = _deploy_one(w3, deployer, "DisputeCourt", token, market, params.court_tuple())
     market_contract = contract(w3, "JobMarket", market)
     send(w3, deployer, market_contract.functions.setCourt(court), "setCourt")
+    batches, _ = _deploy_one(w3, deployer, "BatchSettlement", market, params.batch_tuple())
+    send(w3, deployer, market_contract.functions.setBatches(batches), "setBatches")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
         token=Address(token),
         registry=Address(registry),
         market=Address(market),
         court=Address(court),
+        batches=Address(batches),
         params=params,
         deploy_block=first_block,
         rpc_url=rpc_url,

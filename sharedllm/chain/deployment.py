@@ -1,8 +1,9 @@
 """What a deployment is (addresses, market parameters) and its JSON file.
 
 File shape: ``{"chainId", "rpcUrl"?, "addresses": {"ShareToken", "NodeRegistry",
-"JobMarket", "DisputeCourt"}, "params": {...MarketParams, ...CourtParams, "minStake",
-"unbondingDelay"}, "deployBlock"}``. Amounts in ``params`` are integers in wei; durations are
+"JobMarket", "DisputeCourt", "BatchSettlement"}, "params": {...MarketParams,
+...CourtParams, "demandBond", "batchResponseWindow", "minStake", "unbondingDelay"},
+"deployBlock"}``. Amounts in ``params`` are integers in wei; durations are
 seconds.
 """
 
@@ -22,7 +23,8 @@ from sharedllm.protocol.types import Address, parse_address, parse_uint
 @dataclass(frozen=True)
 class MarketParams:
     """Every parameter of a deployment: the JobMarket's ``MarketParams``, the DisputeCourt's
-    ``CourtParams`` and the registry's constructor arguments. The defaults are a production
+    ``CourtParams``, the BatchSettlement's ``BatchParams`` and the registry's constructor
+    arguments. The defaults are a production
     network's (hours, not seconds); the devnet has its own short ones."""
 
     challenge_window: int = 4 * 3600
@@ -40,6 +42,8 @@ class MarketParams:
     reveal_window: int = 3 * 3600
     juror_penalty: int = 10 * WEI_PER_SHARE
     juror_share_bps: int = 5000
+    demand_bond: int = 5 * WEI_PER_SHARE
+    batch_response_window: int = 2 * 3600
     min_stake: int = 100 * WEI_PER_SHARE
     unbonding_delay: int = 7 * 86400
 
@@ -68,6 +72,10 @@ class MarketParams:
             self.juror_share_bps,
         )
 
+    def batch_tuple(self) -> tuple[int, ...]:
+        """In the field order of the BatchSettlement's struct."""
+        return (self.demand_bond, self.batch_response_window)
+
     @property
     def longest_dispute(self) -> int:
         """Seconds from a commitment to the end of a dispute that needed its redraw and of
@@ -94,6 +102,7 @@ class Deployment:
     registry: Address
     market: Address
     court: Address
+    batches: Address
     params: MarketParams = field(default_factory=MarketParams)
     deploy_block: int = 0
     rpc_url: str | None = None
@@ -106,6 +115,7 @@ class Deployment:
                 "NodeRegistry": self.registry,
                 "JobMarket": self.market,
                 "DisputeCourt": self.court,
+                "BatchSettlement": self.batches,
             },
             "params": self.params.to_json(),
             "deployBlock": self.deploy_block,
@@ -124,6 +134,9 @@ class Deployment:
                 registry=parse_address(addresses["NodeRegistry"], "addresses.NodeRegistry"),
                 market=parse_address(addresses["JobMarket"], "addresses.JobMarket"),
                 court=parse_address(addresses["DisputeCourt"], "addresses.DisputeCourt"),
+                batches=parse_address(
+                    addresses["BatchSettlement"], "addresses.BatchSettlement"
+                ),
                 params=MarketParams.from_json(body.get("params", {})),
                 deploy_block=parse_uint(body.get("deployBlock", 0), "deployBlock"),
                 rpc_url=body.get("rpcUrl"),

@@ -51,6 +51,8 @@ DEVNET_PARAMS = MarketParams(
     reveal_window=10,
     juror_penalty=10 * WEI_PER_SHARE,
     juror_share_bps=5000,
+    demand_bond=5 * WEI_PER_SHARE,
+    batch_response_window=15,
     min_stake=100 * WEI_PER_SHARE,
     unbonding_delay=120,
 )

@@ -80,6 +80,9 @@ class Market:
     def total_locked(self) -> int:
         return call_as(int, self.contract.functions.totalLocked(), "totalLocked")
 
+    def total_batched(self) -> int:
+        return call_as(int, self.contract.functions.totalBatched(), "totalBatched")
+
     def proven_positions(self, job_id: str, hops: int, receipts: bytes) -> tuple[int, bytes]:
         """What the contract finds ``receipts`` prove for the job, and their commitment."""
         fn = self.contract.functions.provenPositions(bytes.fromhex(job_id[2:]), hops, receipts)

@@ -1,0 +1,222 @@
+"""Batches as the BatchSettlement contract hashes them: leaves, one Merkle tree per client,
+entries and their credits.
+
+A batch holds one entry per client, sorted by client address. An entry's leaves are the
+client's jobs sorted by job hash, each leaf's ``index`` its position; the tree is
+OpenZeppelin's (pairs hashed commutatively, an odd node carried up unchanged), its leaves
+double-hashed. An entry credits every node of its jobs' routes with the pay and reward its
+jobs owe it, sorted by node address. ``tests/vectors`` pins these hashes against the
+contract's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from sharedllm.protocol.job import Job
+from sharedllm.protocol.types import Address
+
+MAX_ENTRIES = 256
+MAX_ENTRY_JOBS = 64
+MAX_CREDITS = 64
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_LEAF_TYPES = ["uint32", "bytes32", "bytes32", "uint32", "bytes32", "uint256[]"]
+_ENTRY_TYPE = "(address,bytes32,uint32,(address,uint256,uint256)[])"
+
+
+def batchable_signature(signature: bytes) -> bool:
+    """True if the contract counts this signature in a batch: 65 bytes of plain ECDSA with a
+    low ``s`` and ``v`` of 27 or 28 (a high-``s`` twin recovers the same signer, but a client
+    could later prove it "forged" and void the entry)."""
+    if len(signature) != 65:
+        return False
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    return 0 < r < _SECP256K1_N and 0 < s <= _SECP256K1_N // 2 and signature[64] in (27, 28)
+
+
+@dataclass(frozen=True)
+class BatchedJob:
+    """One leaf: the signed job, its signature, its index in the entry, what it served and
+    committed, and the price each hop charged per token per layer."""
+
+    job: Job
+    job_hash: bytes
+    signature: bytes
+    index: int
+    tokens_served: int
+    commitment: bytes
+    prices: tuple[int, ...]
+
+    def amounts(self) -> list[int]:
+        """What each hop is paid: tokens x layers x price."""
+        return [
+            self.tokens_served * layers * price
+            for layers, price in zip(self.job.hop_layers(), self.prices, strict=True)
+        ]
+
+    def rewards(self, reward_per_token: int) -> list[int]:
+        """Each hop's share of the reward, split by layers as the market splits it."""
+        total = self.job.span_ends[-1]
+        return [
+            reward_per_token * self.tokens_served * layers // total
+            for layers in self.job.hop_layers()
+        ]
+
+    def leaf(self) -> bytes:
+        inner = keccak(
+            encode(
+                _LEAF_TYPES,
+                [
+                    self.index,
+                    self.job_hash,
+                    keccak(self.signature),
+                    self.tokens_served,
+                    self.commitment,
+                    list(self.prices),
+                ],
+            )
+        )
+        return keccak(inner)
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """The ABI tuple of the contract's ``BatchedJob``."""
+        return (
+            self.job.as_tuple(),
+            self.signature,
+            self.index,
+            self.tokens_served,
+            self.commitment,
+            list(self.prices),
+        )
+
+    def leaf_tuple(self) -> tuple[object, ...]:
+        """The ABI tuple of the contract's ``Leaf`` (the leaf without the job)."""
+        return (
+            self.index,
+            self.job_hash,
+            keccak(self.signature),
+            self.tokens_served,
+            self.commitment,
+            list(self.prices),
+        )
+
+
+@dataclass(frozen=True)
+class Credit:
+    node: Address
+    amount: int
+    reward: int
+
+    def as_tuple(self) -> tuple[object, ...]:
+        return (self.node, self.amount, self.reward)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One client's jobs in a batch; ``jobs`` in leaf order."""
+
+    client: Address
+    jobs: tuple[BatchedJob, ...]
+    credits: tuple[Credit, ...]
+
+    @property
+    def root(self) -> bytes:
+        return merkle_root([job.leaf() for job in self.jobs])
+
+    @property
+    def debit(self) -> int:
+        return sum(c.amount for c in self.credits)
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """The ABI tuple of the contract's ``Entry``."""
+        return (self.client, self.root, len(self.jobs), [c.as_tuple() for c in self.credits])
+
+    def hash(self) -> bytes:
+        return keccak(encode([_ENTRY_TYPE], [self.as_tuple()]))
+
+    def proof(self, index: int) -> list[bytes]:
+        return merkle_proof([job.leaf() for job in self.jobs], index)
+
+
+def _pair(a: bytes, b: bytes) -> bytes:
+    return keccak(a + b) if a < b else keccak(b + a)
+
+
+def _up(level: list[bytes]) -> list[bytes]:
+    return [
+        _pair(level[k], level[k + 1]) if k + 1 < len(level) else level[k]
+        for k in range(0, len(level), 2)
+    ]
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    if not leaves:
+        raise ValueError("a tree needs at least one leaf")
+    level = list(leaves)
+    while len(level) > 1:
+        level = _up(level)
+    return level[0]
+
+
+def merkle_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """The siblings from leaf ``index`` up, as OpenZeppelin's ``MerkleProof.verify`` takes."""
+    level = list(leaves)
+    proof = []
+    while len(level) > 1:
+        sibling = index ^ 1
+        if sibling < len(level):
+            proof.append(level[sibling])
+        level = _up(level)
+        index //= 2
+    return proof
+
+
+def build_entry(client: Address, jobs: Iterable[BatchedJob], reward_per_token: int) -> Entry:
+    """The entry a poster builds for one client's jobs: leaves sorted by job hash and
+    indexed in that order, credits per node sorted by address."""
+    ordered = sorted(jobs, key=lambda j: j.job_hash)
+    if not ordered or len(ordered) > MAX_ENTRY_JOBS:
+        raise ValueError(f"an entry holds 1 to {MAX_ENTRY_JOBS} jobs, not {len(ordered)}")
+    indexed = tuple(
+        BatchedJob(j.job, j.job_hash, j.signature, k, j.tokens_served, j.commitment, j.prices)
+        for k, j in enumerate(ordered)
+    )
+    pay: dict[str, list[int]] = {}
+    for job in indexed:
+        for node, amount, reward in zip(
+            job.job.route, job.amounts(), job.rewards(reward_per_token), strict=True
+        ):
+            totals = pay.setdefault(node, [0, 0])
+            totals[0] += amount
+            totals[1] += reward
+    credits = tuple(
+        Credit(Address(node), amount, reward)
+        for node, (amount, reward) in sorted(pay.items(), key=lambda kv: int(kv[0], 16))
+    )
+    return Entry(client, indexed, credits)
+
+
+def build_batch(
+    jobs_by_client: dict[Address, list[BatchedJob]], reward_per_token: int
+) -> list[Entry]:
+    """A batch's entries, sorted by client address."""
+    return [
+        build_entry(client, jobs, reward_per_token)
+        for client, jobs in sorted(jobs_by_client.items(), key=lambda kv: int(kv[0], 16))
+    ]
+
+
+def entries_hash(entries: Sequence[Entry]) -> bytes:
+    """The batch's ``entriesHash``: the packed keccak of its entry hashes."""
+    return keccak(b"".join(e.hash() for e in entries))
+
+
+def entry_ref(batch_id: int, entries: Sequence[Entry], index: int) -> tuple[object, ...]:
+    """The ABI tuple of the contract's ``EntryRef`` for entry ``index`` of a posted batch."""
+    return (batch_id, index, [e.hash() for e in entries], entries[index].as_tuple())

@@ -1,0 +1,207 @@
+"""The BatchSettlement: many jobs posted in one transaction, paid in another."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.logs import DISCARD
+
+from sharedllm.chain.batch_tree import BatchedJob, Entry, entry_ref
+from sharedllm.chain.token import Token
+from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
+from sharedllm.errors import ChainError
+
+BATCH_STATUS = ("None", "Posted", "Finalized")
+FAULTS = (
+    "None",
+    "BadRoute",
+    "WrongClient",
+    "BadSignature",
+    "Expired",
+    "BadTokens",
+    "BadPrices",
+    "PosterNotInRoute",
+    "NotCredited",
+    "Replayed",
+    "Withheld",
+)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A posted batch as the contract stores it; bit ``i`` of the bitmaps is entry ``i``."""
+
+    batch_id: int
+    poster: str
+    posted_at: int
+    status: str
+    entries: int
+    open_demands: int
+    entries_hash: bytes
+    outstanding: int
+    unfunded: int
+    voided: int
+    lifted: int
+    demanded: int
+
+
+@dataclass(frozen=True)
+class Posted:
+    batch_id: int
+    total: int
+    unfunded: int
+    tx: TxResult
+
+
+class Batches:
+    def __init__(self, w3: Web3, contract: Any) -> None:
+        self.w3 = w3
+        self.contract = contract
+        self.address: str = contract.address
+
+    # -- views -------------------------------------------------------------------------
+
+    def get_batch(self, batch_id: int) -> BatchRecord:
+        raw = call(self.contract.functions.getBatch(batch_id), "getBatch")
+        return BatchRecord(
+            batch_id,
+            raw.poster,
+            int(raw.postedAt),
+            BATCH_STATUS[raw.status],
+            int(raw.entries),
+            int(raw.openDemands),
+            bytes(raw.entriesHash),
+            int(raw.outstanding),
+            int(raw.unfunded),
+            int(raw.voided),
+            int(raw.lifted),
+            int(raw.demanded),
+        )
+
+    def batch_count(self) -> int:
+        return call_as(int, self.contract.functions.batchCount(), "batchCount")
+
+    def params(self) -> dict[str, int]:
+        return dict(call(self.contract.functions.params(), "params")._asdict())
+
+    def leaf_hash(self, job: BatchedJob) -> bytes:
+        return bytes(call(self.contract.functions.leafHash(job.as_tuple()), "leafHash"))
+
+    def entry_hash(self, entry: Entry) -> bytes:
+        return bytes(call(self.contract.functions.entryHash(entry.as_tuple()), "entryHash"))
+
+    def leaf_fault(self, job: BatchedJob, client: str, poster: str, posted_at: int) -> str:
+        fault = call(
+            self.contract.functions.leafFault(job.as_tuple(), client, poster, posted_at),
+            "leafFault",
+        )
+        return FAULTS[fault]
+
+    def posted_by(self, poster: str, from_block: int = 0) -> list[dict[str, Any]]:
+        """``BatchPosted`` events of one poster since ``from_block``, oldest first."""
+        logs = rpc(
+            lambda: self.contract.events.BatchPosted().get_logs(
+                from_block=from_block, argument_filters={"poster": poster}
+            ),
+            "BatchPosted logs",
+        )
+        return [
+            {
+                "batchId": int(log["args"]["batchId"]),
+                "entriesHash": bytes(log["args"]["entriesHash"]),
+                "total": int(log["args"]["total"]),
+                "block": log["blockNumber"],
+            }
+            for log in logs
+        ]
+
+    def entries_posted(self, client: str, from_block: int = 0) -> list[dict[str, Any]]:
+        """``EntryPosted`` events of one client since ``from_block``, oldest first."""
+        logs = rpc(
+            lambda: self.contract.events.EntryPosted().get_logs(
+                from_block=from_block, argument_filters={"client": client}
+            ),
+            "EntryPosted logs",
+        )
+        return [
+            {
+                "batchId": int(log["args"]["batchId"]),
+                "index": int(log["args"]["index"]),
+                "debit": int(log["args"]["debit"]),
+                "funded": bool(log["args"]["funded"]),
+                "block": log["blockNumber"],
+            }
+            for log in logs
+        ]
+
+    def paid(self, batch_id: int, node: str, from_block: int = 0) -> tuple[int, int]:
+        """What batch ``batch_id`` paid ``node``: pay and reward (zero if not finalized)."""
+        logs = rpc(
+            lambda: self.contract.events.NodePaid().get_logs(
+                from_block=from_block, argument_filters={"batchId": batch_id, "node": node}
+            ),
+            "NodePaid logs",
+        )
+        return (
+            sum(int(log["args"]["amount"]) for log in logs),
+            sum(int(log["args"]["reward"]) for log in logs),
+        )
+
+    # -- transactions ------------------------------------------------------------------
+
+    def post(
+        self, account: LocalAccount, entries: Sequence[Entry], gas: int | None = None
+    ) -> Posted:
+        fn = self.contract.functions.postBatch([e.as_tuple() for e in entries])
+        receipt = send(self.w3, account, fn, "postBatch", gas=gas)
+        events = self.contract.events.BatchPosted().process_receipt(receipt, errors=DISCARD)
+        if not events:
+            raise ChainError("postBatch: no BatchPosted event in the receipt")
+        batch_id = int(events[0]["args"]["batchId"])
+        unfunded = 0
+        for event in self.contract.events.EntryPosted().process_receipt(receipt, errors=DISCARD):
+            if not event["args"]["funded"]:
+                unfunded |= 1 << int(event["args"]["index"])
+        return Posted(batch_id, int(events[0]["args"]["total"]), unfunded, TxResult.of(receipt))
+
+    def finalize(
+        self,
+        account: LocalAccount,
+        batch_id: int,
+        entries: Sequence[Entry],
+        gas: int | None = None,
+    ) -> TxResult:
+        fn = self.contract.functions.finalizeBatch(batch_id, [e.as_tuple() for e in entries])
+        return TxResult.of(send(self.w3, account, fn, "finalizeBatch", gas=gas))
+
+    def prove_bad_leaf(
+        self, account: LocalAccount, batch_id: int, entries: Sequence[Entry], index: int, leaf: int
+    ) -> TxResult:
+        entry = entries[index]
+        fn = self.contract.functions.proveBadLeaf(
+            entry_ref(batch_id, entries, index), entry.jobs[leaf].as_tuple(), entry.proof(leaf)
+        )
+        return TxResult.of(send(self.w3, account, fn, "proveBadLeaf"))
+
+    def demand(self, account: LocalAccount, batch_id: int, index: int, token: Token) -> TxResult:
+        token.prepare_spend(account, self.address, self.params()["demandBond"], "demandEntry")
+        fn = self.contract.functions.demandEntry(batch_id, index)
+        return TxResult.of(send(self.w3, account, fn, "demandEntry"))
+
+    def show(
+        self, account: LocalAccount, batch_id: int, entries: Sequence[Entry], index: int
+    ) -> TxResult:
+        fn = self.contract.functions.showEntry(
+            entry_ref(batch_id, entries, index), [j.as_tuple() for j in entries[index].jobs]
+        )
+        return TxResult.of(send(self.w3, account, fn, "showEntry"))
+
+    def forfeit(
+        self, account: LocalAccount, batch_id: int, entries: Sequence[Entry], index: int
+    ) -> TxResult:
+        fn = self.contract.functions.forfeitEntry(entry_ref(batch_id, entries, index))
+        return TxResult.of(send(self.w3, account, fn, "forfeitEntry"))
