@@ -13,20 +13,25 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth_account import Account
+
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.batch_tree import BatchedJob, build_batch
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.court import FAULT, vote_commitment
 from sharedllm.chain.devnet import Devnet
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.chain.transact import TxResult
-from sharedllm.protocol.job import Job, sign_job
+from sharedllm.protocol.job import Job, job_digest, sign_job
 from sharedllm.protocol.receipts import Receipt, job_commitment
 
 MODEL_ID = "0x" + "5e" * 32
 PRICE = 10**12
 TOKENS = 32
 ROUTES = {1: [(0, 30)], 2: [(0, 15), (15, 30)], 3: [(0, 10), (10, 20), (20, 30)]}
+# (answers, clients) per batch; the issue's target is 256 answers from 16 clients.
+BATCHES = ((16, 16), (64, 16), (256, 16), (256, 4), (256, 64), (1024, 16), (1024, 64))
 
 
 @dataclass
@@ -130,7 +135,63 @@ def dispute_rows(net: Devnet, chain: Chain, job_id: str) -> list[Row]:
     return rows
 
 
-def measure() -> list[Row]:
+@dataclass
+class BatchRow:
+    answers: int
+    clients: int
+    post: int
+    finalize: int
+
+    @property
+    def per_answer(self) -> float:
+        return (self.post + self.finalize) / self.answers
+
+
+def batch_clients(chain: Chain, count: int) -> list:
+    """``count`` fresh clients (seeded keys), each with ETH for gas and SHARE in escrow."""
+    funder = dev_account(0)
+    clients = [Account.from_key((0xBA7C4 + k).to_bytes(32, "big")) for k in range(count)]
+    for c in clients:
+        chain.w3.provider.make_request("anvil_setBalance", [c.address, hex(10**20)])
+        chain.token.transfer(funder, c.address, 100 * WEI_PER_SHARE)
+        chain.token.approve(c, chain.market.address, 10**30)
+        chain.market.deposit(c, 100 * WEI_PER_SHARE, chain.token)
+    return clients
+
+
+def batched_job(chain: Chain, client, route: list, nonce: int) -> BatchedJob:
+    job = _job(chain, client, route, nonce)
+    signature = sign_job(job, client, chain.chain_id, chain.market.address)
+    digest = job_digest(job, chain.chain_id, chain.market.address)
+    return BatchedJob(job, digest, signature, 0, TOKENS, b"\x07" * 32, (PRICE,) * len(route))
+
+
+def batch_rows(net: Devnet, chain: Chain, route: list) -> list[BatchRow]:
+    """Post then finalize one batch per shape in BATCHES, over one 3-hop route, posted by
+    its last hop; every answer serves TOKENS tokens."""
+    clients = batch_clients(chain, max(c for _, c in BATCHES))
+    reward = chain.deployment.params.reward_per_token
+    posted = []
+    nonce = 1000
+    for answers, count in BATCHES:
+        jobs: dict = {c.address: [] for c in clients[:count]}
+        for k in range(answers):
+            client = clients[k % count]
+            jobs[client.address].append(batched_job(chain, client, route, nonce))
+            nonce += 1
+        entries = build_batch(jobs, reward)
+        done = chain.batches.post(route[-1][0], entries)
+        assert done.unfunded == 0, "every entry is funded"
+        posted.append((answers, count, entries, done))
+    net.advance_time(chain.deployment.params.challenge_window + 1)
+    rows = []
+    for answers, count, _entries, done in posted:
+        tx = chain.batches.finalize(route[0][0], done.batch_id, done.payout)
+        rows.append(BatchRow(answers, count, done.tx.gas_used, tx.gas_used))
+    return rows
+
+
+def measure() -> tuple[list[Row], list[BatchRow]]:
     rows: list[Row] = []
     with Devnet() as net:
         chain = net.chain()
@@ -165,6 +226,8 @@ def measure() -> list[Row]:
         tx = chain.market.finalize(client, jobs[1])
         rows.append(Row("finalize, 1 hop", tx.gas_used))
 
+        batched = batch_rows(net, chain, nodes[3])
+
         node = nodes[3][0][0]
         rows.append(Row("requestUnstake", chain.registry.request_unstake(node).gas_used))
         net.advance_time(chain.deployment.params.unbonding_delay + 1)
@@ -173,7 +236,7 @@ def measure() -> list[Row]:
         rows.append(Row("requestWithdrawal (escrow)", tx.gas_used))
         net.advance_time(chain.deployment.params.withdrawal_delay + 1)
         rows.append(Row("withdraw (escrow)", chain.market.withdraw(client).gas_used))
-    return rows
+    return rows, batched
 
 
 def table(rows: list[Row]) -> str:
@@ -183,11 +246,35 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def per_job(rows: list[Row]) -> int:
+    """Today's path for one 3-hop answer: its own submitResult and finalize."""
+    by_name = {r.operation: r.gas for r in rows}
+    return by_name["submitResult, 3 hops"] + by_name["finalize, 3 hops"]
+
+
+def batch_table(rows: list[Row], batched: list[BatchRow]) -> str:
+    base = rows[0].gas
+    single = per_job(rows)
+    lines = [
+        "| answers | clients | postBatch | finalizeBatch | gas per answer | x transfer "
+        "| ÷ per-job path |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| 1 | 1 | submitResult | finalize | {single:,} | {single / base:.1f} | 1.000 |",
+    ]
+    lines += [
+        f"| {b.answers} | {b.clients} | {b.post:,} | {b.finalize:,} | {b.per_answer:,.0f} "
+        f"| {b.per_answer / base:.3f} | {b.per_answer / single:.4f} |"
+        for b in batched
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--markdown", type=Path, help="also write the table into this file")
     args = parser.parse_args(argv)
-    text = table(measure())
+    rows, batched = measure()
+    text = table(rows) + "\n\n## Batched settlement, 3-hop answers\n\n" + batch_table(rows, batched)
     print(text)
     if args.markdown:
         args.markdown.write_text(

@@ -7,6 +7,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBatchSettlement} from "./interfaces/IBatchSettlement.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
@@ -37,11 +38,12 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     uint256 private _count;
     mapping(uint256 batchId => Batch) private _batches;
     mapping(bytes32 entryKey => Demand) private _demands;
-    /// @dev What lifted jobs took out of an entry, in total and per credited node.
-    mapping(bytes32 entryKey => uint256) private _liftedCost;
+    /// @dev What lifted jobs took out of an entry's credit to a node: pay and reward.
     mapping(bytes32 creditKey => uint256[2]) private _liftedShare;
     /// @dev The leaf each lifted job came from, so a lift is not mistaken for a replay.
     mapping(bytes32 jobHash => bytes32 leafKey) private _liftedFrom;
+    /// @dev What voids and lifts took out of a batch's payout to a node: pay and reward.
+    mapping(bytes32 payoutKey => uint256[2]) private _deducted;
 
     /// @param market_ The market that holds the escrows; it must name this contract.
     /// @param params_ The demand bond, and the time a poster has to show a demanded entry;
@@ -103,26 +105,50 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         b.status = BatchStatus.Posted;
         b.entries = uint16(n);
         b.entriesHash = keccak256(abi.encodePacked(hashes));
-        b.outstanding = total;
+        b.outstanding = SafeCast.toUint128(total);
         if (unfunded != 0) b.unfunded = unfunded;
-        emit BatchPosted(batchId, msg.sender, b.entriesHash, uint16(n), total);
+        Payout memory payout = _payoutOf(entries, unfunded);
+        b.payoutHash = keccak256(abi.encode(payout.nodes, payout.amounts, payout.rewards));
+        emit BatchPosted(
+            batchId, msg.sender, b.entriesHash, uint16(n), total, payout.nodes, payout.amounts, payout.rewards
+        );
         for (uint256 i = 0; i < n; ++i) {
             emit EntryPosted(batchId, clients[i], uint16(i), debits[i], unfunded & (1 << i) == 0);
         }
     }
 
     /// @inheritdoc IBatchSettlement
-    function finalizeBatch(uint256 batchId, Entry[] calldata entries) external nonReentrant {
+    function finalizeBatch(uint256 batchId, Payout calldata payout) external nonReentrant {
         Batch storage b = _pending(batchId);
         uint256 endsAt = uint256(b.postedAt) + _window;
         if (block.timestamp < endsAt) revert WindowOpen(batchId, endsAt);
         if (b.openDemands != 0) revert DemandsOpen(batchId, b.openDemands);
-        _Payout memory p = _gather(batchId, b, entries);
+        if (keccak256(abi.encode(payout.nodes, payout.amounts, payout.rewards)) != b.payoutHash) {
+            revert PayoutMismatch(batchId);
+        }
+        Payout memory p = payout;
+        uint256 paid = 0;
+        bool adjusted = b.adjusted;
+        for (uint256 k = 0; k < p.nodes.length; ++k) {
+            if (adjusted) {
+                // Deductions come out of credits the payout summed, so they cannot underflow.
+                uint256[2] storage d = _deducted[_payoutKey(batchId, p.nodes[k])];
+                p.amounts[k] -= d[0];
+                p.rewards[k] -= d[1];
+            }
+            paid += p.amounts[k];
+        }
         // Every debit was either refunded, lifted or is paid here: nothing stays behind.
-        if (p.paid != b.outstanding) revert EntriesMismatch(batchId);
+        if (paid != b.outstanding) revert PayoutMismatch(batchId);
         b.status = BatchStatus.Finalized;
         b.outstanding = 0;
-        _pay(batchId, p);
+        uint256[] memory given = _market.payBatch(p.nodes, p.amounts, p.rewards);
+        uint256 rewarded = 0;
+        for (uint256 k = 0; k < p.nodes.length; ++k) {
+            rewarded += given[k];
+            emit NodePaid(batchId, p.nodes[k], p.amounts[k], given[k]);
+        }
+        emit BatchFinalized(batchId, paid, rewarded);
     }
 
     // -------------------------------------------------------------------- proofs
@@ -270,78 +296,42 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev Per-node totals being gathered for a payout (a few nodes: a linear search).
-    struct _Payout {
-        address[] nodes;
-        uint256[] amounts;
-        uint256[] rewards;
-        uint256 count;
-        uint256 paid;
-    }
-
-    /// @dev Checks the entries are the batch's and totals what its live entries still owe
-    /// each node.
-    function _gather(uint256 batchId, Batch storage b, Entry[] calldata entries)
-        private
-        view
-        returns (_Payout memory p)
-    {
-        uint256 n = entries.length;
-        if (n != b.entries) revert EntriesMismatch(batchId);
-        bytes32[] memory hashes = new bytes32[](n);
+    /// @dev The payout of a batch's funded entries: per node, in order of first credit.
+    function _payoutOf(Entry[] calldata entries, uint256 unfunded) private pure returns (Payout memory p) {
         uint256 slots = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            hashes[i] = keccak256(abi.encode(entries[i]));
+        for (uint256 i = 0; i < entries.length; ++i) {
             slots += entries[i].credits.length;
         }
-        if (keccak256(abi.encodePacked(hashes)) != b.entriesHash) revert EntriesMismatch(batchId);
-        p = _Payout(new address[](slots), new uint256[](slots), new uint256[](slots), 0, 0);
-        uint256 skip = b.unfunded | b.voided;
-        uint256 lifted = b.lifted;
-        for (uint256 i = 0; i < n; ++i) {
-            if (skip & (1 << i) != 0) continue;
-            _addEntry(p, batchId, i, entries[i], lifted & (1 << i) != 0);
+        p = Payout(new address[](slots), new uint256[](slots), new uint256[](slots));
+        uint256 count = 0;
+        for (uint256 i = 0; i < entries.length; ++i) {
+            if (unfunded & (1 << i) != 0) continue;
+            Credit[] calldata credits = entries[i].credits;
+            for (uint256 j = 0; j < credits.length; ++j) {
+                uint256 k = 0;
+                while (k < count && p.nodes[k] != credits[j].node) ++k;
+                if (k == count) p.nodes[count++] = credits[j].node;
+                p.amounts[k] += credits[j].amount;
+                p.rewards[k] += credits[j].reward;
+            }
         }
-    }
-
-    function _pay(uint256 batchId, _Payout memory p) private {
         address[] memory nodes = p.nodes;
         uint256[] memory amounts = p.amounts;
         uint256[] memory rewards = p.rewards;
-        uint256 count = p.count;
-        // Trim the arrays to the nodes actually paid.
+        // Trim the arrays to the nodes credited.
         assembly ("memory-safe") {
             mstore(nodes, count)
             mstore(amounts, count)
             mstore(rewards, count)
         }
-        uint256[] memory given = _market.payBatch(nodes, amounts, rewards);
-        uint256 rewarded = 0;
-        for (uint256 k = 0; k < count; ++k) {
-            rewarded += given[k];
-            emit NodePaid(batchId, nodes[k], amounts[k], given[k]);
-        }
-        emit BatchFinalized(batchId, p.paid, rewarded);
     }
 
-    function _addEntry(_Payout memory p, uint256 batchId, uint256 index, Entry calldata e, bool lifted)
-        private
-        view
-    {
-        uint256 credits = e.credits.length;
-        for (uint256 j = 0; j < credits; ++j) {
-            Credit calldata c = e.credits[j];
-            (uint256 amount, uint256 reward) = _left(batchId, index, c, lifted);
-            uint256 k = 0;
-            while (k < p.count && p.nodes[k] != c.node) ++k;
-            if (k == p.count) {
-                p.nodes[k] = c.node;
-                p.count = k + 1;
-            }
-            p.amounts[k] += amount;
-            p.rewards[k] += reward;
-            p.paid += amount;
-        }
+    /// @dev Takes pay and reward out of what the batch's payout gives `node`.
+    function _deduct(Batch storage b, uint256 batchId, address node, uint256 amount, uint256 reward) private {
+        uint256[2] storage d = _deducted[_payoutKey(batchId, node)];
+        d[0] += amount;
+        d[1] += reward;
+        b.adjusted = true;
     }
 
     function _requireActive(address node, address[] memory active, uint256 known) private view returns (uint256) {
@@ -412,11 +402,14 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         if (b.demanded & bit != 0) demander = _closeDemand(b, ref);
         uint256 refund = 0;
         uint256 credits = ref.entry.credits.length;
+        bool lifted = b.lifted & bit != 0;
         for (uint256 j = 0; j < credits; ++j) {
-            refund += ref.entry.credits[j].amount;
+            Credit calldata c = ref.entry.credits[j];
+            (uint256 amount, uint256 reward) = _left(ref.batchId, ref.index, c, lifted);
+            _deduct(b, ref.batchId, c.node, amount, reward);
+            refund += amount;
         }
-        refund -= _liftedCost[_entryKey(ref.batchId, ref.index)];
-        b.outstanding -= refund;
+        b.outstanding -= SafeCast.toUint128(refund);
         uint256 slashed = _market.refundBatched(ref.entry.client, refund, b.poster, prover);
         emit EntryVoided(ref.batchId, ref.index, ref.entry.client, fault, refund, slashed);
         if (demander != address(0)) _token.safeTransfer(demander, _params.demandBond);
@@ -555,24 +548,23 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         if (fault != Fault.None) revert LeafFaulty(jobHash, fault);
         if (_market.getJob(jobHash).status != IJobMarket.JobStatus.None) revert AlreadyRecorded(jobHash);
 
-        IJobMarket.JobRecord memory rec = _takeShares(ref, job);
+        IJobMarket.JobRecord memory rec = _takeShares(b, ref, job);
         rec.status = IJobMarket.JobStatus.Submitted;
         rec.client = ref.entry.client;
         rec.submitter = b.poster;
         rec.submittedAt = b.postedAt;
         rec.tokensServed = job.tokensServed;
         rec.commitment = job.commitment;
-        _liftedCost[_entryKey(ref.batchId, ref.index)] += rec.cost;
         _liftedFrom[jobHash] = _leafKey(ref, job.index);
         b.lifted |= 1 << ref.index;
-        b.outstanding -= rec.cost;
+        b.outstanding -= SafeCast.toUint128(rec.cost);
         emit JobLifted(ref.batchId, ref.index, jobHash, rec.cost);
         _market.adoptJob(jobHash, rec);
     }
 
     /// @dev Records each hop's pay and reward as taken out of the entry, and returns them as
     /// a job record's hops, layers, amounts and cost.
-    function _takeShares(EntryRef calldata ref, BatchedJob calldata job)
+    function _takeShares(Batch storage b, EntryRef calldata ref, BatchedJob calldata job)
         private
         returns (IJobMarket.JobRecord memory rec)
     {
@@ -586,6 +578,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
             uint256[2] storage share = _liftedShare[_creditKey(ref.batchId, ref.index, job.job.route[i])];
             share[0] += amount;
             share[1] += reward;
+            _deduct(b, ref.batchId, job.job.route[i], amount, reward);
             rec.hops[i] = job.job.route[i];
             rec.layers[i] = job.job.spanEnds[i] - job.job.spanStarts[i];
             rec.amounts[i] = amount;
@@ -655,6 +648,10 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
 
     function _entryKey(uint256 batchId, uint256 index) private pure returns (bytes32) {
         return keccak256(abi.encode(batchId, index));
+    }
+
+    function _payoutKey(uint256 batchId, address node) private pure returns (bytes32) {
+        return keccak256(abi.encode(batchId, node));
     }
 
     function _creditKey(uint256 batchId, uint256 index, address node) private pure returns (bytes32) {

@@ -58,6 +58,14 @@ interface IBatchSettlement {
         Entry entry;
     }
 
+    /// @notice What a batch pays: per node, in the order the funded entries first credit
+    /// them, its pay and its reward. Its hash is stored at posting.
+    struct Payout {
+        address[] nodes;
+        uint256[] amounts;
+        uint256[] rewards;
+    }
+
     enum BatchStatus {
         None,
         Posted,
@@ -65,15 +73,18 @@ interface IBatchSettlement {
     }
 
     /// @notice A posted batch. Bit `i` of `unfunded`, `voided`, `lifted` and `demanded` is
-    /// about entry `i`. `outstanding` is what the batch still holds for its nodes.
+    /// about entry `i`. `outstanding` is what the batch still holds for its nodes; `adjusted`
+    /// says a void or a lift took some of the payout away.
     struct Batch {
         address poster;
         uint64 postedAt;
         BatchStatus status;
         uint16 entries;
-        uint16 openDemands;
         bytes32 entriesHash;
-        uint256 outstanding;
+        bytes32 payoutHash;
+        uint128 outstanding;
+        uint16 openDemands;
+        bool adjusted;
         uint256 unfunded;
         uint256 voided;
         uint256 lifted;
@@ -108,8 +119,18 @@ interface IBatchSettlement {
         uint64 dueAt;
     }
 
-    /// @notice `poster` posted batch `batchId` of `entries` entries holding `total`.
-    event BatchPosted(uint256 indexed batchId, address indexed poster, bytes32 entriesHash, uint16 entries, uint256 total);
+    /// @notice `poster` posted batch `batchId` of `entries` entries holding `total`, to be
+    /// paid as `nodes`, `amounts`, `rewards` (the batch's payout) unless proofs change it.
+    event BatchPosted(
+        uint256 indexed batchId,
+        address indexed poster,
+        bytes32 entriesHash,
+        uint16 entries,
+        uint256 total,
+        address[] nodes,
+        uint256[] amounts,
+        uint256[] rewards
+    );
     /// @notice Entry `index` of a batch debits `client` by `debit`, or nothing if `funded`
     /// is false (the escrow did not cover it; its jobs are not paid by this batch).
     event EntryPosted(uint256 indexed batchId, address indexed client, uint16 index, uint256 debit, bool funded);
@@ -145,6 +166,8 @@ interface IBatchSettlement {
     error DemandsOpen(uint256 batchId, uint16 open);
     /// @notice The entries given are not the batch's.
     error EntriesMismatch(uint256 batchId);
+    /// @notice The payout given is not the batch's.
+    error PayoutMismatch(uint256 batchId);
     /// @notice The leaf is not in the entry's tree.
     error NotInEntry(uint256 batchId, uint16 index);
     /// @notice The entry is void, unfunded, or (for a lift) waiting on a demand.
@@ -177,9 +200,9 @@ interface IBatchSettlement {
     /// unfunded if the escrow does not cover it.
     function postBatch(Entry[] calldata entries) external returns (uint256 batchId);
 
-    /// @notice Pays a batch's nodes once its window has passed and no demand is open;
-    /// anyone may call, with the batch's entries as posted.
-    function finalizeBatch(uint256 batchId, Entry[] calldata entries) external;
+    /// @notice Pays a batch's nodes once its window has passed and no demand is open, less
+    /// what proofs and lifts took out; anyone may call, with the payout as posted.
+    function finalizeBatch(uint256 batchId, Payout calldata payout) external;
 
     /// @notice Voids an entry with a leaf that breaks a rule: forged signature, expired,
     /// over its caps, a route that is not one, a poster outside the route, or pay the entry

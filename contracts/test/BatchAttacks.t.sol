@@ -70,7 +70,7 @@ contract BatchAttacksTest is BatchFixture {
 
         vm.warp(block.timestamp + 1 hours);
         uint256 before = token.balanceOf(nodes[0]);
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         // The slash's rest went to the reward pool, which rewards the honest entry's work.
         uint256 reward = 2 * (1e15 * uint256(TOKENS) * 10 / 30);
         assertEq(token.balanceOf(nodes[0]) - before, 2 * TOKENS * 10 * PRICE + reward, "the honest entry is paid");
@@ -213,8 +213,8 @@ contract BatchAttacksTest is BatchFixture {
         batches.proveReplay(_ref(first, entries, 0), leaf, proof, _ref(second, entries, 0), leaf, proof);
         assertEq(market.escrowOf(client), 100e18 - 2 * JOB_COST, "paid once");
         vm.warp(block.timestamp + 1 hours);
-        batches.finalizeBatch(first, entries);
-        batches.finalizeBatch(second, entries);
+        batches.finalizeBatch(first, _payout(entries));
+        batches.finalizeBatch(second, _payout(entries));
         _assertConserved(_actors());
     }
 
@@ -246,13 +246,13 @@ contract BatchAttacksTest is BatchFixture {
 
         vm.warp(block.timestamp + 15 minutes);
         vm.expectRevert(abi.encodeWithSelector(IBatchSettlement.DemandsOpen.selector, id, uint16(1)));
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
 
         uint256 posterBefore = token.balanceOf(nodes[2]);
         vm.prank(nodes[2]);
         batches.showEntry(_ref(id, entries, mine), jobs);
         assertEq(token.balanceOf(nodes[2]) - posterBefore, 5e18, "the bond pays the poster's gas");
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         _assertConserved(_actors());
     }
 
@@ -280,7 +280,7 @@ contract BatchAttacksTest is BatchFixture {
         assertEq(token.balanceOf(other) - demanderBefore, 5e18 + SLASH * 2_000 / 10_000, "bond back and bounty");
         // Nothing left to pay: finalizing pays nobody and leaves nothing behind.
         vm.warp(block.timestamp + 1 hours);
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         assertEq(market.totalBatched(), 0, "empty");
         _assertConserved(_actors());
     }
@@ -316,7 +316,7 @@ contract BatchAttacksTest is BatchFixture {
 
         vm.warp(block.timestamp + 1 hours);
         uint256 before = token.balanceOf(nodes[0]);
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         // The slash's rest went to the reward pool, which now rewards the batch's work too.
         uint256 reward = 5 * (1e15 * uint256(TOKENS) * 10 / 30);
         assertEq(token.balanceOf(nodes[0]) - before, 5 * TOKENS * 10 * PRICE + reward, "the five other jobs are paid");
@@ -334,7 +334,7 @@ contract BatchAttacksTest is BatchFixture {
         _judge(jobHash, _unanimous(3, false));
         vm.warp(block.timestamp + 2 hours);
         uint256 before = token.balanceOf(nodes[0]);
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         market.finalize(jobHash);
         assertEq(token.balanceOf(nodes[0]) - before, 4 * TOKENS * 10 * PRICE, "every job paid once");
         _assertConserved(_actors());

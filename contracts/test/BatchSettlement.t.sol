@@ -49,13 +49,13 @@ contract BatchSettlementTest is BatchFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IBatchSettlement.WindowOpen.selector, id, uint256(b.postedAt) + 1 hours)
         );
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
 
         uint256[3] memory before = _balances();
         uint256 pool = market.rewardPool();
         vm.warp(block.timestamp + 1 hours);
         vm.prank(other); // anyone may finalize
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         uint256[3] memory afterPay = _balances();
         for (uint256 i = 0; i < 3; ++i) {
             assertEq(afterPay[i] - before[i], 7 * TOKENS * 10 * PRICE, "each node paid for its ten layers");
@@ -65,7 +65,7 @@ contract BatchSettlementTest is BatchFixture {
         _assertConserved(_actors());
 
         vm.expectRevert(abi.encodeWithSelector(IBatchSettlement.BatchNotPending.selector, id));
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
     }
 
     function testRewardsFromThePoolAreSplitByLayers() public {
@@ -75,7 +75,7 @@ contract BatchSettlementTest is BatchFixture {
         uint256 id = _post(entries);
         vm.warp(block.timestamp + 1 hours);
         uint256[3] memory before = _balances();
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         uint256[3] memory afterPay = _balances();
         uint256 reward = 7 * (1e15 * uint256(TOKENS) * 10 / 30);
         for (uint256 i = 0; i < 3; ++i) {
@@ -90,18 +90,23 @@ contract BatchSettlementTest is BatchFixture {
         IBatchSettlement.Entry[] memory entries = _twoClients();
         uint256 id = _post(entries);
         vm.warp(block.timestamp + 1 hours);
-        batches.finalizeBatch(id, entries);
+        batches.finalizeBatch(id, _payout(entries));
         assertLe(market.rewardPool(), 2, "the pool is spent but for rounding");
         _assertConserved(_actors());
     }
 
-    function testFinalizeNeedsTheEntriesAsPosted() public {
+    function testFinalizeNeedsThePayoutAsPosted() public {
         IBatchSettlement.Entry[] memory entries = _twoClients();
         uint256 id = _post(entries);
         vm.warp(block.timestamp + 1 hours);
-        entries[0].credits[0].amount += 1;
-        vm.expectRevert(abi.encodeWithSelector(IBatchSettlement.EntriesMismatch.selector, id));
-        batches.finalizeBatch(id, entries);
+        IBatchSettlement.Payout memory payout = _payout(entries);
+        payout.amounts[0] += 1;
+        vm.expectRevert(abi.encodeWithSelector(IBatchSettlement.PayoutMismatch.selector, id));
+        batches.finalizeBatch(id, payout);
+        payout.amounts[0] -= 1;
+        (payout.nodes[0], payout.nodes[1]) = (payout.nodes[1], payout.nodes[0]);
+        vm.expectRevert(abi.encodeWithSelector(IBatchSettlement.PayoutMismatch.selector, id));
+        batches.finalizeBatch(id, payout);
     }
 
     function testOnlyActiveNodesPostOrAreCredited() public {
@@ -160,8 +165,8 @@ contract BatchSettlementTest is BatchFixture {
 
         vm.warp(block.timestamp + 1 hours);
         uint256[3] memory before = _balances();
-        batches.finalizeBatch(a, _one(first));
-        batches.finalizeBatch(b, entries);
+        batches.finalizeBatch(a, _payout(_one(first)));
+        batches.finalizeBatch(b, _payout(entries, 1 << poorIndex));
         uint256[3] memory afterPay = _balances();
         for (uint256 i = 0; i < 3; ++i) {
             assertEq(afterPay[i] - before[i], 5 * TOKENS * 10 * PRICE, "paid for the five funded jobs only");

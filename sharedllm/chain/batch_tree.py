@@ -212,6 +212,44 @@ def build_batch(
     ]
 
 
+@dataclass(frozen=True)
+class Payout:
+    """What a batch pays each node, in the order its funded entries first credit them."""
+
+    nodes: tuple[Address, ...]
+    amounts: tuple[int, ...]
+    rewards: tuple[int, ...]
+
+    def as_tuple(self) -> tuple[object, ...]:
+        return (list(self.nodes), list(self.amounts), list(self.rewards))
+
+    def of(self, node: str) -> tuple[int, int]:
+        """Pay and reward for ``node`` (zero if the batch does not credit it)."""
+        for n, amount, reward in zip(self.nodes, self.amounts, self.rewards, strict=True):
+            if n.lower() == node.lower():
+                return amount, reward
+        return 0, 0
+
+
+def batch_payout(entries: Sequence[Entry], unfunded: int = 0) -> Payout:
+    """The payout the contract stores for ``entries``; bit ``i`` of ``unfunded`` drops entry
+    ``i`` (its client's escrow did not cover it)."""
+    order: list[Address] = []
+    totals: dict[Address, list[int]] = {}
+    for i, entry in enumerate(entries):
+        if unfunded >> i & 1:
+            continue
+        for credit in entry.credits:
+            if credit.node not in totals:
+                order.append(credit.node)
+                totals[credit.node] = [0, 0]
+            totals[credit.node][0] += credit.amount
+            totals[credit.node][1] += credit.reward
+    return Payout(
+        tuple(order), tuple(totals[n][0] for n in order), tuple(totals[n][1] for n in order)
+    )
+
+
 def entries_hash(entries: Sequence[Entry]) -> bytes:
     """The batch's ``entriesHash``: the packed keccak of its entry hashes."""
     return keccak(b"".join(e.hash() for e in entries))

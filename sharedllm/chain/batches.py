@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
-from sharedllm.chain.batch_tree import BatchedJob, Entry, entry_ref
+from sharedllm.chain.batch_tree import BatchedJob, Entry, Payout, entry_ref
 from sharedllm.chain.token import Token
 from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
 from sharedllm.errors import ChainError
@@ -40,9 +40,11 @@ class BatchRecord:
     posted_at: int
     status: str
     entries: int
-    open_demands: int
     entries_hash: bytes
+    payout_hash: bytes
     outstanding: int
+    open_demands: int
+    adjusted: bool
     unfunded: int
     voided: int
     lifted: int
@@ -54,7 +56,15 @@ class Posted:
     batch_id: int
     total: int
     unfunded: int
+    payout: Payout
     tx: TxResult
+
+
+def _payout_of(args: Any) -> Payout:
+    return Payout(
+        tuple(args["nodes"]), tuple(int(a) for a in args["amounts"]),
+        tuple(int(r) for r in args["rewards"]),
+    )  # fmt: skip
 
 
 class Batches:
@@ -73,9 +83,11 @@ class Batches:
             int(raw.postedAt),
             BATCH_STATUS[raw.status],
             int(raw.entries),
-            int(raw.openDemands),
             bytes(raw.entriesHash),
+            bytes(raw.payoutHash),
             int(raw.outstanding),
+            int(raw.openDemands),
+            bool(raw.adjusted),
             int(raw.unfunded),
             int(raw.voided),
             int(raw.lifted),
@@ -114,6 +126,7 @@ class Batches:
                 "batchId": int(log["args"]["batchId"]),
                 "entriesHash": bytes(log["args"]["entriesHash"]),
                 "total": int(log["args"]["total"]),
+                "payout": _payout_of(log["args"]),
                 "block": log["blockNumber"],
             }
             for log in logs
@@ -166,16 +179,15 @@ class Batches:
         for event in self.contract.events.EntryPosted().process_receipt(receipt, errors=DISCARD):
             if not event["args"]["funded"]:
                 unfunded |= 1 << int(event["args"]["index"])
-        return Posted(batch_id, int(events[0]["args"]["total"]), unfunded, TxResult.of(receipt))
+        args = events[0]["args"]
+        return Posted(
+            batch_id, int(args["total"]), unfunded, _payout_of(args), TxResult.of(receipt)
+        )
 
     def finalize(
-        self,
-        account: LocalAccount,
-        batch_id: int,
-        entries: Sequence[Entry],
-        gas: int | None = None,
+        self, account: LocalAccount, batch_id: int, payout: Payout, gas: int | None = None
     ) -> TxResult:
-        fn = self.contract.functions.finalizeBatch(batch_id, [e.as_tuple() for e in entries])
+        fn = self.contract.functions.finalizeBatch(batch_id, payout.as_tuple())
         return TxResult.of(send(self.w3, account, fn, "finalizeBatch", gas=gas))
 
     def prove_bad_leaf(

@@ -134,9 +134,7 @@ class Deployment:
                 registry=parse_address(addresses["NodeRegistry"], "addresses.NodeRegistry"),
                 market=parse_address(addresses["JobMarket"], "addresses.JobMarket"),
                 court=parse_address(addresses["DisputeCourt"], "addresses.DisputeCourt"),
-                batches=parse_address(
-                    addresses["BatchSettlement"], "addresses.BatchSettlement"
-                ),
+                batches=parse_address(addresses["BatchSettlement"], "addresses.BatchSettlement"),
                 params=MarketParams.from_json(body.get("params", {})),
                 deploy_block=parse_uint(body.get("deployBlock", 0), "deployBlock"),
                 rpc_url=body.get("rpcUrl"),

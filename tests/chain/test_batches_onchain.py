@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 from chain_helpers import PRICES, Network
+from eth_utils import keccak
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.batch_tree import (
     BatchedJob,
+    batch_payout,
     batchable_signature,
     build_batch,
     entries_hash,
     merkle_proof,
     merkle_root,
 )
-from eth_utils import keccak
-
 from sharedllm.errors import ContractRevert
 from sharedllm.protocol.job import job_digest, sign_job
 
@@ -90,12 +90,13 @@ def test_a_batch_debits_each_client_once_and_pays_each_node_once(network: Networ
     assert record.outstanding == sum(e.debit for e in entries) == posted.total
 
     with pytest.raises(ContractRevert) as err:
-        chain.batches.finalize(network.nodes[0], posted.batch_id, entries, gas=500_000)
+        chain.batches.finalize(network.nodes[0], posted.batch_id, posted.payout, gas=500_000)
     assert err.value.code == "WindowOpen"
+    assert posted.payout == batch_payout(entries)
 
     before = [chain.token.balance_of(n.address) for n in network.nodes]
     network.devnet.advance_time(chain.market.params()["challengeWindow"] + 1)
-    chain.batches.finalize(network.nodes[0], posted.batch_id, entries, gas=500_000)
+    chain.batches.finalize(network.nodes[0], posted.batch_id, posted.payout, gas=500_000)
     assert chain.batches.get_batch(posted.batch_id).status == "Finalized"
     for node, was, price in zip(network.nodes, before, PRICES, strict=True):
         amount, reward = chain.batches.paid(posted.batch_id, node.address)
@@ -114,6 +115,7 @@ def test_an_entry_beyond_the_escrow_is_posted_unfunded(network: Network) -> None
     assert entries[0].debit > 10**15
     posted = chain.batches.post(network.nodes[-1], entries)
     assert posted.unfunded == 1 and posted.total == 0
+    assert posted.payout == batch_payout(entries, unfunded=1) and not posted.payout.nodes
     assert chain.market.escrow_of(poor.address) == 10**15
 
 
@@ -124,5 +126,6 @@ def test_high_s_signatures_are_not_batchable(network: Network) -> None:
     twin = job.signature[:32] + (n - s).to_bytes(32, "big") + bytes([55 - job.signature[64]])
     assert not batchable_signature(twin)
     bad = BatchedJob(job.job, job.job_hash, twin, 0, 7, COMMITMENT, PRICES)
-    fault = network.chain.batches.leaf_fault(bad, network.client.address, network.nodes[-1].address, 0)
+    poster = network.nodes[-1].address
+    fault = network.chain.batches.leaf_fault(bad, network.client.address, poster, 0)
     assert fault == "BadSignature"

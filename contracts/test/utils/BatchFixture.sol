@@ -156,6 +156,38 @@ abstract contract BatchFixture is DisputeFixture {
         list[0] = e;
     }
 
+    /// @dev The payout the contract stores for `entries` (bit `i` of `unfunded`: entry `i`
+    /// paid nothing): per node in order of first credit.
+    function _payout(IBatchSettlement.Entry[] memory entries, uint256 unfunded)
+        internal
+        pure
+        returns (IBatchSettlement.Payout memory p)
+    {
+        address[] memory seen = new address[](64);
+        uint256[] memory amounts = new uint256[](64);
+        uint256[] memory rewards = new uint256[](64);
+        uint256 count = 0;
+        for (uint256 i = 0; i < entries.length; ++i) {
+            if (unfunded & (1 << i) != 0) continue;
+            for (uint256 j = 0; j < entries[i].credits.length; ++j) {
+                IBatchSettlement.Credit memory c = entries[i].credits[j];
+                uint256 k = 0;
+                while (k < count && seen[k] != c.node) ++k;
+                if (k == count) seen[count++] = c.node;
+                amounts[k] += c.amount;
+                rewards[k] += c.reward;
+            }
+        }
+        p = IBatchSettlement.Payout(new address[](count), new uint256[](count), new uint256[](count));
+        for (uint256 k = 0; k < count; ++k) {
+            (p.nodes[k], p.amounts[k], p.rewards[k]) = (seen[k], amounts[k], rewards[k]);
+        }
+    }
+
+    function _payout(IBatchSettlement.Entry[] memory entries) internal pure returns (IBatchSettlement.Payout memory) {
+        return _payout(entries, 0);
+    }
+
     function _costOf(IBatchSettlement.Entry memory e) internal pure returns (uint256 cost) {
         for (uint256 i = 0; i < e.credits.length; ++i) {
             cost += e.credits[i].amount;
