@@ -243,6 +243,16 @@ class TranscriptMissing(SharedLLMError):
     http_status = 404
 
 
+# -- A node's batch endpoint
+
+
+class BatchUnknown(SharedLLMError):
+    """This node posted no batch of that number."""
+
+    code = "BATCH_UNKNOWN"
+    http_status = 404
+
+
 # -- The receipt handoff after a last hop died
 
 

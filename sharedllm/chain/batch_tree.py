@@ -11,14 +11,23 @@ contract's own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 
-from sharedllm.protocol.job import Job
-from sharedllm.protocol.types import Address
+from sharedllm.errors import ProtocolError
+from sharedllm.protocol.job import Job, job_digest
+from sharedllm.protocol.types import (
+    Address,
+    bytes32_to_bytes,
+    parse_address,
+    parse_job_id,
+    parse_uint,
+)
 
 MAX_ENTRIES = 256
 MAX_ENTRY_JOBS = 64
@@ -27,6 +36,7 @@ MAX_CREDITS = 64
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _LEAF_TYPES = ["uint32", "bytes32", "bytes32", "uint32", "bytes32", "uint256[]"]
 _ENTRY_TYPE = "(address,bytes32,uint32,(address,uint256,uint256)[])"
+_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 
 
 def batchable_signature(signature: bytes) -> bool:
@@ -105,6 +115,45 @@ class BatchedJob:
             self.commitment,
             list(self.prices),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job": self.job.to_json(),
+            "jobHash": "0x" + self.job_hash.hex(),
+            "signature": "0x" + self.signature.hex(),
+            "index": self.index,
+            "tokensServed": self.tokens_served,
+            "commitment": "0x" + self.commitment.hex(),
+            "prices": [str(p) for p in self.prices],
+        }
+
+    @classmethod
+    def from_json(cls, body: Any, chain_id: int, market: str) -> BatchedJob:
+        """Strictly parsed; the job hash is recomputed, never taken on trust."""
+        if not isinstance(body, dict):
+            raise ProtocolError("batched job: expected an object", field="job")
+        try:
+            job = Job.from_json(body["job"])
+            signature = body["signature"]
+            if not isinstance(signature, str) or not _SIGNATURE.match(signature):
+                raise ProtocolError("signature: expected 65 bytes of hex", field="signature")
+            prices = body["prices"]
+            if not isinstance(prices, list) or len(prices) != len(job.route):
+                raise ProtocolError("prices: expected one price per hop", field="prices")
+            made = cls(
+                job=job,
+                job_hash=job_digest(job, chain_id, market),
+                signature=bytes.fromhex(signature[2:]),
+                index=parse_uint(body["index"], "index", 32),
+                tokens_served=parse_uint(body["tokensServed"], "tokensServed", 32),
+                commitment=bytes32_to_bytes(parse_job_id(body["commitment"], "commitment")),
+                prices=tuple(parse_uint(p, f"prices[{i}]") for i, p in enumerate(prices)),
+            )
+        except KeyError as exc:
+            raise ProtocolError(f"batched job: missing {exc}", field=str(exc)) from None
+        if "jobHash" in body and body["jobHash"] != "0x" + made.job_hash.hex():
+            raise ProtocolError("jobHash: not the hash of the job given", field="jobHash")
+        return made
 
 
 @dataclass(frozen=True)
@@ -248,6 +297,36 @@ def batch_payout(entries: Sequence[Entry], unfunded: int = 0) -> Payout:
     return Payout(
         tuple(order), tuple(totals[n][0] for n in order), tuple(totals[n][1] for n in order)
     )
+
+
+def batch_to_json(entries: Sequence[Entry]) -> dict[str, Any]:
+    """A batch's content as a poster keeps and serves it: every entry's client and jobs."""
+    return {
+        "entries": [{"client": e.client, "jobs": [j.to_json() for j in e.jobs]} for e in entries]
+    }
+
+
+def batch_from_json(body: Any, chain_id: int, market: str, reward_per_token: int) -> list[Entry]:
+    """A batch served by its poster, rebuilt (credits and roots recomputed from the jobs)."""
+    if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
+        raise ProtocolError('batch: expected {"entries": [...]}', field="entries")
+    if not 0 < len(body["entries"]) <= MAX_ENTRIES:
+        raise ProtocolError(f"batch: 1 to {MAX_ENTRIES} entries", field="entries")
+    entries = []
+    for i, raw in enumerate(body["entries"]):
+        if not isinstance(raw, dict) or not isinstance(raw.get("jobs"), list):
+            raise ProtocolError(f"entries[{i}]: expected client and jobs", field="entries")
+        if len(raw["jobs"]) > MAX_ENTRY_JOBS:
+            raise ProtocolError(f"entries[{i}]: more than {MAX_ENTRY_JOBS} jobs", field="jobs")
+        client = parse_address(raw.get("client"), f"entries[{i}].client")
+        jobs = [BatchedJob.from_json(j, chain_id, market) for j in raw["jobs"]]
+        entry = build_entry(client, jobs, reward_per_token)
+        if [j.index for j in jobs] != [j.index for j in entry.jobs] or [
+            j.job_hash for j in jobs
+        ] != [j.job_hash for j in entry.jobs]:
+            raise ProtocolError(f"entries[{i}]: jobs not in leaf order", field="jobs")
+        entries.append(entry)
+    return entries
 
 
 def entries_hash(entries: Sequence[Entry]) -> bytes:

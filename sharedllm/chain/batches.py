@@ -132,6 +132,25 @@ class Batches:
             for log in logs
         ]
 
+    def posted_since(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """Every ``BatchPosted`` event in the block range, oldest first."""
+        logs = rpc(
+            lambda: self.contract.events.BatchPosted().get_logs(
+                from_block=from_block, to_block=to_block
+            ),
+            "BatchPosted logs",
+        )
+        return [
+            {
+                "batchId": int(log["args"]["batchId"]),
+                "poster": log["args"]["poster"],
+                "entriesHash": bytes(log["args"]["entriesHash"]),
+                "payout": _payout_of(log["args"]),
+                "block": log["blockNumber"],
+            }
+            for log in logs
+        ]
+
     def entries_posted(self, client: str, from_block: int = 0) -> list[dict[str, Any]]:
         """``EntryPosted`` events of one client since ``from_block``, oldest first."""
         logs = rpc(

@@ -16,9 +16,11 @@ from aiohttp import web
 
 from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.admission import AcceptAll, Admission
+from sharedllm.node.batch_handlers import add_batch_routes
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
 from sharedllm.node.handoff import ReceiptHandoff, add_handoff_routes
+from sharedllm.node.ledger import Ledger
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
@@ -33,6 +35,7 @@ def build_app(
     state: NodeState,
     transcripts: TranscriptAccess | None = None,
     handoff: ReceiptHandoff | None = None,
+    batches: Ledger | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=state.config.client_max_size
@@ -41,6 +44,7 @@ def build_app(
     add_routes(app)
     add_transcript_routes(app, transcripts)
     add_handoff_routes(app, handoff)
+    add_batch_routes(app, batches)
     return app
 
 
@@ -82,6 +86,7 @@ async def serve(
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     transcripts: TranscriptAccess | None = None,
     handoff: ReceiptHandoff | None = None,
+    batches: Ledger | None = None,
     wrap_runner: Callable[[Any], Any] | None = None,
 ) -> None:
     """``wrap_runner`` is for tests: a cheating runner around the honest one."""
@@ -95,7 +100,7 @@ async def serve(
         )
         raise_open_file_limit()
         runner = web.AppRunner(
-            build_app(state, transcripts, handoff),
+            build_app(state, transcripts, handoff, batches),
             access_log=None,
             handle_signals=False,
             # An idle keep-alive connection holds a file descriptor: let it go soon, not

@@ -87,6 +87,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "transcript might not fit is refused (default 512)",
     )
     paid.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        help="settle served jobs in batches of up to this many answers, posted in one "
+        "transaction (a few thousand gas per answer instead of ~560k); 0 settles each job "
+        "on its own (default 0)",
+    )
+    paid.add_argument(
+        "--batch-age",
+        type=float,
+        default=300.0,
+        help="post a batch anyway once its oldest job has waited this many seconds (default 300)",
+    )
+    paid.add_argument(
         "--submit-delay", type=float, default=0.0, help=argparse.SUPPRESS
     )  # test only: hold served jobs this long before submitting
     run.add_argument(
@@ -190,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     store = ModelStore(args.models_dir)
     span = parse_layers(args.layers)
-    admission, background, transcripts, handoff = None, [], None, None
+    admission, background, transcripts, handoff, ledger = None, [], None, None, None
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
 
@@ -209,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
             config, price=reg.price_per_token, public_key=reg.pubkey, address=reg.address
         )
         admission, background = node.admission, [node.settler.run]
-        transcripts, handoff = node.transcripts, node.handoff
+        transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
     else:
         manifest = store.manifest(args.model)
     if span is None:
@@ -218,7 +232,7 @@ def _run(args: argparse.Namespace) -> int:
         serve(
             config, store, manifest, span[0], span[1], started_at=started,
             admission=admission, background=background, transcripts=transcripts,
-            handoff=handoff, wrap_runner=args.faults.wrap_runner,
+            handoff=handoff, batches=ledger, wrap_runner=args.faults.wrap_runner,
         )
     )  # fmt: skip
     return 0

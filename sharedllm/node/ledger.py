@@ -24,6 +24,12 @@ CHALLENGED = "challenged"  # slashed or refunded
 REFUSED = "refused"  # the chain refused the submission (e.g. the deadline passed)
 STATUSES = (SERVED, SUBMITTED, FINALIZED, CHALLENGED, REFUSED)
 
+# Status of a batch this node posts.
+BATCH_POSTING = "posting"  # written, its transaction maybe sent
+BATCH_POSTED = "posted"  # on-chain, challenge window running
+BATCH_FINALIZED = "finalized"  # paid (or every entry voided)
+BATCH_REFUSED = "refused"  # the chain refused it
+
 
 @dataclass(frozen=True)
 class LedgerJob:
@@ -42,6 +48,9 @@ class LedgerJob:
     error: str | None
     handed_over: bool = False  # a surviving hop that took the dead last hop's submission
     recovered: bool = False  # rebuilt from the step journal after a crash mid-answer
+    batch_key: str | None = None  # the batch being posted that holds it (its entries hash)
+    batch_id: int | None = None  # the posted batch that holds it
+    lifted: bool = False  # taken out of its batch for a dispute: settled as a job of its own
 
     @property
     def submits(self) -> bool:
@@ -82,10 +91,42 @@ class Ledger(JobLedger[LedgerJob]):
                 not_null={"job", "signature", "status"},
             )
             jobs.create_index(["status"])
-        else:  # a ledger from before receipt handoffs, or before step journals
-            for column in ("handed_over", "recovered"):
+            jobs.add_column("batch_key", str)
+            jobs.add_column("batch_id", int)
+            jobs.add_column("lifted", int)
+        else:  # a ledger from before receipt handoffs, step journals, or batches
+            for column, kind in (
+                ("handed_over", int),
+                ("recovered", int),
+                ("batch_key", str),
+                ("batch_id", int),
+                ("lifted", int),
+            ):
                 if column not in jobs.columns_dict:
-                    jobs.add_column(column, int)
+                    jobs.add_column(column, kind)
+        batches = self._db["batches"]
+        if not batches.exists():
+            # One row per batch this node posts: written before the transaction, so that a
+            # node killed while posting finds it, asks the chain, and posts it at most once.
+            batches.create(
+                {
+                    "batch_key": str,
+                    "batch_id": int,
+                    "status": str,
+                    "body": str,
+                    "payout": str,
+                    "created_at": float,
+                    "posted_at": float,
+                    "updated_at": float,
+                },
+                pk="batch_key",
+                not_null={"body", "status"},
+            )
+        follow = self._db["followed"]
+        if not follow.exists():
+            # Other posters' batches this node is paid by: the batch, and how far its log
+            # scan got.
+            follow.create({"key": str, "value": int}, pk="key")
         receipts = self._db["receipts"]
         if not receipts.exists():
             receipts.create(
@@ -167,6 +208,101 @@ class Ledger(JobLedger[LedgerJob]):
         }
         self._update_status(job_id, status, values)
 
+    # -- batches ------------------------------------------------------------------------
+
+    def open_batch(self, batch_key: str, body: str, job_ids: list[str]) -> None:
+        """Record a batch about to be posted and claim its jobs, in one transaction."""
+        now = time.time()
+        with self._db.conn:
+            self._db["batches"].insert(
+                {
+                    "batch_key": batch_key,
+                    "status": BATCH_POSTING,
+                    "body": body,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            for job_id in job_ids:
+                self._db["jobs"].update(job_id, {"batch_key": batch_key, "updated_at": now})
+
+    def batch_posted(
+        self, batch_key: str, batch_id: int, payout: str, costs: dict[str, int]
+    ) -> None:
+        """The batch is on-chain as ``batch_id``: its jobs are submitted, each at its cost."""
+        now = time.time()
+        with self._db.conn:
+            self._db["batches"].update(
+                batch_key,
+                {
+                    "status": BATCH_POSTED,
+                    "batch_id": batch_id,
+                    "payout": payout,
+                    "posted_at": now,
+                    "updated_at": now,
+                },
+            )
+            for job_id, cost in costs.items():
+                self._db["jobs"].update(
+                    job_id,
+                    {
+                        "status": SUBMITTED,
+                        "batch_id": batch_id,
+                        "cost": str(cost),
+                        "updated_at": now,
+                    },
+                )
+
+    def batch_dropped(self, batch_key: str, error: str) -> None:
+        """The chain refused the batch: its jobs are refused with the contract's error."""
+        now = time.time()
+        with self._db.conn:
+            self._db["batches"].update(batch_key, {"status": BATCH_REFUSED, "updated_at": now})
+            self._db.execute(
+                "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE batch_key = ?",
+                [REFUSED, error, now, batch_key],
+            )
+
+    def set_batch_status(self, batch_key: str, status: str) -> None:
+        with self._db.conn:
+            self._db["batches"].update(batch_key, {"status": status, "updated_at": time.time()})
+
+    def batches(self, *statuses: str) -> list[dict]:
+        marks = ",".join("?" for _ in statuses)
+        where = f"status in ({marks})" if statuses else None
+        return list(self._db["batches"].rows_where(where, list(statuses), order_by="created_at"))
+
+    def batch_by_id(self, batch_id: int) -> dict | None:
+        rows = list(self._db["batches"].rows_where("batch_id = ?", [batch_id]))
+        return rows[0] if rows else None
+
+    def in_batch(self, batch_key: str) -> list[LedgerJob]:
+        return [
+            _job(row)
+            for row in self._db["jobs"].rows_where(
+                "batch_key = ?", [batch_key], order_by="created_at"
+            )
+        ]
+
+    def mark_batched(self, job_id: str, batch_id: int, cost: int) -> None:
+        """Another node's batch holds this job (this node was a hop of its route)."""
+        self.set_status(job_id, SUBMITTED, batch_id=batch_id, cost=cost)
+
+    def mark_lifted(self, job_id: str) -> None:
+        with self._db.conn:
+            self._db["jobs"].update(job_id, {"lifted": 1, "updated_at": time.time()})
+
+    def cursor(self, key: str) -> int:
+        row = list(self._db["followed"].rows_where("key = ?", [key]))
+        return int(row[0]["value"]) if row else 0
+
+    def cursor_keys(self, prefix: str) -> list[str]:
+        return [row["key"] for row in self._db["followed"].rows_where("key LIKE ?", [prefix + "%"])]
+
+    def set_cursor(self, key: str, value: int) -> None:
+        with self._db.conn:
+            self._db["followed"].upsert({"key": key, "value": value}, pk="key")
+
     def created_at(self, job_id: str) -> float:
         return self._db["jobs"].get(job_id)["created_at"]
 
@@ -205,6 +341,9 @@ def _job(row: dict) -> LedgerJob:
         error=row["error"],
         handed_over=bool(row.get("handed_over")),
         recovered=bool(row.get("recovered")),
+        batch_key=row.get("batch_key"),
+        batch_id=row.get("batch_id"),
+        lifted=bool(row.get("lifted")),
     )
 
 

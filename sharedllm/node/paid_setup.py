@@ -18,6 +18,7 @@ from sharedllm.chain.registry import NodeInfo
 from sharedllm.errors import ConfigError
 from sharedllm.model.store import ModelStore
 from sharedllm.node import step_journal
+from sharedllm.node.batch_settlement import BatchPolicy
 from sharedllm.node.chain_view import ChainJobView
 from sharedllm.node.handoff import ReceiptHandoff
 from sharedllm.node.ledger import Ledger
@@ -63,9 +64,12 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     hidden = ModelStore(args.models_dir).manifest(registered.model_id).hidden_size
     store = TranscriptStore(state / "transcripts", args.transcript_budget_mb << 20, hidden)
     step_journal.recover(store, ledger)  # sessions a crash cut short keep their served steps
+    batching = None
+    if args.batch_size > 0:
+        batching = BatchPolicy(size=args.batch_size, age=args.batch_age)
     settler = Settler(
         chain, account, ledger, submit_delay=args.submit_delay, transcripts=store,
-        after_submit=args.faults.after_submit, claim=args.faults.claim,
+        after_submit=args.faults.after_submit, claim=args.faults.claim, batching=batching,
     )  # fmt: skip
     admission = PaidAdmission(ChainJobView(chain), account.address, key, ledger, settler, store)
     access = TranscriptAccess(

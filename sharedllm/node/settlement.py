@@ -11,6 +11,9 @@ Only the route's last hop submits (it holds every hop's receipts), or, if it die
 the survivor the client handed the receipts to (``handoff``); any hop may finalize,
 and every hop follows its jobs to record what it was paid, then deletes the transcripts of
 jobs that can no longer be challenged (``transcript_pruning``).
+
+With a batch policy, jobs that can go into a batch are posted many per transaction instead
+(``batch_settlement``); every hop follows the batches that credit it either way.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from eth_account.signers.local import LocalAccount
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.transact import rpc
 from sharedllm.errors import ContractRevert, SharedLLMError
+from sharedllm.node.batch_settlement import BatchFollower, BatchPolicy, BatchPoster
 from sharedllm.node.ledger import CHALLENGED, FINALIZED, REFUSED, SERVED, SUBMITTED, Ledger
 from sharedllm.node.transcript_pruning import prune
 from sharedllm.node.transcripts import TranscriptStore
@@ -47,6 +51,7 @@ class Settler:
         transcripts: TranscriptStore | None = None,
         after_submit: Callable[[str], None] | None = None,
         claim: Callable[[int, dict], int] | None = None,
+        batching: BatchPolicy | None = None,
     ) -> None:
         """``after_submit`` and ``claim`` are a test's faults (``sharedllm.testing``): a
         crash right after a submission is mined, and the tokens a dishonest node would claim
@@ -59,6 +64,8 @@ class Settler:
         self.claim = claim
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
+        self.poster = BatchPoster(chain, account, ledger, batching) if batching else None
+        self.follower = BatchFollower(chain, account, ledger)
         self._wake = asyncio.Event()
         self._now: float | None = None  # this pass's time of the next block, once asked
 
@@ -80,13 +87,22 @@ class Settler:
 
     def settle_once(self) -> None:
         self._now = None
+        batchable = []
         for job in list(self.ledger.with_status(SERVED)):
-            if job.submits:
-                self._submit(job.job_id)
-            else:
+            if not job.submits:
                 self._follow(job.job_id)
+            elif self.poster is not None and (
+                job.batch_key is not None or self.poster.batchable(job, self._next_block_time())
+            ):
+                batchable.append(job)
+            else:
+                self._submit(job.job_id)
+        if self.poster is not None:
+            self.poster.settle(batchable, self._next_block_time())
+        self.follower.follow()
         for job in list(self.ledger.with_status(SUBMITTED)):
-            self._follow(job.job_id)
+            if job.batch_id is None or job.lifted:
+                self._follow(job.job_id)
         if self.transcripts is not None:
             prune(
                 self.transcripts,
