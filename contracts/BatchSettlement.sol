@@ -162,7 +162,9 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         bytes32 jobHash = _market.hashJob(job.job);
         _requireInEntry(ref, _leafOf(job, jobHash), proof);
         Fault fault = _leafFault(job, jobHash, ref.entry.client, b.poster, b.postedAt);
-        if (fault == Fault.None && !_credited(ref, job)) fault = Fault.NotCredited;
+        // A lifted leaf's pay already left the credits (its lift checked it fitted).
+        bool lifted = _liftedFrom[jobHash] == _leafKey(ref, job.index);
+        if (fault == Fault.None && !lifted && !_credited(ref, job)) fault = Fault.NotCredited;
         if (fault == Fault.None) revert LeafSound(jobHash);
         _void(b, ref, fault, msg.sender);
     }
@@ -179,11 +181,16 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         Batch storage b = _live(secondRef);
         _requireInEntry(secondRef, _leafHash(second), secondProof);
         if (firstRef.batchId == 0) {
-            // Paid as a job of its own: submitted directly, or lifted from another leaf.
-            IJobMarket.JobStatus status = _market.getJob(second.jobHash).status;
-            if (status == IJobMarket.JobStatus.None) revert NotAReplay();
+            // Paid as a job of its own before this batch was posted (a later one is undone
+            // by `proveResubmitted`), and not lifted from this very leaf.
+            IJobMarket.JobRecord memory rec = _market.getJob(second.jobHash);
+            if (rec.status == IJobMarket.JobStatus.None || rec.submittedAt > b.postedAt) revert NotAReplay();
             if (_liftedFrom[second.jobHash] == _leafKey(secondRef, second.index)) revert NotAReplay();
         } else {
+            // The earlier copy stands: the later batch, or the same entry twice.
+            bool earlier = firstRef.batchId < secondRef.batchId
+                || (firstRef.batchId == secondRef.batchId && firstRef.index == secondRef.index);
+            if (!earlier) revert NotAReplay();
             Batch storage a = _batch(firstRef.batchId);
             _requireEntry(a, firstRef);
             uint256 bit = 1 << firstRef.index;
@@ -193,6 +200,24 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
             if (_leafKey(firstRef, first.index) == _leafKey(secondRef, second.index)) revert NotAReplay();
         }
         _void(b, secondRef, Fault.Replayed, msg.sender);
+    }
+
+    /// @inheritdoc IBatchSettlement
+    function proveResubmitted(EntryRef calldata ref, Leaf calldata leaf, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        // The batch may be final: its jobs stay paid, and so stay provable, for good.
+        Batch storage b = _batch(ref.batchId);
+        _requireEntry(b, ref);
+        if ((b.unfunded | b.voided) & (1 << ref.index) != 0) revert EntryNotLive(ref.batchId, ref.index);
+        _requireInEntry(ref, _leafHash(leaf), proof);
+        IJobMarket.JobRecord memory rec = _market.getJob(leaf.jobHash);
+        if (rec.submittedAt <= b.postedAt || _liftedFrom[leaf.jobHash] == _leafKey(ref, leaf.index)) {
+            revert NotAReplay();
+        }
+        // The market checks the record is pending and inside its own window.
+        _market.overturnResubmitted(leaf.jobHash, msg.sender);
     }
 
     /// @inheritdoc IBatchSettlement
@@ -543,10 +568,10 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         Batch storage b = _live(ref);
         jobHash = _market.hashJob(job.job);
         _requireInEntry(ref, _leafOf(job, jobHash), proof);
+        if (_market.getJob(jobHash).status != IJobMarket.JobStatus.None) revert AlreadyRecorded(jobHash);
         Fault fault = _leafFault(job, jobHash, ref.entry.client, b.poster, b.postedAt);
         if (fault == Fault.None && !_credited(ref, job)) fault = Fault.NotCredited;
         if (fault != Fault.None) revert LeafFaulty(jobHash, fault);
-        if (_market.getJob(jobHash).status != IJobMarket.JobStatus.None) revert AlreadyRecorded(jobHash);
 
         IJobMarket.JobRecord memory rec = _takeShares(b, ref, job);
         rec.status = IJobMarket.JobStatus.Submitted;

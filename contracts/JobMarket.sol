@@ -354,6 +354,28 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     }
 
     /// @inheritdoc IJobMarket
+    function overturnResubmitted(bytes32 jobHash, address prover) external onlyBatches nonReentrant {
+        JobRecord storage rec = _pendingJob(jobHash);
+        _requireWindowOpen(jobHash, rec);
+        rec.status = JobStatus.Challenged;
+        uint256 cost = rec.cost;
+        // cost was added to _totalLocked when the job was submitted.
+        unchecked {
+            _totalLocked -= cost;
+        }
+        _escrow[rec.client] += cost;
+        _totalEscrow += cost;
+        uint256 slashed = _registry.slash(rec.submitter, _params.slashAmount, address(this));
+        uint256 bounty = slashed * _params.bountyBps / _BPS;
+        // bounty <= slashed.
+        unchecked {
+            _rewardPool += slashed - bounty;
+        }
+        emit ResubmissionOverturned(jobHash, rec.submitter, slashed, bounty);
+        if (bounty > 0) _token.safeTransfer(prover, bounty);
+    }
+
+    /// @inheritdoc IJobMarket
     function proveOverchargeFor(bytes32 jobHash, bytes calldata receipts, address prover)
         external
         onlyBatches

@@ -170,7 +170,7 @@ interface IBatchSettlement {
     error PayoutMismatch(uint256 batchId);
     /// @notice The leaf is not in the entry's tree.
     error NotInEntry(uint256 batchId, uint16 index);
-    /// @notice The entry is void, unfunded, or (for a lift) waiting on a demand.
+    /// @notice The entry is void or unfunded.
     error EntryNotLive(uint256 batchId, uint16 index);
     /// @notice The leaf given is sound; there is nothing to prove.
     error LeafSound(bytes32 jobHash);
@@ -209,9 +209,11 @@ interface IBatchSettlement {
     /// does not credit. The caller gets the bounty.
     function proveBadLeaf(EntryRef calldata ref, BatchedJob calldata job, bytes32[] calldata proof) external;
 
-    /// @notice Voids the entry of `second`, a leaf whose job is paid elsewhere: in `first`
-    /// (another leaf, in any batch) or, with `first` left empty, as a market job record that
-    /// was not lifted from `second`.
+    /// @notice Voids the entry of `second`, a leaf whose job was paid before: in `first` (a
+    /// leaf of an earlier batch, or another leaf of the same entry) or, with `first` left
+    /// empty, as a market job record submitted no later than `second`'s batch and not lifted
+    /// from it. The later copy is always the one undone, so copying an honest poster's jobs
+    /// cannot void its entry.
     function proveReplay(
         EntryRef calldata firstRef,
         Leaf calldata first,
@@ -220,6 +222,12 @@ interface IBatchSettlement {
         Leaf calldata second,
         bytes32[] calldata secondProof
     ) external;
+
+    /// @notice Overturns a market job record submitted after a funded, unvoided batch already
+    /// holds the same job (`leaf`): the client is refunded, the submitter slashed, the caller
+    /// paid the bounty. Provable while the record's own window is open, even once the batch is
+    /// final.
+    function proveResubmitted(EntryRef calldata ref, Leaf calldata leaf, bytes32[] calldata proof) external;
 
     /// @notice Asks the poster to show an entry's jobs within the response window, posting
     /// the demand bond (paid to the poster if every job is sound).

@@ -94,6 +94,8 @@ interface IJobMarket {
     event JobChallenged(bytes32 indexed jobHash, address indexed node, uint8 hop, uint256 slashed, uint256 bounty);
     /// @notice Hop `node` of an overturned job was paid `amount` for its work out of the slash.
     event HopCompensated(bytes32 indexed jobHash, address indexed node, uint256 amount);
+    /// @notice A job submitted on its own after a batch had paid it was overturned.
+    event ResubmissionOverturned(bytes32 indexed jobHash, address indexed submitter, uint256 slashed, uint256 bounty);
     /// @notice `prover` showed the committed receipts prove `proven` positions where the job
     /// charged `charged`.
     event OverchargeProven(bytes32 indexed jobHash, address indexed prover, uint32 proven, uint32 charged);
@@ -232,6 +234,10 @@ interface IJobMarket {
     /// @notice Batches only: a job leaves its batch as a submitted job record (its cost moves
     /// from the batches' holdings to the locked jobs).
     function adoptJob(bytes32 jobHash, JobRecord calldata record) external;
+
+    /// @notice Batches only: a pending job that a batch had already paid; refunds the client,
+    /// slashes the submitter and pays `prover` the bounty (the other hops were paid by the batch).
+    function overturnResubmitted(bytes32 jobHash, address prover) external;
 
     /// @notice Batches only: `proveOvercharge` on behalf of `prover`.
     function proveOverchargeFor(bytes32 jobHash, bytes calldata receipts, address prover) external;

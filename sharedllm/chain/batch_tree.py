@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import encode
+from eth_keys.exceptions import BadSignature
+from eth_keys.main import KeyAPI
 from eth_utils.crypto import keccak
 
 from sharedllm.errors import ProtocolError
@@ -35,7 +37,7 @@ MAX_CREDITS = 64
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _LEAF_TYPES = ["uint32", "bytes32", "bytes32", "uint32", "bytes32", "uint256[]"]
-_ENTRY_TYPE = "(address,bytes32,uint32,(address,uint256,uint256)[])"
+ENTRY_TYPE = "(address,bytes32,uint32,(address,uint256,uint256)[])"
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 
 
@@ -48,6 +50,49 @@ def batchable_signature(signature: bytes) -> bool:
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     return 0 < r < _SECP256K1_N and 0 < s <= _SECP256K1_N // 2 and signature[64] in (27, 28)
+
+
+def signer_of(digest: bytes, signature: bytes) -> Address | None:
+    """Who signed ``digest``, counting only what a batch counts (``batchable_signature``)."""
+    if not batchable_signature(signature):
+        return None
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    try:
+        key = KeyAPI.Signature(vrs=(signature[64] - 27, r, s)).recover_public_key_from_msg_hash(
+            digest
+        )
+    except BadSignature:
+        return None
+    return Address(key.to_checksum_address())
+
+
+def leaf_fault(job: BatchedJob, client: str, poster: str, posted_at: int) -> str:
+    """The rule a leaf breaks, by the contract's ``Fault`` name (``"None"`` if sound), as the
+    contract's ``leafFault`` checks it, in the same order."""
+    j = job.job
+    hops = len(j.route)
+    if not 0 < hops <= 255 or len(j.span_starts) != hops or len(j.span_ends) != hops:
+        return "BadRoute"
+    expected = 0
+    for start, end in zip(j.span_starts, j.span_ends, strict=True):
+        if start != expected or end <= start:
+            return "BadRoute"
+        expected = end
+    if j.client.lower() != client.lower():
+        return "WrongClient"
+    if len(job.prices) != hops or any(p > j.max_price_per_token for p in job.prices):
+        return "BadPrices"
+    if not 0 < job.tokens_served <= j.max_tokens:
+        return "BadTokens"
+    if j.deadline < posted_at:
+        return "Expired"
+    if poster.lower() not in (n.lower() for n in j.route):
+        return "PosterNotInRoute"
+    signer = signer_of(job.job_hash, job.signature)
+    if signer is None or signer.lower() != client.lower():
+        return "BadSignature"
+    return "None"
 
 
 @dataclass(frozen=True)
@@ -187,7 +232,7 @@ class Entry:
         return (self.client, self.root, len(self.jobs), [c.as_tuple() for c in self.credits])
 
     def hash(self) -> bytes:
-        return keccak(encode([_ENTRY_TYPE], [self.as_tuple()]))
+        return keccak(encode([ENTRY_TYPE], [self.as_tuple()]))
 
     def proof(self, index: int) -> list[bytes]:
         return merkle_proof([job.leaf() for job in self.jobs], index)

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.logs import DISCARD
 
-from sharedllm.chain.batch_tree import BatchedJob, Entry, Payout, entry_ref
+from sharedllm.chain.batch_tree import ENTRY_TYPE, BatchedJob, Entry, Payout, entry_ref
 from sharedllm.chain.token import Token
 from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
 from sharedllm.errors import ChainError
@@ -132,6 +134,28 @@ class Batches:
             for log in logs
         ]
 
+    def demand_of(self, batch_id: int, index: int) -> dict[str, Any]:
+        raw = call(self.contract.functions.demandOf(batch_id, index), "demandOf")
+        return {"demander": raw.demander, "dueAt": int(raw.dueAt)}
+
+    def posted_entries(self, batch_id: int) -> list[tuple[object, ...]]:
+        """The entries of a batch exactly as posted, read from ``postBatch``'s calldata (a
+        poster that will not serve its batch cannot hide what it sent the chain)."""
+        logs = rpc(
+            lambda: self.contract.events.BatchPosted().get_logs(
+                from_block=0, argument_filters={"batchId": batch_id}
+            ),
+            "BatchPosted logs",
+        )
+        if not logs:
+            raise ChainError(f"no batch {batch_id} was posted")
+        tx = rpc(lambda: self.w3.eth.get_transaction(logs[0]["transactionHash"]), "getTransaction")
+        _, args = self.contract.decode_function_input(tx["input"])
+        return [
+            (e[0], bytes(e[1]), int(e[2]), [(c[0], int(c[1]), int(c[2])) for c in e[3]])
+            for e in args["entries"]
+        ]
+
     def posted_since(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
         """Every ``BatchPosted`` event in the block range, oldest first."""
         logs = rpc(
@@ -218,6 +242,47 @@ class Batches:
         )
         return TxResult.of(send(self.w3, account, fn, "proveBadLeaf"))
 
+    def prove_replay(
+        self,
+        account: LocalAccount,
+        first: tuple[int, Sequence[Entry], int, int] | None,
+        second: tuple[int, Sequence[Entry], int, int],
+    ) -> TxResult:
+        """Void ``second``'s entry: its leaf's job is paid in ``first`` (batch id, entries,
+        entry index, leaf index) or, with ``first`` None, as a job of its own."""
+        batch_id, entries, index, leaf = second
+        entry = entries[index]
+        if first is None:
+            first_ref: tuple[object, ...] = (0, 0, [], (entry.client, b"\x00" * 32, 0, []))
+            first_leaf, first_proof = entry.jobs[leaf].leaf_tuple(), []
+        else:
+            f_id, f_entries, f_index, f_leaf = first
+            first_ref = entry_ref(f_id, f_entries, f_index)
+            first_leaf = f_entries[f_index].jobs[f_leaf].leaf_tuple()
+            first_proof = f_entries[f_index].proof(f_leaf)
+        fn = self.contract.functions.proveReplay(
+            first_ref, first_leaf, first_proof, entry_ref(batch_id, entries, index),
+            entry.jobs[leaf].leaf_tuple(), entry.proof(leaf),
+        )  # fmt: skip
+        return TxResult.of(send(self.w3, account, fn, "proveReplay"))
+
+    def prove_overcharge(
+        self,
+        account: LocalAccount,
+        batch_id: int,
+        entries: Sequence[Entry],
+        index: int,
+        leaf: int,
+        receipts: bytes,
+    ) -> TxResult:
+        """Lift a batched job and prove it over-charged, in one transaction."""
+        entry = entries[index]
+        fn = self.contract.functions.proveOvercharge(
+            entry_ref(batch_id, entries, index), entry.jobs[leaf].as_tuple(), entry.proof(leaf),
+            receipts,
+        )  # fmt: skip
+        return TxResult.of(send(self.w3, account, fn, "proveOvercharge"))
+
     def demand(self, account: LocalAccount, batch_id: int, index: int, token: Token) -> TxResult:
         token.prepare_spend(account, self.address, self.params()["demandBond"], "demandEntry")
         fn = self.contract.functions.demandEntry(batch_id, index)
@@ -235,4 +300,12 @@ class Batches:
         self, account: LocalAccount, batch_id: int, entries: Sequence[Entry], index: int
     ) -> TxResult:
         fn = self.contract.functions.forfeitEntry(entry_ref(batch_id, entries, index))
+        return TxResult.of(send(self.w3, account, fn, "forfeitEntry"))
+
+    def forfeit_posted(
+        self, account: LocalAccount, batch_id: int, posted: list[tuple[object, ...]], index: int
+    ) -> TxResult:
+        """``forfeitEntry`` from the entries as posted (``posted_entries``)."""
+        hashes = [keccak(encode([ENTRY_TYPE], [entry])) for entry in posted]
+        fn = self.contract.functions.forfeitEntry((batch_id, index, hashes, posted[index]))
         return TxResult.of(send(self.w3, account, fn, "forfeitEntry"))

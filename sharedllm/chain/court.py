@@ -161,6 +161,24 @@ class Court:
         fn = self.contract.functions.openDispute(_b32(job_id), hop, kind, evidence, bond)
         return TxResult.of(send(self.w3, account, fn, "openDispute"))
 
+    def open_batched_dispute(
+        self,
+        account: LocalAccount,
+        ref: tuple[object, ...],
+        job: tuple[object, ...],
+        proof: list[bytes],
+        hop: int,
+        kind: int,
+        evidence: bytes,
+        bond: int,
+        token: Token,
+    ) -> TxResult:
+        """``openDispute`` on a job of a batch: ``ref``, ``job`` and ``proof`` as
+        ``batch_tree.entry_ref``, ``BatchedJob.as_tuple`` and ``Entry.proof`` give them."""
+        token.prepare_spend(account, self.address, bond, "openBatchedDispute")
+        fn = self.contract.functions.openBatchedDispute(ref, job, proof, hop, kind, evidence, bond)
+        return TxResult.of(send(self.w3, account, fn, "openBatchedDispute"))
+
     def draw_jury(self, account: LocalAccount, job_id: str) -> TxResult:
         fn = self.contract.functions.drawJury(_b32(job_id))
         return TxResult.of(send(self.w3, account, fn, "drawJury"))

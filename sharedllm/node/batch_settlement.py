@@ -92,9 +92,17 @@ class BatchPolicy:
 
 class BatchPoster:
     def __init__(
-        self, chain: Chain, account: LocalAccount, ledger: Ledger, policy: BatchPolicy
+        self,
+        chain: Chain,
+        account: LocalAccount,
+        ledger: Ledger,
+        policy: BatchPolicy,
+        claim: Callable[[int, dict[str, Any]], int] | None = None,
     ) -> None:
+        """``claim`` is a test's fault (``sharedllm.testing``): the tokens a dishonest node
+        would claim for a job, given the tokens it served and the job."""
         self.chain = chain
+        self.claim = claim
         self.account = account
         self.ledger = ledger
         self.policy = policy
@@ -163,7 +171,7 @@ class BatchPoster:
                     bytes.fromhex(entry.job_id[2:]),
                     bytes.fromhex(entry.signature.removeprefix("0x")),
                     0,
-                    entry.tokens,
+                    entry.tokens if self.claim is None else self.claim(entry.tokens, entry.job),
                     bytes.fromhex(entry.commitment.removeprefix("0x")),
                     hop_prices,
                 )

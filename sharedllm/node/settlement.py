@@ -64,7 +64,7 @@ class Settler:
         self.claim = claim
         self.window = int(chain.market.params()["challengeWindow"])
         self.submit_delay = submit_delay
-        self.poster = BatchPoster(chain, account, ledger, batching) if batching else None
+        self.poster = BatchPoster(chain, account, ledger, batching, claim) if batching else None
         self.follower = BatchFollower(chain, account, ledger)
         self._wake = asyncio.Event()
         self._now: float | None = None  # this pass's time of the next block, once asked

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.transact import rpc
-from sharedllm.verifier.ledger import SeenCase, SeenDispute
+from sharedllm.verifier.ledger import SeenBatch, SeenCase, SeenDispute
 
 MAX_RANGE = 2_000  # blocks per get_logs call
 
@@ -68,6 +68,23 @@ class ChainEvents:
                     )
                 )
         return sorted(found, key=lambda c: (c.block, c.job_id))
+
+    def batches(self, from_block: int, to_block: int) -> list[SeenBatch]:
+        """``BatchPosted`` events in ``[from_block, to_block]``, oldest first."""
+        found: list[SeenBatch] = []
+        events = self.chain.batches.contract.events
+        for start in range(from_block, to_block + 1, MAX_RANGE):
+            end = min(start + MAX_RANGE - 1, to_block)
+            for log in rpc(
+                lambda s=start, e=end: events.BatchPosted().get_logs(from_block=s, to_block=e),
+                "getLogs BatchPosted",
+            ):
+                a = log["args"]
+                found.append(
+                    SeenBatch(int(a["batchId"]), log["blockNumber"], a["poster"],
+                              "0x" + bytes(a["entriesHash"]).hex())
+                )  # fmt: skip
+        return sorted(found, key=lambda b: b.batch_id)
 
     def dispute_tx(self, job_id: str, challenger: str, from_block: int) -> tuple[str, int] | None:
         """The transaction and block of ``challenger``'s ``DisputeOpened`` on the job."""

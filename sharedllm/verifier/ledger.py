@@ -47,6 +47,12 @@ CLOSED = "closed"  # the round ended (``outcome`` says how)
 LAPSED = "lapsed"  # a window closed before this verifier acted (``reason`` says why)
 CASE_OPEN = (DRAWN, JUDGED, COMMITTED, REVEALED)
 
+# Status of a posted batch this verifier follows.
+BATCH_NEW = "new"  # seen on chain; its jobs not read yet
+BATCH_AUDITED = "audited"  # its jobs read, checked against every rule, and drawn from
+BATCH_DEMANDED = "demanded"  # its poster would not show it: entries demanded on chain
+BATCH_DONE = "done"  # nothing more to do (shown, forfeited, or past its window)
+
 
 def ledger_path(address: str) -> Path:
     return paths.home() / "verifiers" / address / "ledger.db"
@@ -54,7 +60,8 @@ def ledger_path(address: str) -> Path:
 
 @dataclass(frozen=True)
 class SeenJob:
-    """A ``ResultSubmitted`` event and this verifier's draw for it."""
+    """A ``ResultSubmitted`` event, or a job of a posted batch, and this verifier's draw for
+    it; ``batch_id`` names the batch (None for a job submitted on its own)."""
 
     job_id: str
     block: int
@@ -62,6 +69,17 @@ class SeenJob:
     commitment: str
     random: str
     selected: bool
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SeenBatch:
+    """A ``BatchPosted`` event."""
+
+    batch_id: int
+    block: int
+    poster: str
+    entries_hash: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class LedgerJob:
     reason: str | None
     evidence: str | None
     challenge_tx: str | None
+    batch_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +194,22 @@ class VerifierLedger(JobLedger[LedgerJob]):
                 not_null={"status", "random"},
             )
             db["jobs"].create_index(["status"])
+        if "batch_id" not in db["jobs"].columns_dict:  # a ledger from before batches
+            db["jobs"].add_column("batch_id", int)
+        if not db["batches"].exists():
+            # Every posted batch seen, and once read from its poster, its jobs as posted
+            # (``body``): the proofs against it need them for as long as it can be proven.
+            db["batches"].create(
+                {"batch_id": int, "block": int, "poster": str, "entries_hash": str,
+                 "status": str, "body": str, "reason": str, "updated_at": float},
+                pk="batch_id",
+                not_null={"status"},
+            )  # fmt: skip
+        if not db["batched_jobs"].exists():
+            # Where each batched job sits, to find the same job paid twice.
+            db["batched_jobs"].create(
+                {"job_id": str, "batch_id": int, "entry": int, "leaf": int}, pk="job_id"
+            )
         if not db["checks"].exists():
             db["checks"].create(
                 {
@@ -229,11 +264,18 @@ class VerifierLedger(JobLedger[LedgerJob]):
         next_block: int,
         disputes: Iterable[SeenDispute] = (),
         cases: Iterable[SeenCase] = (),
+        batches: Iterable[SeenBatch] = (),
     ) -> None:
-        """Add the jobs, disputes and jury cases found below ``next_block`` and move the
-        cursor there, atomically."""
+        """Add the jobs, disputes, jury cases and batches found below ``next_block`` and
+        move the cursor there, atomically."""
         now = time.time()
         with self._db.conn:
+            for b in batches:
+                if not self._db["batches"].count_where("batch_id = ?", [b.batch_id]):
+                    self._db["batches"].insert(
+                        {"batch_id": b.batch_id, "block": b.block, "poster": b.poster,
+                         "entries_hash": b.entries_hash, "status": BATCH_NEW, "updated_at": now}
+                    )  # fmt: skip
             for d in disputes:
                 if not self._db["disputes"].count_where("job_id = ?", [d.job_id]):
                     self._db["disputes"].insert(
@@ -266,6 +308,59 @@ class VerifierLedger(JobLedger[LedgerJob]):
                     }
                 )
             self._db["meta"].upsert({"key": "cursor", "value": str(next_block)}, pk="key")
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def batches(self, *statuses: str) -> list[dict]:
+        marks = ",".join("?" for _ in statuses)
+        return list(
+            self._db["batches"].rows_where(f"status in ({marks})", list(statuses), order_by="block")
+        )
+
+    def batch(self, batch_id: int) -> dict | None:
+        rows = list(self._db["batches"].rows_where("batch_id = ?", [batch_id]))
+        return rows[0] if rows else None
+
+    def set_batch(self, batch_id: int, status: str, **fields: object) -> None:
+        with self._db.conn:
+            self._db["batches"].update(
+                batch_id, {"status": status, "updated_at": time.time(), **fields}
+            )
+
+    def where_batched(self, job_id: str) -> tuple[int, int, int] | None:
+        """The batch, entry and leaf that first held the job."""
+        rows = list(self._db["batched_jobs"].rows_where("job_id = ?", [job_id]))
+        return (rows[0]["batch_id"], rows[0]["entry"], rows[0]["leaf"]) if rows else None
+
+    def record_batch_jobs(
+        self,
+        batch_id: int,
+        body: str,
+        placed: Iterable[tuple[str, int, int]],
+        drawn: Iterable[SeenJob],
+    ) -> None:
+        """A batch read and audited: its body, where each of its jobs sits (first place
+        only), and the draw for each, in one transaction."""
+        now = time.time()
+        with self._db.conn:
+            for job_id, entry, leaf in placed:
+                if not self._db["batched_jobs"].count_where("job_id = ?", [job_id]):
+                    self._db["batched_jobs"].insert(
+                        {"job_id": job_id, "batch_id": batch_id, "entry": entry, "leaf": leaf}
+                    )
+            for job in drawn:
+                if self._db["jobs"].count_where("job_id = ?", [job.job_id]):
+                    continue
+                self._db["jobs"].insert(
+                    {"job_id": job.job_id, "block": job.block, "submitter": job.submitter,
+                     "commitment": job.commitment, "random": job.random,
+                     "selected": int(job.selected),
+                     "status": SELECTED if job.selected else SKIPPED,
+                     "batch_id": job.batch_id, "seen_at": now, "updated_at": now}
+                )  # fmt: skip
+            self._db["batches"].update(
+                batch_id, {"status": BATCH_AUDITED, "body": body, "updated_at": now}
+            )
 
     # -- job status ------------------------------------------------------------------------
 
@@ -422,4 +517,5 @@ def _job(row: dict) -> LedgerJob:
         reason=row["reason"],
         evidence=row["evidence"],
         challenge_tx=row["challenge_tx"],
+        batch_id=row.get("batch_id"),
     )

@@ -12,6 +12,10 @@ event loop keeps fetching.
 A fault found in the bookkeeping that the chain can check itself (an over-charge: more
 positions charged than the committed receipts prove) is proven to the market directly, with
 no jury. Every other fault opens a dispute with a bond, to be decided by a jury.
+
+Batches (``batch_audit``) are read and checked whole as they are posted; the jobs drawn from
+them are checked like the others, and a fault in one takes that job out of its batch to be
+proven or disputed on its own.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from collections.abc import Callable
 import aiohttp
 from eth_account.signers.local import LocalAccount
 
+from sharedllm.chain.batch_tree import entry_ref
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.court import FAULT, WITHHOLDING
 from sharedllm.errors import ContractRevert, SharedLLMError, WindowClosing
 from sharedllm.model.store import ModelStore
 from sharedllm.protocol.receipts import proven_positions
+from sharedllm.verifier.batch_audit import BatchDesk, Placed
 from sharedllm.verifier.checker import Finding, commitment_preimage, committed_receipts
 from sharedllm.verifier.events import ChainEvents, Commitment
 from sharedllm.verifier.inspection import Fetch, Gathered, Inspector, Runners, Timing
@@ -91,6 +97,10 @@ class VerifierService:
         )
         self.timing = self.inspector.timing
         self.jury = JuryDesk(chain, account, ledger, self.inspector, report, fault)
+        self.batches = BatchDesk(
+            chain, account, ledger, selection, report, self.events.block_hash,
+            self.events.chain_time,
+        )  # fmt: skip
         self.window = int(chain.market.params()["challengeWindow"])
         court = chain.court.params()
         self.bond = int(court["minBond"]) if bond is None else bond
@@ -114,6 +124,7 @@ class VerifierService:
 
     async def run_once(self) -> None:
         await asyncio.to_thread(self.scan)
+        await self.batches.work()
         await self.jury.work()
         for job in list(self.ledger.with_status(*OPEN)):
             await self.process(job)
@@ -128,7 +139,8 @@ class VerifierService:
             return 0
         seen = [self._draw(c) for c in self.events.commitments(cursor, last)]
         disputes, cases = self.events.disputes(cursor, last, self.account.address)
-        self.ledger.record_seen(seen, last + 1, disputes, cases)
+        batches = self.events.batches(cursor, last)
+        self.ledger.record_seen(seen, last + 1, disputes, cases, batches)
         for case in cases:
             log.info("drawn as a juror for job %s (round %d)", case.job_id, case.round)
         for job in seen:  # a selected job is what an operator watches; a skipped one is not
@@ -146,13 +158,21 @@ class VerifierService:
 
     async def process(self, job: LedgerJob) -> str:
         """Check one selected job and settle its ledger row; returns the new status."""
+        placed = None
+        if job.batch_id is not None:
+            placed = await asyncio.to_thread(self.batches.place, job.job_id)
+            if placed is None:
+                return self._missed(job.job_id, "its batch's jobs are not known here")
         if await self._settled_on_chain(job):
             return self.ledger.get(job.job_id).status
-        record = await asyncio.to_thread(self.chain.market.get_job, job.job_id)
-        ends = int(record.fields["submittedAt"]) + self.window
+        if placed is not None:
+            fields = placed.fields()
+        else:
+            fields = (await asyncio.to_thread(self.chain.market.get_job, job.job_id)).fields
+        ends = int(fields["submittedAt"]) + self.window
         self.ledger.set_status(job.job_id, CHECKING)
         try:
-            evidence = await self.inspector.gather(job.job_id, record.fields, ends)
+            evidence = await self.inspector.gather(job.job_id, fields, ends)
             if self.fault is not None:
                 self.fault("mid_check")
             finding = await self.inspector.find_fault(evidence, ends)
@@ -163,8 +183,8 @@ class VerifierService:
             self.report(f"verdict {job.job_id} passed")
             return PASSED
         if finding.reason == "overcharge":
-            return await self._prove_overcharge(job, finding, evidence, ends)
-        return await self._dispute(job, finding, ends)
+            return await self._prove_overcharge(job, finding, evidence, ends, placed)
+        return await self._dispute(job, finding, ends, placed)
 
     async def _settled_on_chain(self, job: LedgerJob) -> bool:
         """True if there is nothing left to do: our dispute is on-chain (a crash after
@@ -180,6 +200,13 @@ class VerifierService:
                 self.report(f"verdict {job.job_id} challenged hop={dispute.hop} tx={tx} (found)")
             return True
         record = await asyncio.to_thread(self.chain.market.get_job, job.job_id)
+        if job.batch_id is not None and record.status == "None":
+            batch = await asyncio.to_thread(self.chain.batches.get_batch, job.batch_id)
+            placed = await asyncio.to_thread(self.batches.place, job.job_id)
+            if batch.status != "Posted" or placed is None or batch.voided >> placed.entry & 1:
+                self._missed(job.job_id, "its batch entry was paid or voided before it was checked")
+                return True
+            return False
         if record.status != "Submitted":
             self._missed(job.job_id, f"the job was {record.status.lower()} before it was checked")
             return True
@@ -191,7 +218,12 @@ class VerifierService:
         return self.ledger.record_evidence(evidence)
 
     async def _prove_overcharge(
-        self, job: LedgerJob, finding: Finding, evidence: Gathered, ends: float
+        self,
+        job: LedgerJob,
+        finding: Finding,
+        evidence: Gathered,
+        ends: float,
+        placed: Placed | None = None,
     ) -> str:
         """The market checks an over-charge itself, from the commitment's preimage. If it
         does not agree (its walk of the receipts is stricter than ours, say), a jury decides."""
@@ -201,21 +233,27 @@ class VerifierService:
         preimage = commitment_preimage(ordered)
         proven = proven_positions(bytes.fromhex(job.job_id[2:]), len(evidence.route), ordered)
         if proven >= int(evidence.fields["tokensServed"]):  # the market's walk would not agree
-            return await self._dispute(job, finding, ends)
+            return await self._dispute(job, finding, ends, placed)
         try:
             self.inspector.need(ends, 0.0, "an over-charge was found too late")
-            tx = await asyncio.to_thread(
-                self.chain.market.prove_overcharge, self.account, job.job_id, preimage
-            )
+            if placed is None:
+                tx = await asyncio.to_thread(
+                    self.chain.market.prove_overcharge, self.account, job.job_id, preimage
+                )
+            else:
+                tx = await asyncio.to_thread(
+                    self.chain.batches.prove_overcharge, self.account, placed.batch_id,
+                    placed.entries, placed.entry, placed.leaf, preimage,
+                )  # fmt: skip
         except WindowClosing as exc:
             return self._missed(job.job_id, exc.message)
         except ContractRevert as exc:
-            if exc.code in ("ChallengeWindowClosed", "JobNotPending"):
+            if exc.code in ("ChallengeWindowClosed", "JobNotPending", "WindowClosed"):
                 return self._missed(job.job_id, f"the over-charge proof reverted: {exc.code}")
             if exc.code in ("NoOvercharge", "ReceiptsMismatch", "ReceiptsMalformed"):
                 log.warning("job %s: the market refused the over-charge proof (%s); "
                             "disputing it instead", job.job_id, exc.code)  # fmt: skip
-                return await self._dispute(job, finding, ends)
+                return await self._dispute(job, finding, ends, placed)
             raise
         self.ledger.record_challenge(job.job_id, finding.hop, digest, tx.tx_hash, tx.block)
         self.ledger.set_status(job.job_id, UPHELD, reason=finding.reason)
@@ -225,7 +263,9 @@ class VerifierService:
         )
         return UPHELD
 
-    async def _dispute(self, job: LedgerJob, finding: Finding, ends: float) -> str:
+    async def _dispute(
+        self, job: LedgerJob, finding: Finding, ends: float, placed: Placed | None = None
+    ) -> str:
         digest = self._evidence(job, finding)
         try:
             self.inspector.need(ends, 0.0, f"hop {finding.hop} failed ({finding.reason}) too late")
@@ -244,17 +284,25 @@ class VerifierService:
                 f"could sit on its jury and a verdict needs {self.quorum}",
             )
         kind = WITHHOLDING if finding.reason in _WITHHELD else FAULT
+        evidence = bytes.fromhex(digest[2:])
         try:
-            tx = await asyncio.to_thread(
-                self.chain.court.open_dispute, self.account, job.job_id, finding.hop, kind,
-                bytes.fromhex(digest[2:]), self.bond, self.chain.token,
-            )  # fmt: skip
+            if placed is None:
+                tx = await asyncio.to_thread(
+                    self.chain.court.open_dispute, self.account, job.job_id, finding.hop, kind,
+                    evidence, self.bond, self.chain.token,
+                )  # fmt: skip
+            else:
+                tx = await asyncio.to_thread(
+                    self.chain.court.open_batched_dispute, self.account,
+                    entry_ref(placed.batch_id, placed.entries, placed.entry),
+                    placed.job.as_tuple(), placed.entries[placed.entry].proof(placed.leaf),
+                    finding.hop, kind, evidence, self.bond, self.chain.token,
+                )  # fmt: skip
         except ContractRevert as exc:
-            if exc.code in ("AlreadyDisputed", "JobNotPending") and await self._settled_on_chain(
-                job
-            ):
+            settled = ("AlreadyDisputed", "JobNotPending", "AlreadyRecorded")
+            if exc.code in settled and await self._settled_on_chain(job):
                 return self.ledger.get(job.job_id).status
-            if exc.code in ("ChallengeWindowClosed", "JobNotPending", "AlreadyDisputed"):
+            if exc.code in (*settled, "ChallengeWindowClosed", "WindowClosed", "EntryNotLive"):
                 return self._missed(job.job_id, f"the dispute reverted: {exc.code}")
             raise
         if self.fault is not None:

@@ -20,6 +20,7 @@ import secrets
 import time
 
 import pytest
+from net_helpers import assert_every_token_in_one_place
 
 from sharedllm.chain.accounts import DEV_ACCOUNT_COUNT, dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
@@ -88,23 +89,6 @@ def _holdings(net: LocalNetwork) -> dict[str, int]:
     out["pool"] = chain.market.reward_pool()
     out["held"] = chain.court.total_held()
     return out
-
-
-def _assert_every_token_in_one_place(net: LocalNetwork) -> None:
-    chain = net.chain
-    accounts = _accounts()
-    contracts = [chain.registry.address, chain.market.address, chain.court.address]
-    wallets = sum(chain.token.balance_of(a) for a in accounts)
-    assert wallets + sum(chain.token.balance_of(c) for c in contracts) == chain.token.total_supply()
-    assert chain.token.balance_of(chain.registry.address) == sum(
-        chain.registry.get_node(a).stake for a in accounts
-    )
-    assert chain.token.balance_of(chain.market.address) == (
-        chain.market.total_escrow() + chain.market.total_locked() + chain.market.reward_pool()
-    )
-    assert chain.token.balance_of(chain.court.address) == (
-        chain.court.total_verifier_stake() + chain.court.total_held()
-    )
 
 
 def _wait_dispute_end(net: LocalNetwork, job_id: str, timeout: float = SETTLE_S):
@@ -201,7 +185,7 @@ def test_the_cheater_is_slashed_through_the_jury_and_honest_work_is_paid(
     dust = to_jurors - 3 * (to_jurors // 3)
     want["pool"] += left - bounty + dust - sum(e["reward"] for e in paid)
     assert after == want
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
     # The verifier's ledger agrees.
     ledger = VerifierLedger(net.verifier_ledger_path())
@@ -250,7 +234,7 @@ def test_a_lone_griefer_loses_its_bond_and_the_honest_node_keeps_its_stake(
     assert chain.token.balance_of(accused) == wallet + bond - to_jurors + paid
     assert chain.token.balance_of(griefer.address) == griefer_wallet - bond
     assert not _events(net, "market", "JobChallenged", start_block)
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
 
 def test_colluders_below_half_the_verifier_stake_cannot_slash_an_honest_node(
@@ -289,7 +273,7 @@ def test_colluders_below_half_the_verifier_stake_cannot_slash_an_honest_node(
     assert chain.court.verifier_stake(colluder.address) == want
     if seated:  # it voted to uphold, against the majority
         assert chain.court.get_ballot(job_id, colluder.address).uphold is True
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
 
 def _accomplice_votes(net: LocalNetwork, job_id: str, colluder) -> bool:
@@ -341,7 +325,7 @@ def test_an_overcharge_is_proven_on_chain_and_refunded(net: LocalNetwork) -> Non
     compensated = {e["node"] for e in _events(net, "market", "HopCompensated", start_block)}
     assert compensated == {net.accounts[FIRST].address, net.accounts[HONEST].address}
     assert VerifierLedger(net.verifier_ledger_path()).get(job_id).status == UPHELD
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
 
 def test_an_accused_hop_restarting_inside_its_response_window_is_cleared(
@@ -372,7 +356,7 @@ def test_an_accused_hop_restarting_inside_its_response_window_is_cleared(
     # A withholding claim in good faith: the bond comes back, less what the jurors earned.
     assert chain.token.balance_of(verifier.address) == challenger_wallet - to_jurors
     assert VerifierLedger(net.verifier_ledger_path()).get(job_id).status == REJECTED
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
 
 def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake(
@@ -418,7 +402,7 @@ def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake
     mine = [e for e in paid if "0x" + e["jobHash"].hex() == job_id]
     assert [e["node"] for e in mine] == [h.address for h in first.hops]
     assert all(e["amount"] > 0 for e in mine)
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
 
 def test_a_silent_juror_is_penalised_and_a_restarted_one_reveals_once(net: LocalNetwork) -> None:
@@ -465,7 +449,7 @@ def test_a_silent_juror_is_penalised_and_a_restarted_one_reveals_once(net: Local
     with pytest.raises(ContractRevert) as err:  # the dispute is over: nothing left to do
         chain.court.resolve(dev_account(restarted), job_id)
     assert err.value.code == "WrongPhase"
-    _assert_every_token_in_one_place(net)
+    assert_every_token_in_one_place(net)
 
 
 def test_a_job_the_draw_skips_is_not_logged_at_info(net: LocalNetwork) -> None:
