@@ -266,6 +266,16 @@ class Batches:
         )  # fmt: skip
         return TxResult.of(send(self.w3, account, fn, "proveReplay"))
 
+    def prove_resubmitted(
+        self, account: LocalAccount, batch_id: int, entries: Sequence[Entry], index: int, leaf: int
+    ) -> TxResult:
+        """Overturn the market record of a job this batch had already paid."""
+        entry = entries[index]
+        fn = self.contract.functions.proveResubmitted(
+            entry_ref(batch_id, entries, index), entry.jobs[leaf].leaf_tuple(), entry.proof(leaf)
+        )
+        return TxResult.of(send(self.w3, account, fn, "proveResubmitted"))
+
     def prove_overcharge(
         self,
         account: LocalAccount,

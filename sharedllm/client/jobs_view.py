@@ -13,6 +13,11 @@ Statuses, in the order a job moves through them:
 - ``finalized``: paid to the route (after a rejected dispute too: ``dispute`` says so);
 - ``expired``: the deadline passed and no node submitted it, so no node ever can: nothing
   was or will be charged.
+
+A job settled in a batch shows its batch (``batch``) and moves ``committed`` → ``finalized``
+with it; ``refunded`` if its entry was proven wrong, ``unfunded`` if the escrow did not
+cover the entry (nothing charged). A batched job disputed on its own leaves its batch and
+reads like any other.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from sharedllm.chain.amounts import format_share
 from sharedllm.chain.connection import Chain
+from sharedllm.client.batch_lookup import BatchPlace, batch_places
 from sharedllm.client.job_book import BookedJob
 
 ON_CHAIN = {
@@ -32,7 +38,7 @@ ON_CHAIN = {
     "Challenged": "upheld",
     "Disputed": "challenged",
 }
-SETTLED = ("finalized", "upheld", "expired")
+SETTLED = ("finalized", "upheld", "expired", "refunded", "unfunded")
 
 
 def dispute_of(chain: Chain, job_id: str) -> dict[str, Any] | None:
@@ -69,6 +75,7 @@ class JobLine:
     cost: int | None  # what the chain locked or paid, else what the route reported
     submitted_at: int | None
     dispute: dict[str, Any] | None = None
+    batch: BatchPlace | None = None
 
     def to_json(self) -> dict[str, Any]:
         b = self.booked
@@ -90,17 +97,23 @@ class JobLine:
             "deadline": b.job.deadline,
             "preview": b.text_preview,
             "dispute": self.dispute,
+            "batch": self.batch.to_json() if self.batch is not None else None,
         }
 
 
 def refresh(chain: Chain, jobs: Iterable[BookedJob]) -> list[JobLine]:
-    """One ``getJob`` per booked job; jobs booked against another market are left out."""
+    """One ``getJob`` per booked job, then the batches of those the market has no record of;
+    jobs booked against another market are left out."""
     now = chain.now()
     lines = []
+    records = {}
     for booked in jobs:
         if booked.market is not None and booked.market.lower() != chain.market.address.lower():
             continue
-        record = chain.market.get_job(booked.job_id)
+        records[booked.job_id] = (booked, chain.market.get_job(booked.job_id))
+    unrecorded = [b.job.client for b, r in records.values() if r.status not in ON_CHAIN]
+    places = batch_places(chain, unrecorded) if unrecorded else {}
+    for booked, record in records.values():
         if record.status in ON_CHAIN:
             fields = record.fields
             dispute = dispute_of(chain, booked.job_id)
@@ -112,6 +125,14 @@ def refresh(chain: Chain, jobs: Iterable[BookedJob]) -> list[JobLine]:
                     int(fields["cost"]),
                     int(fields["submittedAt"]),
                     dispute,
+                )
+            )
+            continue
+        place = places.get(booked.job_id)
+        if place is not None:
+            lines.append(
+                JobLine(
+                    booked, place.status, place.tokens, place.cost, place.posted_at, None, place
                 )
             )
             continue
@@ -153,6 +174,9 @@ def job_lines(lines: list[JobLine], client: str | None) -> list[str]:
         dispute = lines[index - 1].dispute
         if dispute is not None:
             out.append(f"    dispute: {_dispute_line(dispute)}")
+        batch = lines[index - 1].batch
+        if batch is not None:
+            out.append(f"    batch: #{batch.batch_id}, entry {batch.entry} ({batch.status})")
         if booked.text_preview:
             out.append(f"    answer: {_one_line(booked.text_preview)}")
     return out

@@ -22,7 +22,6 @@ them against the hash on chain.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -61,7 +60,7 @@ from sharedllm.node.ledger import (
     Ledger,
     LedgerJob,
 )
-from sharedllm.peers.http import PeerClient
+from sharedllm.peers.batch_fetch import read_batch_now
 from sharedllm.protocol.job import Job
 from sharedllm.protocol.types import Address
 
@@ -69,8 +68,6 @@ log = logging.getLogger(__name__)
 
 _FINALIZE_GAS = 80_000  # plus this per node paid; measured ~107k for three nodes
 _FINALIZE_GAS_PER_NODE = 25_000
-_FETCH_TIMEOUT_S = 10.0
-MAX_BATCH_BODY = 32 << 20  # 256 entries of 64 jobs at ~1.5 KB each, with room
 
 
 @dataclass(frozen=True)
@@ -405,24 +402,8 @@ class BatchFollower:
 
     def _entries(self, batch_id: int) -> list[Entry] | None:
         """The batch's entries as its poster serves them, if they hash to the chain's."""
-        record = self.chain.batches.get_batch(batch_id)
-        endpoint = self.chain.registry.get_node(record.poster).endpoint.rstrip("/")
         try:
-            body = asyncio.run(_fetch(f"{endpoint}/batches/{batch_id}"))
-            entries = batch_from_json(
-                body, self.chain.chain_id, self.chain.market.address, self.reward_per_token
-            )
+            return read_batch_now(self.chain, batch_id)
         except SharedLLMError as exc:
             log.warning("batch %d: cannot read it from its poster: %s", batch_id, exc)
             return None
-        if entries_hash(entries) != record.entries_hash:
-            log.warning(
-                "batch %d: its poster serves entries that are not the posted ones", batch_id
-            )
-            return None
-        return entries
-
-
-async def _fetch(url: str) -> dict[str, Any]:
-    async with PeerClient() as peers:
-        return await peers.get_json(url, _FETCH_TIMEOUT_S, MAX_BATCH_BODY)

@@ -30,12 +30,11 @@ from sharedllm.chain.batch_tree import (
     BatchedJob,
     Entry,
     batch_from_json,
-    entries_hash,
     leaf_fault,
 )
 from sharedllm.chain.connection import Chain
 from sharedllm.errors import ContractRevert, SharedLLMError
-from sharedllm.peers.http import PeerClient
+from sharedllm.peers.batch_fetch import read_batch
 from sharedllm.verifier.ledger import (
     BATCH_DEMANDED,
     BATCH_DONE,
@@ -46,9 +45,6 @@ from sharedllm.verifier.ledger import (
 from sharedllm.verifier.selection import SelectionPolicy
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH_BODY = 32 << 20
-_FETCH_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -103,12 +99,28 @@ class BatchDesk:
         self.window = int(params["challengeWindow"])
         self.reward_per_token = int(params["rewardPerToken"])
         self._entries: dict[int, list[Entry]] = {}
+        self._resubmitted: list[str] = []
+
+    def note_submitted(self, job_ids: list[str]) -> None:
+        """Jobs just submitted on their own: any that a batch already holds is paid twice."""
+        self._resubmitted += [j for j in job_ids if self.ledger.where_batched(j) is not None]
 
     async def work(self) -> None:
         for row in self.ledger.batches(BATCH_NEW):
             await self._audit(row)
         for row in self.ledger.batches(BATCH_DEMANDED):
             await asyncio.to_thread(self._forfeit_due, row)
+        while self._resubmitted:
+            await asyncio.to_thread(self._undo_resubmission, self._resubmitted.pop(0))
+
+    def _undo_resubmission(self, job_id: str) -> None:
+        where = self.place(job_id)
+        if where is None:
+            return
+        try:
+            self._undo_resubmission_of(where, job_id)
+        except ContractRevert as exc:
+            log.warning("job %s: resubmission proof refused: %s", job_id, exc)
 
     # -- reading and checking ----------------------------------------------------------
 
@@ -119,12 +131,7 @@ class BatchDesk:
             self.ledger.set_batch(batch_id, BATCH_DONE, reason="its window closed unread")
             return
         try:
-            body = await self._fetch(row["poster"], batch_id)
-            entries = batch_from_json(
-                body, self.chain.chain_id, self.chain.market.address, self.reward_per_token
-            )
-            if "0x" + entries_hash(entries).hex() != row["entries_hash"]:
-                raise SharedLLMError("it serves entries that are not the ones it posted")
+            entries, body = await read_batch(self.chain, batch_id)
         except SharedLLMError as exc:
             await asyncio.to_thread(self._demand, batch_id, record.entries, str(exc))
             return
@@ -161,7 +168,9 @@ class BatchDesk:
                 self.report(f"batch {where.batch_id} entry {where.entry} voided reason={fault}")
                 return True
             first = self._paid_elsewhere(job_id, where)
-            if first is not False:
+            if first == "later":
+                self._undo_resubmission_of(where, job_id)
+            elif first is not False:
                 self.chain.batches.prove_replay(
                     self.account, first, (where.batch_id, where.entries, where.entry, where.leaf)
                 )
@@ -173,15 +182,23 @@ class BatchDesk:
 
     def _paid_elsewhere(self, job_id: str, where: Placed) -> Any:
         """Where else the job is paid: (batch, entries, entry, leaf) of an earlier leaf, None
-        for a job submitted on its own, False if nowhere."""
+        for a job submitted on its own before this batch, ``"later"`` for one submitted on
+        its own after it, False if nowhere."""
         earlier = self.ledger.where_batched(job_id)
         if earlier is not None and earlier != (where.batch_id, where.entry, where.leaf):
             entries = self.entries_of(earlier[0])
             if entries is not None:
                 return (earlier[0], entries, earlier[1], earlier[2])
-        if self.chain.market.get_job(job_id).status != "None":
-            return None
+        record = self.chain.market.get_job(job_id)
+        if record.status != "None":
+            return None if int(record.fields["submittedAt"]) <= where.posted_at else "later"
         return False
+
+    def _undo_resubmission_of(self, where: Placed, job_id: str) -> None:
+        self.chain.batches.prove_resubmitted(
+            self.account, where.batch_id, where.entries, where.entry, where.leaf
+        )
+        self.report(f"batch {where.batch_id} job {job_id} resubmitted: overturned")
 
     def entries_of(self, batch_id: int) -> list[Entry] | None:
         if batch_id not in self._entries:
@@ -203,12 +220,6 @@ class BatchDesk:
             return None
         record = self.chain.batches.get_batch(where[0])
         return Placed(where[0], entries, where[1], where[2], record.posted_at, record.poster)
-
-    async def _fetch(self, poster: str, batch_id: int) -> dict[str, Any]:
-        node = await asyncio.to_thread(self.chain.registry.get_node, poster)
-        url = f"{node.endpoint.rstrip('/')}/batches/{batch_id}"
-        async with PeerClient() as peers:
-            return await peers.get_json(url, _FETCH_TIMEOUT_S, MAX_BATCH_BODY)
 
     # -- a poster that does not show its batch -----------------------------------------
 

@@ -141,6 +141,7 @@ class VerifierService:
         disputes, cases = self.events.disputes(cursor, last, self.account.address)
         batches = self.events.batches(cursor, last)
         self.ledger.record_seen(seen, last + 1, disputes, cases, batches)
+        self.batches.note_submitted([job.job_id for job in seen])
         for case in cases:
             log.info("drawn as a juror for job %s (round %d)", case.job_id, case.round)
         for job in seen:  # a selected job is what an operator watches; a skipped one is not

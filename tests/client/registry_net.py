@@ -154,3 +154,33 @@ def info_server(body: dict) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def json_server(url: str, bodies: dict[str, dict]) -> Iterator[None]:
+    """An HTTP server at ``url`` (a registered endpoint) answering ``GET path`` with
+    ``bodies[path]``, and 404 for any other path."""
+    payloads = {path: json.dumps(body).encode() for path, body in bodies.items()}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            payload = payloads.get(self.path, b"")
+            self.send_response(200 if payload else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = int(url.rsplit(":", 1)[1])
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from juries import draw, stake_verifiers, vote
-from registry_net import NODES, Registered, snapshot, stake_all
+from registry_net import NODES, Registered, json_server, snapshot, stake_all
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import format_share
+from sharedllm.chain.batch_tree import BatchedJob, batch_to_json, build_batch
 from sharedllm.chain.court import FAULT
 from sharedllm.chain.devnet import Devnet
 from sharedllm.cli import sharedllm_main
@@ -148,3 +149,36 @@ def test_jobs_booked_on_another_market_are_not_shown(
         book.record_signed("0x" + "ab" * 32, job, b"\x01" * 65, URLS, 1, market="0x" + "cd" * 20)
     book_job(net, nonce=4)
     assert len(jobs_json(net, capsys)["jobs"]) == 1
+
+
+def test_a_batched_job_shows_its_batch_committed_then_finalized(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The market has no record of a batched job: ``sharedllm jobs`` finds its batch from the
+    client's ``EntryPosted`` events and the poster's copy of the batch."""
+    chain = net.chain
+    me = ("--dev-account", "4")
+    job, signature, job_id = book_job(net)
+    tokens = 5
+    prices = tuple(s.price for s in ROUTE)
+    batched = BatchedJob(job, bytes.fromhex(job_id[2:]), signature, 0, tokens, COMMITMENT, prices)
+    entries = build_batch({job.client: [batched]}, chain.market.params()["rewardPerToken"])
+    poster = dev_account(ROUTE[-1].account)
+    posted = chain.batches.post(poster, entries)
+    body = {"batchId": posted.batch_id, **batch_to_json(entries)}
+    with json_server(URLS[-1], {f"/batches/{posted.batch_id}": body}):
+        (shown,) = jobs_json(net, capsys, *me)["jobs"]
+        assert shown["status"] == "committed" and shown["tokens"] == tokens
+        assert shown["batch"] == {"batchId": posted.batch_id, "entry": 0, "status": "committed"}
+        assert int(shown["cost"]) == entries[0].debit
+
+        net.devnet.advance_time(chain.deployment.params.challenge_window + 1)
+        chain.batches.finalize(net.client, posted.batch_id, posted.payout)
+        (shown,) = jobs_json(net, capsys, *me)["jobs"]
+        assert shown["status"] == "finalized" and shown["batch"]["status"] == "finalized"
+        assert sharedllm_main(["jobs", *net.cli(), *me]) == 0
+        assert f"batch: #{posted.batch_id}, entry 0 (finalized)" in capsys.readouterr().out
+
+    # A poster that no longer serves its batch leaves the job as the book knows it.
+    (shown,) = jobs_json(net, capsys, *me)["jobs"]
+    assert shown["batch"] is None and shown["status"] == "signed"
