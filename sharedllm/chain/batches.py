@@ -152,9 +152,12 @@ class Batches:
         tx = rpc(lambda: self.w3.eth.get_transaction(logs[0]["transactionHash"]), "getTransaction")
         _, args = self.contract.decode_function_input(tx["input"])
         return [
-            (e[0], bytes(e[1]), int(e[2]), [(c[0], int(c[1]), int(c[2])) for c in e[3]])
+            (
+                e["client"], bytes(e["jobsRoot"]), int(e["jobs"]),
+                [(c["node"], int(c["amount"]), int(c["reward"])) for c in e["credits"]],
+            )
             for e in args["entries"]
-        ]
+        ]  # fmt: skip
 
     def posted_since(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
         """Every ``BatchPosted`` event in the block range, oldest first."""

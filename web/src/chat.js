@@ -8,6 +8,7 @@ const POLL_MS = 1500;
 const STATUS_TEXT = {
   signed: "signed", served: "served", committed: "committed", finalized: "finalized",
   challenged: "challenged", "under review": "under review", upheld: "upheld", expired: "expired",
+  refunded: "refunded", unfunded: "not charged",
 };
 
 export class Chat {
@@ -206,6 +207,7 @@ class Turn {
     if (dispute && dispute.phase === "rejected" && job.status !== "upheld") {
       text += " · dispute rejected";
     }
+    if (job.batch) text += ` · batch #${job.batch.batchId}`;
     pill.textContent = text;
     pill.title = {
       committed: "Submitted on-chain; the payment is locked until verifiers' challenge window ends.",
@@ -213,6 +215,8 @@ class Turn {
       challenged: "A verifier disputed a hop of this answer: the payment is frozen until a jury decides.",
       "under review": "A jury of verifiers is recomputing the disputed hop and voting.",
       upheld: "A hop was found at fault: it was slashed and your payment went back to your escrow.",
+      refunded: "The node that posted this answer's batch was proven to have billed it wrongly: your payment went back to your escrow.",
+      unfunded: "Your escrow did not cover this answer when its batch was posted: nothing was charged.",
     }[job.status] || "";
     if (job.status === "challenged" && !this.disputeNoted) {
       this.disputeNoted = true;
@@ -221,6 +225,10 @@ class Turn {
     if (job.status === "upheld") {
       this.receiptEl.classList.add("refunded");
       this.note("A hop of this answer was found at fault: the node was slashed and your payment returned to your escrow.", "bad");
+    }
+    if (job.status === "refunded") {
+      this.receiptEl.classList.add("refunded");
+      this.note("The batch this answer was billed in was proven wrong: its poster was slashed and your payment returned to your escrow.", "bad");
     }
     if (dispute && dispute.phase === "rejected" && !this.rejectNoted) {
       this.rejectNoted = true;
