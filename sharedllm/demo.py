@@ -1,10 +1,11 @@
 """The end-to-end demo (``python -m sharedllm.demo``, what ``make demo`` runs).
 
 A readable sequence of steps: start a devnet, stake three nodes that split the model's 30
-layers and start them as real processes, start a verifier that checks every job, let a client
-deposit and ask a paid question, show the answer, its route, cost and on-chain commitment,
-show the verifier's verdict, wait out the challenge window, and show who was paid.
-Everything it started is stopped before it exits.
+layers and start them as real processes (settling in batches), start a verifier that checks
+every job, let a client deposit and ask a paid question, show the answer, its route and
+cost, the batch its last hop posted it in and what that cost in gas, the verifier's verdict,
+wait out the challenge window, and show who was paid. Everything it started is stopped
+before it exits.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ PROMPT = "What is the capital of France?"
 CLIENT_DEPOSIT = 10 * WEI_PER_SHARE
 SETTLE_TIMEOUT_S = 120
 VERIFIER_PROBABILITY = 1.0  # the demo checks its one job, so the verdict is there to see
+# Batches of up to 64 answers, posted once the oldest has waited 3 s: the demo has one answer.
+NODE_ARGS = ("--threads", "1", "--batch-size", "64", "--batch-age", "3")
 
 
 def step(title: str) -> None:
@@ -46,27 +49,20 @@ def show_balances(
     print(f"  reward pool {format_share(chain.market.reward_pool())} SHARE", flush=True)
 
 
-def wait_for(chain: Chain, job_id: str, status: str) -> dict:
+def wait_for_batch(chain: Chain, client: str, status: str) -> int:
+    """The batch holding the client's entry, once it is ``status``."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while time.monotonic() < deadline:
-        record = chain.market.get_job(job_id)
-        if record.status == status:
-            return record.fields
+        for entry in chain.batches.entries_posted(client, chain.deployment.deploy_block):
+            if chain.batches.get_batch(entry["batchId"]).status == status:
+                return int(entry["batchId"])
         time.sleep(1)
-    raise SharedLLMError(f"job {job_id} did not become {status} in {SETTLE_TIMEOUT_S} s")
-
-
-def commitment_tx(chain: Chain, job_id: str) -> str:
-    events = chain.market.contract.events.ResultSubmitted().get_logs(
-        from_block=chain.deployment.deploy_block,
-        argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
-    )
-    return "0x" + bytes(events[0]["transactionHash"]).hex() if events else "?"
+    raise SharedLLMError(f"no batch for {client} became {status} in {SETTLE_TIMEOUT_S} s")
 
 
 def main() -> int:
     step("start a devnet, stake three nodes and start them (layers 0:10, 10:20, 20:30)")
-    with LocalNetwork(verifier_probability=VERIFIER_PROBABILITY) as net:
+    with LocalNetwork(node_args=NODE_ARGS, verifier_probability=VERIFIER_PROBABILITY) as net:
         chain = net.chain
         assert chain is not None
         print(f"  chain {chain.chain_id} at {net.devnet.rpc_url}; JobMarket {chain.market.address}")
@@ -107,26 +103,30 @@ def main() -> int:
             f"= {format_share(paid.cost)} SHARE"
         )
 
-        step("the last hop commits the result on-chain")
-        record = wait_for(chain, paid.signed.job_id, "Submitted")
-        tx = commitment_tx(chain, paid.signed.job_id)
-        print(f"  commitment {record['commitment']} in tx {tx}")
-        print(f"  locked {format_share(record['cost'])} SHARE until the challenge window ends")
+        step("the last hop posts the answer in a batch: one transaction for many answers")
+        batch_id = wait_for_batch(chain, client.address, "Posted")
+        record = chain.batches.get_batch(batch_id)
+        (posted,) = [p for p in chain.batches.posted_by(record.poster) if p["batchId"] == batch_id]
+        (entry,) = [
+            e for e in chain.batches.entries_posted(client.address) if e["batchId"] == batch_id
+        ]
+        gas = chain.w3.eth.get_transaction_receipt(posted["tx"])["gasUsed"]
+        print(f"  batch #{batch_id}: {record.entries} client entry(ies), tx {posted['tx']}")
+        print(f"  entry {entry['index']}: your escrow debited {format_share(entry['debit'])} SHARE")
+        print(f"  posting cost {gas:,} gas, shared by every answer the batch holds")
+        print("  locked until the challenge window ends")
 
-        step("the verifier re-runs every hop's span over its transcript and compares")
+        step("the verifier reads the batch, re-runs every hop's span and compares")
         window = int(chain.market.params()["challengeWindow"])
-        print(f"  verdict: {verifier.verdict(paid.signed.job_id, timeout=window + 10)}")
+        print(f"  verdict: {verifier.verdict(paid.signed.job_id, timeout=window + 30)}")
 
-        step(f"after the {window} s challenge window: finalized")
-        wait_for(chain, paid.signed.job_id, "Finalized")
-        for event in chain.market.contract.events.HopPaid().get_logs(
-            from_block=chain.deployment.deploy_block,
-            argument_filters={"jobHash": bytes.fromhex(paid.signed.job_id[2:])},
-        ):
-            args = event["args"]
+        step(f"after the {window} s challenge window: the batch pays its nodes")
+        wait_for_batch(chain, client.address, "Finalized")
+        for address in (a.address for a in net.accounts):
+            amount, reward = chain.batches.paid(batch_id, address)
             print(
-                f"  paid {args['node']}: {format_share(args['amount'])} SHARE "
-                f"+ reward {format_share(args['reward'])} SHARE"
+                f"  paid {address}: {format_share(amount)} SHARE "
+                f"+ reward {format_share(reward)} SHARE (batch #{batch_id})"
             )
         show_balances(chain, snapshot(chain, accounts), before)
 

@@ -130,6 +130,7 @@ class Batches:
                 "total": int(log["args"]["total"]),
                 "payout": _payout_of(log["args"]),
                 "block": log["blockNumber"],
+                "tx": "0x" + bytes(log["transactionHash"]).hex(),
             }
             for log in logs
         ]

@@ -35,8 +35,16 @@ def test_demo_answers_a_paid_prompt_and_settles_it(model_home: Path) -> None:
     assert "answer: The capital of France is Paris." in out
     job = re.search(r"job:\s+(0x[0-9a-f]{64})", out)
     assert job, out
-    assert re.search(r"commitment 0x[0-9a-f]{64} in tx 0x[0-9a-f]{64}", out)
-    assert out.count("paid 0x") == 3
+    assert re.search(r"batch #\d+: 1 client entry\(ies\), tx 0x[0-9a-f]{64}", out), out
+    assert re.search(r"posting cost [\d,]+ gas", out)
+    assert (
+        len(
+            re.findall(
+                r"paid 0x[0-9a-fA-F]{40}: [\d.]+ SHARE \+ reward [\d.]+ SHARE \(batch #\d+\)", out
+            )
+        )
+        == 3
+    )
     assert "verdict: passed" in out
     assert "network stopped" in out
     assert [line for line in (out + result.stderr).splitlines() if "Warning" in line] == []
