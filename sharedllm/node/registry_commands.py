@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from sharedllm import paths
 from sharedllm.chain.amounts import format_share, parse_positive_share, parse_share
 from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
 from sharedllm.chain.connection import Chain
@@ -19,6 +20,7 @@ from sharedllm.chain.node_keys import (
 from sharedllm.chain.registry import NodeConfig, NodeInfo
 from sharedllm.chain.times import ready_phrase
 from sharedllm.errors import ChainError, ConfigError, SharedLLMError
+from sharedllm.node.earnings import Earnings, earnings
 
 
 def parse_layers(text: str) -> tuple[int, int]:
@@ -171,12 +173,18 @@ def withdraw(args: argparse.Namespace) -> int:
 @chain_command
 def status(args: argparse.Namespace) -> int:
     chain = open_chain(args)
-    _report(args, chain, address_of(args, chain), None, None)
+    address = address_of(args, chain)
+    _report(args, chain, address, None, None, earnings(paths.nodes_dir() / address / "ledger.db"))
     return 0
 
 
 def _report(
-    args: argparse.Namespace, chain: Chain, address: str, did: str | None, tx: str | None
+    args: argparse.Namespace,
+    chain: Chain,
+    address: str,
+    did: str | None,
+    tx: str | None,
+    earned: Earnings | None = None,
 ) -> None:
     node = chain.registry.get_node(address)
     wallet = chain.token.balance_of(address)
@@ -197,4 +205,19 @@ def _report(
     if node.status == "Unbonding":
         lines.append(f"unbonding: the stake is {ready_phrase(node.unbonding_at, chain.now())}")
     lines.append(f"wallet:   {format_share(wallet)} SHARE")
+    if earned is not None:
+        data["earnings"] = earned.to_json()
+        lines.append(
+            f"earned:   {format_share(earned.paid)} SHARE + reward {format_share(earned.rewards)} "
+            f"SHARE over {earned.finalized_jobs} job(s); {earned.pending_jobs} job(s) worth "
+            f"{format_share(earned.pending)} SHARE waiting for their challenge window"
+        )
+        for batch in earned.batches:
+            window = int(chain.market.params()["challengeWindow"])
+            if batch["batchId"] is None:
+                lines.append(f"batch:    {batch['jobs']} job(s) being posted")
+                continue
+            record = chain.batches.get_batch(int(batch["batchId"]))
+            when = ready_phrase(record.posted_at + window, chain.now()).replace("ready", "payable")
+            lines.append(f"batch:    #{batch['batchId']}, {batch['jobs']} job(s), {when}")
     emit(args, data, lines)

@@ -12,6 +12,7 @@ import pytest
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.batch_tree import batch_from_json, entries_hash
+from sharedllm.cli import node_main
 from sharedllm.localnet import LocalNetwork
 from sharedllm.node.ledger import FINALIZED, Ledger
 
@@ -112,3 +113,21 @@ def test_the_poster_serves_the_batch_it_posted(net: LocalNetwork) -> None:
         urllib.request.urlopen(f"{endpoint}/batches/{batch_id + 1000}", timeout=10)
     assert missing.value.code == 404
     assert json.loads(missing.value.read())["code"] == "BATCH_UNKNOWN"
+
+
+def test_node_status_shows_what_batches_paid(
+    net: LocalNetwork, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = len(net.accounts) - 1
+    monkeypatch.setenv("SHAREDLLM_HOME", str(net.home / f"node{last}"))
+    args = ["status", "--deployment", str(net.devnet.deployment_path), "--dev-account",
+            str(net.account_indexes[last])]  # fmt: skip
+    assert node_main([*args, "--json"]) == 0
+    earned = json.loads(capsys.readouterr().out)["earnings"]
+    ledger = Ledger(net.ledger_path(last))
+    done = list(ledger.with_status(FINALIZED))
+    assert earned["finalizedJobs"] == len(done) > 0
+    assert int(earned["paid"]) == sum(j.payout for j in done)
+    assert earned["pendingBatches"] == []
+    assert node_main(args) == 0
+    assert f"over {len(done)} job(s)" in capsys.readouterr().out
