@@ -29,13 +29,13 @@ def network_tokens(
     return asyncio.run(run())
 
 
-def assert_every_token_in_one_place(net) -> None:
+def assert_every_token_in_one_place(net, extra: tuple[str, ...] = ()) -> None:
     """Wallets and the contracts hold the whole supply, and each contract holds exactly what
     its books say: the registry the node stakes; the market escrows, locked jobs, batched
     payments and the pool; the court verifier stakes and what disputes hold; the batch
-    contract the open demands' bonds."""
+    contract the open demands' bonds. ``extra``: accounts beyond the dev accounts."""
     chain = net.chain
-    accounts = [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)]
+    accounts = [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)] + list(extra)
     contracts = [chain.registry.address, chain.market.address, chain.court.address,
                  chain.batches.address]  # fmt: skip
     wallets = sum(chain.token.balance_of(a) for a in accounts)
