@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -148,21 +147,21 @@ class BatchPoster:
         return now - oldest >= self.policy.age or soonest - now <= 2 * self.policy.margin
 
     def _open(self, jobs: list[LedgerJob]) -> None:
-        by_client: dict[Address, list[BatchedJob]] = defaultdict(list)
+        by_client: dict[Address, list[BatchedJob]] = {}
         taken: list[str] = []
         prices = self._prices()
         for entry in jobs:
             job = Job.from_json(entry.job)
             client = job.client
-            if len(by_client[client]) >= MAX_ENTRY_JOBS:
-                continue  # the next batch takes it
             if client not in by_client and len(by_client) >= MAX_ENTRIES:
+                continue  # the next batch takes it
+            if len(by_client.get(client, ())) >= MAX_ENTRY_JOBS:
                 continue
             hop_prices = tuple(prices(node) for node in job.route)
             if any(p > job.max_price_per_token for p in hop_prices):
                 self.ledger.set_status(entry.job_id, REFUSED, error="PriceAboveCap")
                 continue
-            by_client[client].append(
+            by_client.setdefault(client, []).append(
                 BatchedJob(
                     job,
                     bytes.fromhex(entry.job_id[2:]),
@@ -176,11 +175,11 @@ class BatchPoster:
             taken.append(entry.job_id)
         if not taken:
             return
-        entries = build_batch(dict(by_client), self.reward_per_token)
+        entries = build_batch(by_client, self.reward_per_token)
         key = "0x" + entries_hash(entries).hex()
         self.ledger.open_batch(key, json.dumps(batch_to_json(entries)), taken)
         log.info("batch %s: %d jobs from %d clients", key[:10], len(taken), len(entries))
-        self._send(self.ledger.batches(BATCH_POSTING)[-1])
+        self._send(self.ledger.batch_row(key))
 
     def _prices(self) -> Callable[[str], int]:
         cache: dict[str, int] = {}
@@ -313,6 +312,9 @@ def record_outcome(
             job_id = "0x" + job.job_hash.hex()
             ledger_job = ledger.get(job_id)
             if ledger_job is None or ledger_job.lifted or ledger_job.status != SUBMITTED:
+                continue
+            if record.lifted >> i & 1 and chain.market.get_job(job_id).status != "None":
+                ledger.mark_lifted(job_id)  # disputed on its own: the market settles it
                 continue
             if record.voided >> i & 1:
                 ledger.set_status(job_id, CHALLENGED, payout=0)

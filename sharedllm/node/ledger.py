@@ -272,6 +272,9 @@ class Ledger(JobLedger[LedgerJob]):
         where = f"status in ({marks})" if statuses else None
         return list(self._db["batches"].rows_where(where, list(statuses), order_by="created_at"))
 
+    def batch_row(self, batch_key: str) -> dict:
+        return dict(self._db["batches"].get(batch_key))
+
     def batch_by_id(self, batch_id: int) -> dict | None:
         rows = list(self._db["batches"].rows_where("batch_id = ?", [batch_id]))
         return rows[0] if rows else None
