@@ -99,28 +99,28 @@ class BatchDesk:
         self.window = int(params["challengeWindow"])
         self.reward_per_token = int(params["rewardPerToken"])
         self._entries: dict[int, list[Entry]] = {}
-        self._resubmitted: list[str] = []
 
     def note_submitted(self, job_ids: list[str]) -> None:
-        """Jobs just submitted on their own: any that a batch already holds is paid twice."""
-        self._resubmitted += [j for j in job_ids if self.ledger.where_batched(j) is not None]
+        """Jobs just submitted on their own: any that a batch already holds is paid twice
+        (kept in the ledger until proven, so a restart does not forget one)."""
+        self.ledger.note_resubmitted(j for j in job_ids if self.ledger.where_batched(j) is not None)
 
     async def work(self) -> None:
         for row in self.ledger.batches(BATCH_NEW):
             await self._audit(row)
         for row in self.ledger.batches(BATCH_DEMANDED):
             await asyncio.to_thread(self._forfeit_due, row)
-        while self._resubmitted:
-            await asyncio.to_thread(self._undo_resubmission, self._resubmitted.pop(0))
+        for job_id in self.ledger.resubmitted():
+            await asyncio.to_thread(self._undo_resubmission, job_id)
 
     def _undo_resubmission(self, job_id: str) -> None:
         where = self.place(job_id)
-        if where is None:
-            return
         try:
-            self._undo_resubmission_of(where, job_id)
+            if where is not None:
+                self._undo_resubmission_of(where, job_id)
         except ContractRevert as exc:
             log.warning("job %s: resubmission proof refused: %s", job_id, exc)
+        self.ledger.resubmission_handled(job_id)
 
     # -- reading and checking ----------------------------------------------------------
 

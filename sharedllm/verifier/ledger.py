@@ -210,6 +210,9 @@ class VerifierLedger(JobLedger[LedgerJob]):
             db["batched_jobs"].create(
                 {"job_id": str, "batch_id": int, "entry": int, "leaf": int}, pk="job_id"
             )
+        if not db["resubmitted"].exists():
+            # Jobs submitted on their own that a batch already held, until proven.
+            db["resubmitted"].create({"job_id": str, "done": int}, pk="job_id")
         if not db["checks"].exists():
             db["checks"].create(
                 {
@@ -326,6 +329,18 @@ class VerifierLedger(JobLedger[LedgerJob]):
             self._db["batches"].update(
                 batch_id, {"status": status, "updated_at": time.time(), **fields}
             )
+
+    def note_resubmitted(self, job_ids: Iterable[str]) -> None:
+        with self._db.conn:
+            for job_id in job_ids:
+                self._db["resubmitted"].upsert({"job_id": job_id, "done": 0}, pk="job_id")
+
+    def resubmitted(self) -> list[str]:
+        return [r["job_id"] for r in self._db["resubmitted"].rows_where("done = 0")]
+
+    def resubmission_handled(self, job_id: str) -> None:
+        with self._db.conn:
+            self._db["resubmitted"].update(job_id, {"done": 1})
 
     def where_batched(self, job_id: str) -> tuple[int, int, int] | None:
         """The batch, entry and leaf that first held the job."""

@@ -32,7 +32,9 @@ from sharedllm.localnet import LocalNetwork
 from sharedllm.node.ledger import CHALLENGED, FINALIZED, Ledger
 from sharedllm.protocol.job import Job, job_digest, sign_job
 
-pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
+# The slow tier (about 3 minutes): the bookkeeping half runs in the default tier without
+# nodes, in tests/verifier/test_batch_audit.py.
+pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes, pytest.mark.slow]
 
 PROMPT = "What is the capital of France?"
 TOKENS = 6
