@@ -207,16 +207,6 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         _proveOvercharge(jobHash, receipts, msg.sender);
     }
 
-    function _proveOvercharge(bytes32 jobHash, bytes calldata receipts, address prover) private {
-        JobRecord storage rec = _pendingJob(jobHash);
-        _requireWindowOpen(jobHash, rec);
-        (uint32 proven, bytes32 commitment) = _provenPositions(jobHash, rec.hops.length, receipts);
-        if (commitment != rec.commitment) revert ReceiptsMismatch(jobHash);
-        if (proven >= rec.tokensServed) revert NoOvercharge(proven, rec.tokensServed);
-        emit OverchargeProven(jobHash, prover, proven, rec.tokensServed);
-        _overturn(jobHash, rec, _hopIndex(rec, rec.submitter), prover);
-    }
-
     /// @inheritdoc IJobMarket
     function provenPositions(bytes32 jobHash, uint256 hops, bytes calldata receipts)
         external
@@ -325,13 +315,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         _totalBatched -= amount;
         _escrow[client] += amount;
         _totalEscrow += amount;
-        slashed = _registry.slash(poster, _params.slashAmount, address(this));
-        uint256 bounty = slashed * _params.bountyBps / _BPS;
-        // bounty <= slashed.
-        unchecked {
-            _rewardPool += slashed - bounty;
-        }
-        if (bounty > 0) _token.safeTransfer(bountyTo, bounty);
+        (slashed,) = _slashForBounty(poster, bountyTo);
     }
 
     /// @inheritdoc IJobMarket
@@ -365,14 +349,8 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         }
         _escrow[rec.client] += cost;
         _totalEscrow += cost;
-        uint256 slashed = _registry.slash(rec.submitter, _params.slashAmount, address(this));
-        uint256 bounty = slashed * _params.bountyBps / _BPS;
-        // bounty <= slashed.
-        unchecked {
-            _rewardPool += slashed - bounty;
-        }
+        (uint256 slashed, uint256 bounty) = _slashForBounty(rec.submitter, prover);
         emit ResubmissionOverturned(jobHash, rec.submitter, slashed, bounty);
-        if (bounty > 0) _token.safeTransfer(prover, bounty);
     }
 
     /// @inheritdoc IJobMarket
@@ -466,6 +444,29 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         _totalEscrow += amount;
         emit Deposited(msg.sender, amount, _escrow[msg.sender]);
         _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    function _proveOvercharge(bytes32 jobHash, bytes calldata receipts, address prover) private {
+        JobRecord storage rec = _pendingJob(jobHash);
+        _requireWindowOpen(jobHash, rec);
+        (uint32 proven, bytes32 commitment) = _provenPositions(jobHash, rec.hops.length, receipts);
+        if (commitment != rec.commitment) revert ReceiptsMismatch(jobHash);
+        if (proven >= rec.tokensServed) revert NoOvercharge(proven, rec.tokensServed);
+        emit OverchargeProven(jobHash, prover, proven, rec.tokensServed);
+        _overturn(jobHash, rec, _hopIndex(rec, rec.submitter), prover);
+    }
+
+    /// @dev Slashes `node` for bookkeeping it cannot stand behind: `bountyBps` of the slash
+    /// to `bountyTo`, the rest to the reward pool.
+    function _slashForBounty(address node, address bountyTo) private returns (uint256 slashed, uint256 bounty) {
+        // The registry is trusted (fixed at deployment) and sends the slashed stake here.
+        slashed = _registry.slash(node, _params.slashAmount, address(this));
+        bounty = slashed * _params.bountyBps / _BPS;
+        // bounty <= slashed.
+        unchecked {
+            _rewardPool += slashed - bounty;
+        }
+        if (bounty > 0) _token.safeTransfer(bountyTo, bounty);
     }
 
     function _pendingJob(bytes32 jobHash) private view returns (JobRecord storage rec) {

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {IBatchSettlement} from "../../interfaces/IBatchSettlement.sol";
 import {IJobMarket} from "../../interfaces/IJobMarket.sol";
 import {DisputeFixture} from "./DisputeFixture.sol";
+import {MerkleTree} from "./MerkleTree.sol";
 import {vm} from "./Vm.sol";
 
 /// @notice Builds batches as a node's settler does: leaves per client, an OpenZeppelin-style
@@ -60,44 +60,11 @@ abstract contract BatchFixture is DisputeFixture {
     }
 
     function _rootOf(bytes32[] memory leaves) internal pure returns (bytes32) {
-        bytes32[] memory level = _copy(leaves);
-        uint256 n = level.length;
-        while (n > 1) {
-            uint256 half = 0;
-            for (uint256 k = 0; k < n; k += 2) {
-                level[half++] = k + 1 < n ? Hashes.commutativeKeccak256(level[k], level[k + 1]) : level[k];
-            }
-            n = half;
-        }
-        return level[0];
+        return MerkleTree.root(leaves);
     }
 
-    function _proofOf(bytes32[] memory leaves, uint256 index) internal pure returns (bytes32[] memory proof) {
-        bytes32[] memory level = _copy(leaves);
-        bytes32[] memory path = new bytes32[](32);
-        uint256 depth = 0;
-        uint256 n = level.length;
-        while (n > 1) {
-            uint256 sibling = index ^ 1;
-            if (sibling < n) path[depth++] = level[sibling];
-            uint256 half = 0;
-            for (uint256 k = 0; k < n; k += 2) {
-                level[half++] = k + 1 < n ? Hashes.commutativeKeccak256(level[k], level[k + 1]) : level[k];
-            }
-            n = half;
-            index /= 2;
-        }
-        proof = new bytes32[](depth);
-        for (uint256 k = 0; k < depth; ++k) {
-            proof[k] = path[k];
-        }
-    }
-
-    function _copy(bytes32[] memory a) private pure returns (bytes32[] memory b) {
-        b = new bytes32[](a.length);
-        for (uint256 k = 0; k < a.length; ++k) {
-            b[k] = a[k];
-        }
+    function _proofOf(bytes32[] memory leaves, uint256 index) internal pure returns (bytes32[] memory) {
+        return MerkleTree.proof(leaves, index);
     }
 
     /// @dev The entry a settler builds for `jobs` (all of one client over the three nodes).
