@@ -132,7 +132,7 @@ class BatchPoster:
         """Resume any batch a crash left half-posted, follow posted ones, and post a new
         one from ``candidates`` (served, batchable jobs this node submits) if it is due."""
         for row in self.ledger.batches(BATCH_POSTING):
-            self._send(row)
+            self._send(row, resumed=True)
         for row in self.ledger.batches(BATCH_POSTED):
             self._follow(row, now)
         fresh = [c for c in candidates if c.batch_key is None]
@@ -177,9 +177,10 @@ class BatchPoster:
             return
         entries = build_batch(by_client, self.reward_per_token)
         key = "0x" + entries_hash(entries).hex()
-        self.ledger.open_batch(key, json.dumps(batch_to_json(entries)), taken)
+        head = int(rpc(lambda: self.chain.w3.eth.block_number, "blockNumber"))
+        self.ledger.open_batch(key, json.dumps(batch_to_json(entries)), taken, head)
         log.info("batch %s: %d jobs from %d clients", key[:10], len(taken), len(entries))
-        self._send(self.ledger.batch_row(key))
+        self._send(self.ledger.batch_row(key), resumed=False)
 
     def _prices(self) -> Callable[[str], int]:
         cache: dict[str, int] = {}
@@ -201,10 +202,12 @@ class BatchPoster:
 
     # -- posting -----------------------------------------------------------------------
 
-    def _send(self, row: dict[str, Any]) -> None:
+    def _send(self, row: dict[str, Any], resumed: bool) -> None:
+        """Post the batch, unless (``resumed``: a crash or a failure may have come between
+        sending and recording) the chain already has it."""
         key = row["batch_key"]
         entries = self._entries(row)
-        found = self._already_posted(key)
+        found = self._already_posted(key, row.get("from_block")) if resumed else None
         if found is None:
             if self._pending_transaction():
                 return  # a transaction of ours may still land: ask again next pass
@@ -230,10 +233,9 @@ class BatchPoster:
                             "0x" + job.job_hash.hex(), REFUSED, error="InsufficientEscrow"
                         )
 
-    def _already_posted(self, key: str) -> tuple[int, Payout, int] | None:
-        for event in self.chain.batches.posted_by(
-            self.account.address, self.chain.deployment.deploy_block
-        ):
+    def _already_posted(self, key: str, from_block: int | None) -> tuple[int, Payout, int] | None:
+        start = from_block if from_block is not None else self.chain.deployment.deploy_block
+        for event in self.chain.batches.posted_by(self.account.address, start):
             if "0x" + event["entriesHash"].hex() == key:
                 record = self.chain.batches.get_batch(event["batchId"])
                 return event["batchId"], event["payout"], record.unfunded

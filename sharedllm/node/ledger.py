@@ -113,6 +113,7 @@ class Ledger(JobLedger[LedgerJob]):
                     "batch_key": str,
                     "batch_id": int,
                     "status": str,
+                    "from_block": int,
                     "body": str,
                     "payout": str,
                     "created_at": float,
@@ -122,6 +123,8 @@ class Ledger(JobLedger[LedgerJob]):
                 pk="batch_key",
                 not_null={"body", "status"},
             )
+        elif "from_block" not in batches.columns_dict:  # a ledger from before this column
+            batches.add_column("from_block", int)
         follow = self._db["followed"]
         if not follow.exists():
             # Other posters' batches this node is paid by: the batch, and how far its log
@@ -210,14 +213,16 @@ class Ledger(JobLedger[LedgerJob]):
 
     # -- batches ------------------------------------------------------------------------
 
-    def open_batch(self, batch_key: str, body: str, job_ids: list[str]) -> None:
-        """Record a batch about to be posted and claim its jobs, in one transaction."""
+    def open_batch(self, batch_key: str, body: str, job_ids: list[str], from_block: int) -> None:
+        """Record a batch about to be posted and claim its jobs, in one transaction;
+        ``from_block`` is the chain's head before it is sent (where to look for it)."""
         now = time.time()
         with self._db.conn:
             self._db["batches"].insert(
                 {
                     "batch_key": batch_key,
                     "status": BATCH_POSTING,
+                    "from_block": from_block,
                     "body": body,
                     "created_at": now,
                     "updated_at": now,

@@ -138,7 +138,7 @@ def test_killed_before_sending_a_batch_the_node_posts_it_once(
     jobs = [_serve(devnet, ledger, 5) for _ in range(2)]
     # What _open writes before sending, without the send.
     real_send = poster._send
-    poster._send = lambda row: None  # the process dies before the transaction leaves
+    poster._send = lambda row, resumed: None  # the process dies before the transaction leaves
     _settle(poster, ledger)
     poster._send = real_send
     (written,) = ledger.batches(BATCH_POSTING)
