@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 _FINALIZE_GAS = 80_000  # plus this per node paid; measured ~107k for three nodes
 _FINALIZE_GAS_PER_NODE = 25_000
+_SCAN_RANGE = 2_000  # blocks per get_logs call
 
 
 @dataclass(frozen=True)
@@ -383,14 +384,15 @@ class BatchFollower:
         """Note every newly posted batch whose payout names this node."""
         start = max(self.ledger.cursor("scan"), self.chain.deployment.deploy_block)
         latest = int(rpc(lambda: self.chain.w3.eth.block_number, "blockNumber"))
-        if latest < start:
-            return
-        for event in self.chain.batches.posted_since(start, latest):
-            if any(n.lower() == self.address.lower() for n in event["payout"].nodes):
-                key = f"batch:{event['batchId']}"
-                if self.ledger.cursor(key) == 0:
-                    self.ledger.set_cursor(key, 0)
-        self.ledger.set_cursor("scan", latest + 1)
+        # Bounded ranges: a public RPC refuses huge ones; the cursor moves after each.
+        for first in range(start, latest + 1, _SCAN_RANGE):
+            last = min(first + _SCAN_RANGE - 1, latest)
+            for event in self.chain.batches.posted_since(first, last):
+                if any(n.lower() == self.address.lower() for n in event["payout"].nodes):
+                    key = f"batch:{event['batchId']}"
+                    if self.ledger.cursor(key) == 0:
+                        self.ledger.set_cursor(key, 0)
+            self.ledger.set_cursor("scan", last + 1)
 
     def _resolve(self, batch_id: int) -> None:
         entries = self._entries(batch_id)
