@@ -90,27 +90,6 @@ contract BatchFuzzTest is BatchFixture {
         return jobs;
     }
 
-    /// @dev An entry whose credits are computed here from the jobs, hop by hop.
-    function _entry(address who, IBatchSettlement.BatchedJob[] memory jobs)
-        internal
-        view
-        returns (IBatchSettlement.Entry memory e)
-    {
-        e.client = who;
-        e.jobsRoot = _rootOf(_leaves(jobs));
-        e.jobs = uint32(jobs.length);
-        e.credits = new IBatchSettlement.Credit[](3);
-        uint256 rewardPerToken = market.params().rewardPerToken;
-        for (uint256 i = 0; i < 3; ++i) {
-            e.credits[i].node = nodes[i];
-            for (uint256 k = 0; k < jobs.length; ++k) {
-                uint256 layers = jobs[k].job.spanEnds[i] - jobs[k].job.spanStarts[i];
-                e.credits[i].amount += uint256(jobs[k].tokensServed) * layers * jobs[k].prices[i];
-                e.credits[i].reward += rewardPerToken * jobs[k].tokensServed * layers / LAYERS;
-            }
-        }
-    }
-
     /// @dev `n` fresh clients sorted by address, with their keys.
     function _clients(uint256 n, uint256 salt) internal pure returns (address[] memory who, uint256[] memory keys) {
         who = new address[](n);
@@ -181,7 +160,7 @@ contract BatchFuzzTest is BatchFixture {
                 }
             }
             t.jobs[c] = _sorted(t.jobs[c]);
-            t.entries[c] = _entry(t.who[c], t.jobs[c]);
+            t.entries[c] = _entryOf(t.who[c], t.jobs[c]);
             // Escrow beyond the debit, so that every entry is funded.
             _escrow(t.who[c], t.costs[c] + bound(rc >> 128, 0, 1e18));
         }
@@ -255,7 +234,7 @@ contract BatchFuzzTest is BatchFixture {
                 s.cap = 1e13;
                 jobs[k] = _make(who[c], keys[c], s);
             }
-            entries[c] = _entry(who[c], _sorted(jobs));
+            entries[c] = _entryOf(who[c], _sorted(jobs));
             debit[c] = _costOf(entries[c]);
         }
         // Client 0's escrow: anywhere up to twice the debit, or right at its edge.
@@ -326,8 +305,8 @@ contract BatchFuzzTest is BatchFixture {
         honest[0] = _make(t.who[1], keys[1], _shape(uint256(keccak256(abi.encode(seed, "honest", 0)))));
         honest[1] = _make(t.who[1], keys[1], _shape(uint256(keccak256(abi.encode(seed, "honest", 1)))));
         t.entries = new IBatchSettlement.Entry[](2);
-        t.entries[0] = _entry(t.who[0], t.jobs);
-        t.entries[1] = _entry(t.who[1], _sorted(honest));
+        t.entries[0] = _entryOf(t.who[0], t.jobs);
+        t.entries[1] = _entryOf(t.who[1], _sorted(honest));
         t.debit = _costOf(t.entries[0]);
         _escrow(t.who[0], t.debit);
         _escrow(t.who[1], _costOf(t.entries[1]));
@@ -422,7 +401,7 @@ contract BatchFuzzTest is BatchFixture {
             jobs[k] = _make(who[0], keys[0], s);
         }
         jobs = _sorted(jobs);
-        IBatchSettlement.Entry[] memory entries = _one(_entry(who[0], jobs));
+        IBatchSettlement.Entry[] memory entries = _one(_entryOf(who[0], jobs));
         _escrow(who[0], _costOf(entries[0]));
         uint256 id = _post(entries);
         vm.warp(block.timestamp + bound(wait, 0, 1 hours - 1));

@@ -62,6 +62,20 @@ class Posted:
     tx: TxResult
 
 
+def _posted(log: Any) -> dict[str, Any]:
+    """A ``BatchPosted`` event as plain values."""
+    args = log["args"]
+    return {
+        "batchId": int(args["batchId"]),
+        "poster": args["poster"],
+        "entriesHash": bytes(args["entriesHash"]),
+        "total": int(args["total"]),
+        "payout": _payout_of(args),
+        "block": log["blockNumber"],
+        "tx": "0x" + bytes(log["transactionHash"]).hex(),
+    }
+
+
 def _payout_of(args: Any) -> Payout:
     return Payout(
         tuple(args["nodes"]), tuple(int(a) for a in args["amounts"]),
@@ -123,17 +137,7 @@ class Batches:
             ),
             "BatchPosted logs",
         )
-        return [
-            {
-                "batchId": int(log["args"]["batchId"]),
-                "entriesHash": bytes(log["args"]["entriesHash"]),
-                "total": int(log["args"]["total"]),
-                "payout": _payout_of(log["args"]),
-                "block": log["blockNumber"],
-                "tx": "0x" + bytes(log["transactionHash"]).hex(),
-            }
-            for log in logs
-        ]
+        return [_posted(log) for log in logs]
 
     def demand_of(self, batch_id: int, index: int) -> dict[str, Any]:
         raw = call(self.contract.functions.demandOf(batch_id, index), "demandOf")
@@ -168,16 +172,7 @@ class Batches:
             ),
             "BatchPosted logs",
         )
-        return [
-            {
-                "batchId": int(log["args"]["batchId"]),
-                "poster": log["args"]["poster"],
-                "entriesHash": bytes(log["args"]["entriesHash"]),
-                "payout": _payout_of(log["args"]),
-                "block": log["blockNumber"],
-            }
-            for log in logs
-        ]
+        return [_posted(log) for log in logs]
 
     def entries_posted(self, client: str, from_block: int = 0) -> list[dict[str, Any]]:
         """``EntryPosted`` events of one client since ``from_block``, oldest first."""

@@ -72,18 +72,12 @@ class ChainEvents:
     def batches(self, from_block: int, to_block: int) -> list[SeenBatch]:
         """``BatchPosted`` events in ``[from_block, to_block]``, oldest first."""
         found: list[SeenBatch] = []
-        events = self.chain.batches.contract.events
         for start in range(from_block, to_block + 1, MAX_RANGE):
             end = min(start + MAX_RANGE - 1, to_block)
-            for log in rpc(
-                lambda s=start, e=end: events.BatchPosted().get_logs(from_block=s, to_block=e),
-                "getLogs BatchPosted",
-            ):
-                a = log["args"]
+            for p in self.chain.batches.posted_since(start, end):
                 found.append(
-                    SeenBatch(int(a["batchId"]), log["blockNumber"], a["poster"],
-                              "0x" + bytes(a["entriesHash"]).hex())
-                )  # fmt: skip
+                    SeenBatch(p["batchId"], p["block"], p["poster"], "0x" + p["entriesHash"].hex())
+                )
         return sorted(found, key=lambda b: b.batch_id)
 
     def dispute_tx(self, job_id: str, challenger: str, from_block: int) -> tuple[str, int] | None:
