@@ -114,10 +114,19 @@ class BatchDesk:
             await asyncio.to_thread(self._undo_resubmission, job_id)
 
     def _undo_resubmission(self, job_id: str) -> None:
+        """Undo whichever copy came second: the job record if it was submitted after the
+        batch, else (the same second, or earlier) the batch's entry."""
         where = self.place(job_id)
         try:
-            if where is not None:
+            if where is None:
+                pass
+            elif self._paid_elsewhere(job_id, where) == "later":
                 self._undo_resubmission_of(where, job_id)
+            else:
+                self.chain.batches.prove_replay(
+                    self.account, None, (where.batch_id, where.entries, where.entry, where.leaf)
+                )
+                self.report(f"batch {where.batch_id} entry {where.entry} voided reason=Replayed")
         except ContractRevert as exc:
             log.warning("job %s: resubmission proof refused: %s", job_id, exc)
         self.ledger.resubmission_handled(job_id)
