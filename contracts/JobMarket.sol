@@ -21,6 +21,11 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     bytes32 public constant JOB_TYPEHASH = keccak256(
         "Job(bytes32 modelId,address[] route,uint16[] spanStarts,uint16[] spanEnds,uint32 maxTokens,uint256 maxPricePerToken,uint256 nonce,uint64 deadline,address client)"
     );
+    /// @dev A client's change of a hop mid-answer; see `Amendment` in the interface.
+    bytes32 public constant AMENDMENT_TYPEHASH =
+        keccak256("Amendment(bytes32 jobHash,uint8 hop,address replacement,uint32 fromPosition)");
+    /// @dev A job replaces at most this many hops (each replacement is one more payee).
+    uint256 public constant MAX_AMENDMENTS = 16;
     uint256 private constant _BPS = 10_000;
     /// @dev A receipt as hops sign it: job id, hop, step, first position, positions,
     /// input hash, output hash (big-endian; 109 bytes), then the 64-byte ed25519 signature.
@@ -37,6 +42,10 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     mapping(address client => uint256) private _escrow;
     mapping(address client => PendingWithdrawal) private _pending;
     mapping(bytes32 jobHash => JobRecord) private _jobs;
+    /// @dev Amended jobs only: the positions each record hop is owed, and how many of the
+    /// record's hops are replacements (the route's come first).
+    mapping(bytes32 jobHash => uint32[]) private _served;
+    mapping(bytes32 jobHash => uint256) private _replacements;
 
     uint256 private _totalEscrow;
     uint256 private _totalLocked;
@@ -138,31 +147,32 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     {
         _checkRouteShape(job);
         if (!_inRoute(job.route, msg.sender)) revert NotRouteNode(msg.sender);
-        bytes32 jobHash = _hashJob(job);
-        if (!SignatureChecker.isValidSignatureNow(job.client, jobHash, signature)) revert InvalidSignature();
-        if (block.timestamp > job.deadline) revert JobExpired(job.deadline, block.timestamp);
-        JobRecord storage rec = _jobs[jobHash];
-        if (rec.status != JobStatus.None) revert JobAlreadySubmitted(jobHash);
-        if (tokensServed == 0) revert NoTokensServed();
-        if (tokensServed > job.maxTokens) revert TooManyTokens(tokensServed, job.maxTokens);
+        (bytes32 jobHash, JobRecord storage rec) = _newJob(job, signature, tokensServed);
         uint256 cost = _recordHops(rec, job, tokensServed);
-        uint256 have = _escrow[job.client];
-        if (have < cost) revert InsufficientEscrow(job.client, have, cost);
+        _lock(jobHash, rec, job.client, tokensServed, commitment, cost);
+    }
 
-        // cost <= have <= _totalEscrow; moving it to _totalLocked keeps the sum constant.
-        unchecked {
-            _escrow[job.client] = have - cost;
-            _totalEscrow -= cost;
+    /// @inheritdoc IJobMarket
+    function submitAmended(
+        Job calldata job,
+        bytes calldata signature,
+        Amendment[] calldata amendments,
+        bytes[] calldata amendmentSignatures,
+        uint32 tokensServed,
+        bytes32 commitment
+    ) external nonReentrant {
+        uint256 count = amendments.length;
+        if (count == 0 || count > MAX_AMENDMENTS || amendmentSignatures.length != count) {
+            revert InvalidAmendment(count);
         }
-        _totalLocked += cost;
-        rec.status = JobStatus.Submitted;
-        rec.client = job.client;
-        rec.submitter = msg.sender;
-        rec.submittedAt = uint64(block.timestamp);
-        rec.tokensServed = tokensServed;
-        rec.commitment = commitment;
-        rec.cost = cost;
-        emit ResultSubmitted(jobHash, job.client, msg.sender, tokensServed, commitment, cost);
+        _checkRouteShape(job);
+        if (!_inRoute(job.route, msg.sender) && !_isReplacement(amendments, msg.sender)) {
+            revert NotRouteNode(msg.sender);
+        }
+        (bytes32 jobHash, JobRecord storage rec) = _newJob(job, signature, tokensServed);
+        _recordHops(rec, job, tokensServed);
+        uint256 cost = _recordAmendments(jobHash, rec, job, amendments, amendmentSignatures, tokensServed);
+        _lock(jobHash, rec, job.client, tokensServed, commitment, cost);
     }
 
     /// @inheritdoc IJobMarket
@@ -178,7 +188,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         unchecked {
             _totalLocked -= cost;
         }
-        (uint256[] memory rewards, uint256 reward) = _splitReward(rec);
+        (uint256[] memory rewards, uint256 reward) = _splitReward(jobHash, rec);
         // reward <= _rewardPool by construction in _splitReward.
         unchecked {
             _rewardPool -= reward;
@@ -198,6 +208,16 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     /// @inheritdoc IJobMarket
     function hashJob(Job calldata job) external view returns (bytes32) {
         return _hashJob(job);
+    }
+
+    /// @inheritdoc IJobMarket
+    function hashAmendment(bytes32 jobHash, Amendment calldata amendment) external view returns (bytes32) {
+        return _hashAmendment(jobHash, amendment);
+    }
+
+    /// @inheritdoc IJobMarket
+    function replacementsOf(bytes32 jobHash) external view returns (uint256) {
+        return _replacements[jobHash];
     }
 
     // ------------------------------------------------------------------- disputes
@@ -449,7 +469,8 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     function _proveOvercharge(bytes32 jobHash, bytes calldata receipts, address prover) private {
         JobRecord storage rec = _pendingJob(jobHash);
         _requireWindowOpen(jobHash, rec);
-        (uint32 proven, bytes32 commitment) = _provenPositions(jobHash, rec.hops.length, receipts);
+        uint256 routeHops = rec.hops.length - _replacements[jobHash];
+        (uint32 proven, bytes32 commitment) = _provenPositions(jobHash, routeHops, receipts);
         if (commitment != rec.commitment) revert ReceiptsMismatch(jobHash);
         if (proven >= rec.tokensServed) revert NoOvercharge(proven, rec.tokensServed);
         emit OverchargeProven(jobHash, prover, proven, rec.tokensServed);
@@ -538,6 +559,49 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         return _hashTypedDataV4(structHash);
     }
 
+    /// @dev Checks 3-5 of `submitResult` (the caller checked the route's shape and the
+    /// submitter): the client's signature, the deadline, no earlier record, the tokens served.
+    function _newJob(Job calldata job, bytes calldata signature, uint32 tokensServed)
+        private
+        view
+        returns (bytes32 jobHash, JobRecord storage rec)
+    {
+        jobHash = _hashJob(job);
+        if (!SignatureChecker.isValidSignatureNow(job.client, jobHash, signature)) revert InvalidSignature();
+        if (block.timestamp > job.deadline) revert JobExpired(job.deadline, block.timestamp);
+        rec = _jobs[jobHash];
+        if (rec.status != JobStatus.None) revert JobAlreadySubmitted(jobHash);
+        if (tokensServed == 0) revert NoTokensServed();
+        if (tokensServed > job.maxTokens) revert TooManyTokens(tokensServed, job.maxTokens);
+    }
+
+    /// @dev Check 7: the client's escrow covers the cost, which moves from escrow to locked.
+    function _lock(
+        bytes32 jobHash,
+        JobRecord storage rec,
+        address client,
+        uint32 tokensServed,
+        bytes32 commitment,
+        uint256 cost
+    ) private {
+        uint256 have = _escrow[client];
+        if (have < cost) revert InsufficientEscrow(client, have, cost);
+        // cost <= have <= _totalEscrow; moving it to _totalLocked keeps the sum constant.
+        unchecked {
+            _escrow[client] = have - cost;
+            _totalEscrow -= cost;
+        }
+        _totalLocked += cost;
+        rec.status = JobStatus.Submitted;
+        rec.client = client;
+        rec.submitter = msg.sender;
+        rec.submittedAt = uint64(block.timestamp);
+        rec.tokensServed = tokensServed;
+        rec.commitment = commitment;
+        rec.cost = cost;
+        emit ResultSubmitted(jobHash, client, msg.sender, tokensServed, commitment, cost);
+    }
+
     /// @dev Check 6 of `submitResult`: every hop is active and serves the job's model, span
     /// and price cap. Stores each hop's amount and returns the job's cost.
     function _recordHops(JobRecord storage rec, Job calldata job, uint32 tokensServed)
@@ -546,39 +610,147 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     {
         uint256 hops = job.route.length;
         for (uint256 i = 0; i < hops; ++i) {
-            address hop = job.route[i];
-            INodeRegistry.Node memory node = _registry.getNode(hop);
-            if (node.status != INodeRegistry.NodeStatus.Active) revert NodeNotActive(hop);
-            if (node.modelId != job.modelId) revert ModelMismatch(hop, job.modelId, node.modelId);
-            if (node.start != job.spanStarts[i] || node.end != job.spanEnds[i]) {
-                revert SpanMismatch(hop, job.spanStarts[i], job.spanEnds[i]);
-            }
-            if (node.pricePerToken > job.maxPricePerToken) {
-                revert PriceAboveCap(hop, node.pricePerToken, job.maxPricePerToken);
-            }
-            uint16 layers = node.end - node.start;
-            uint256 amount = uint256(tokensServed) * layers * node.pricePerToken;
-            rec.hops.push(hop);
-            rec.layers.push(layers);
-            rec.amounts.push(amount);
-            cost += amount;
+            cost += _recordHop(rec, job, i, job.route[i], tokensServed);
         }
     }
 
+    /// @dev Check 6 for one node serving route hop `i` for `positions` positions.
+    function _recordHop(JobRecord storage rec, Job calldata job, uint256 i, address hop, uint32 positions)
+        private
+        returns (uint256 amount)
+    {
+        INodeRegistry.Node memory node = _registry.getNode(hop);
+        if (node.status != INodeRegistry.NodeStatus.Active) revert NodeNotActive(hop);
+        if (node.modelId != job.modelId) revert ModelMismatch(hop, job.modelId, node.modelId);
+        if (node.start != job.spanStarts[i] || node.end != job.spanEnds[i]) {
+            revert SpanMismatch(hop, job.spanStarts[i], job.spanEnds[i]);
+        }
+        if (node.pricePerToken > job.maxPricePerToken) {
+            revert PriceAboveCap(hop, node.pricePerToken, job.maxPricePerToken);
+        }
+        uint16 layers = node.end - node.start;
+        amount = uint256(positions) * layers * node.pricePerToken;
+        rec.hops.push(hop);
+        rec.layers.push(layers);
+        rec.amounts.push(amount);
+    }
+
+    /// @dev Applies the amendments in order: each cuts the hop's current holder down to the
+    /// positions before `fromPosition` and appends the replacement, owed every position
+    /// (the replay of the earlier ones included) until a later amendment cuts it in turn.
+    /// Returns the job's cost after them.
+    function _recordAmendments(
+        bytes32 jobHash,
+        JobRecord storage rec,
+        Job calldata job,
+        Amendment[] calldata amendments,
+        bytes[] calldata signatures,
+        uint32 tokensServed
+    ) private returns (uint256 cost) {
+        uint32[] storage served = _served[jobHash];
+        for (uint256 i = 0; i < job.route.length; ++i) {
+            served.push(tokensServed);
+        }
+        uint256 holder = 0;
+        for (uint256 j = 0; j < amendments.length; ++j) {
+            holder = _holderBefore(rec, amendments, j, holder, job.route.length, tokensServed);
+            if (!SignatureChecker.isValidSignatureNow(
+                    job.client, _hashAmendment(jobHash, amendments[j]), signatures[j]
+                )) {
+                revert InvalidAmendmentSignature(j);
+            }
+            holder = _replace(jobHash, rec, job, amendments[j], holder, tokensServed);
+        }
+        _replacements[jobHash] = amendments.length;
+        uint256 entries = rec.amounts.length;
+        for (uint256 i = 0; i < entries; ++i) {
+            cost += rec.amounts[i];
+        }
+    }
+
+    /// @dev Cuts record hop `holder` down to the positions before the amendment and appends
+    /// the replacement; returns the replacement's record index.
+    function _replace(
+        bytes32 jobHash,
+        JobRecord storage rec,
+        Job calldata job,
+        Amendment calldata a,
+        uint256 holder,
+        uint32 tokensServed
+    ) private returns (uint256 index) {
+        // amounts[holder] is tokensServed * layers * price, so the division is exact.
+        rec.amounts[holder] = rec.amounts[holder] / tokensServed * a.fromPosition;
+        uint32[] storage served = _served[jobHash];
+        served[holder] = a.fromPosition;
+        _recordHop(rec, job, a.hop, a.replacement, tokensServed);
+        served.push(tokensServed);
+        index = rec.hops.length - 1;
+        emit JobAmended(jobHash, a.hop, a.replacement, a.fromPosition, uint8(index));
+    }
+
+    /// @dev Checks amendment `j` and returns the record index of the node it replaces:
+    /// the route's hop for a hop's first amendment, else the previous replacement.
+    function _holderBefore(
+        JobRecord storage rec,
+        Amendment[] calldata amendments,
+        uint256 j,
+        uint256 holder,
+        uint256 hops,
+        uint32 tokensServed
+    ) private view returns (uint256) {
+        Amendment calldata a = amendments[j];
+        // Record indices are uint8 in disputes, as hop indices are.
+        if (a.hop >= hops || a.fromPosition > tokensServed || hops + j > type(uint8).max) {
+            revert InvalidAmendment(j);
+        }
+        uint256 entries = rec.hops.length;
+        for (uint256 i = 0; i < entries; ++i) {
+            if (rec.hops[i] == a.replacement) revert InvalidAmendment(j);
+        }
+        if (j == 0 || a.hop != amendments[j - 1].hop) {
+            if (j > 0 && a.hop < amendments[j - 1].hop) revert InvalidAmendment(j);
+            return a.hop;
+        }
+        if (a.fromPosition <= amendments[j - 1].fromPosition) revert InvalidAmendment(j);
+        return holder;
+    }
+
+    function _isReplacement(Amendment[] calldata amendments, address account) private pure returns (bool) {
+        for (uint256 j = 0; j < amendments.length; ++j) {
+            if (amendments[j].replacement == account) return true;
+        }
+        return false;
+    }
+
+    function _hashAmendment(bytes32 jobHash, Amendment calldata a) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(AMENDMENT_TYPEHASH, jobHash, a.hop, a.replacement, a.fromPosition))
+        );
+    }
+
     /// @dev The reward is `rewardPerToken * tokensServed`, capped by the pool and split by
-    /// layers served; rounding dust stays in the pool.
-    function _splitReward(JobRecord storage rec) private view returns (uint256[] memory rewards, uint256 paid) {
+    /// layer-positions served (by layers alone when every hop served every position);
+    /// rounding dust stays in the pool.
+    function _splitReward(bytes32 jobHash, JobRecord storage rec)
+        private
+        view
+        returns (uint256[] memory rewards, uint256 paid)
+    {
         uint256 hops = rec.hops.length;
         rewards = new uint256[](hops);
         uint256 target = _params.rewardPerToken * rec.tokensServed;
         if (target > _rewardPool) target = _rewardPool;
         if (target == 0) return (rewards, 0);
-        uint256 totalLayers = 0;
+        uint32[] storage served = _served[jobHash];
+        bool amended = served.length != 0;
+        uint256[] memory weights = new uint256[](hops);
+        uint256 total = 0;
         for (uint256 i = 0; i < hops; ++i) {
-            totalLayers += rec.layers[i];
+            weights[i] = uint256(rec.layers[i]) * (amended ? served[i] : 1);
+            total += weights[i];
         }
         for (uint256 i = 0; i < hops; ++i) {
-            rewards[i] = target * rec.layers[i] / totalLayers;
+            rewards[i] = target * weights[i] / total;
             paid += rewards[i];
         }
     }

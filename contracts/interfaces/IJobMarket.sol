@@ -42,6 +42,17 @@ interface IJobMarket {
         address client;
     }
 
+    /// @notice A client's signed change to a job in flight: from position `fromPosition` on,
+    /// route hop `hop` is served by `replacement` (same span, same model, price under the
+    /// job's cap). The hop's earlier holder is owed the positions before `fromPosition`; the
+    /// replacement is owed every position up to the next amendment of that hop (or the
+    /// job's end), the positions it replayed to rebuild the hop's cache included.
+    struct Amendment {
+        uint8 hop;
+        address replacement;
+        uint32 fromPosition;
+    }
+
     /// @notice A submitted job as stored; `amounts[i]` is what hop `i` is owed. The challenge
     /// window runs from `submittedAt`, or from `releasedAt` once a dispute found no fault
     /// (so that a dispute cannot run out the window an over-charge proof needs).
@@ -65,6 +76,9 @@ interface IJobMarket {
         uint64 readyAt;
     }
 
+    /// @notice From position `fromPosition` on, `replacement` served route hop `hop` of the
+    /// job; it is the job's record hop `index`.
+    event JobAmended(bytes32 indexed jobHash, uint8 hop, address indexed replacement, uint32 fromPosition, uint8 index);
     /// @notice `client` added `amount` to its escrow, which is now `balance`.
     event Deposited(address indexed client, uint256 amount, uint256 balance);
     /// @notice `client` asked to withdraw `amount`, executable from `readyAt`.
@@ -163,6 +177,11 @@ interface IJobMarket {
     error ReceiptsMalformed(uint256 length);
     /// @notice The committed receipts prove `proven` positions, at least the `charged` ones.
     error NoOvercharge(uint32 proven, uint32 charged);
+    /// @notice Amendment `index` is out of order, names an unknown hop, a node the record
+    /// already holds, or a position past the tokens served; or there are none, or too many.
+    error InvalidAmendment(uint256 index);
+    /// @notice Amendment `index` is not signed by the job's client.
+    error InvalidAmendmentSignature(uint256 index);
 
     /// @notice Adds `amount` to the caller's escrow.
     function deposit(uint256 amount) external;
@@ -179,6 +198,25 @@ interface IJobMarket {
     /// @notice Commits a job's result and locks its cost; called by a node of the route.
     function submitResult(Job calldata job, bytes calldata signature, uint32 tokensServed, bytes32 commitment)
         external;
+
+    /// @notice `submitResult` for a job whose client replaced hops mid-answer: the record
+    /// holds the route's hops, then each amendment's replacement in the amendments' order
+    /// (sorted by hop, then by position). Each amendment is the client's EIP-712 signature
+    /// over `hashAmendment`.
+    function submitAmended(
+        Job calldata job,
+        bytes calldata signature,
+        Amendment[] calldata amendments,
+        bytes[] calldata amendmentSignatures,
+        uint32 tokensServed,
+        bytes32 commitment
+    ) external;
+
+    /// @notice The EIP-712 digest a client signs to amend job `jobHash`.
+    function hashAmendment(bytes32 jobHash, Amendment calldata amendment) external view returns (bytes32);
+
+    /// @notice How many of a job's record hops are replacements (they follow the route's).
+    function replacementsOf(bytes32 jobHash) external view returns (uint256);
 
     /// @notice Pays a job's hops once its challenge window has passed; anyone may call.
     function finalize(bytes32 jobHash) external;

@@ -15,7 +15,10 @@ contract InvariantsTest is MarketFixture {
         super.setUp();
         uint256[] memory keys = new uint256[](2);
         (keys[0], keys[1]) = (CLIENT_KEY, OTHER_KEY);
-        address[] memory ns = new address[](3);
+        address spare = address(uint160(0x1100));
+        _fund(spare, 1_000e18);
+        address[] memory ns = new address[](4);
+        ns[3] = spare;
         address[] memory vs = new address[](5);
         for (uint256 i = 0; i < 3; ++i) {
             ns[i] = nodes[i];
@@ -26,6 +29,8 @@ contract InvariantsTest is MarketFixture {
         handler = new MarketHandler(token, registry, market, court, keys, ns, vs);
         // Start from a live network so that short sequences already reach jobs and disputes.
         _stakeNodes();
+        vm.prank(spare);
+        registry.stake(MIN_STAKE, _config(10, 20, PRICE));
         _stakeVerifiers();
         _deposit(client, 50e18);
         _deposit(other, 50e18);
@@ -118,6 +123,12 @@ contract InvariantsTest is MarketFixture {
         assertTrue(!handler.unexplainedSlash(), "a node lost stake without an upheld dispute or an over-charge proof");
         assertTrue(!handler.falseOverchargeProof(), "an over-charge proof passed against an honest charge");
         assertTrue(!handler.slashAboveStake(), "a slash moved other tokens than the stake it took");
+    }
+
+    /// An amended job never costs its client more than the job it signed allows for every
+    /// position served, plus the replacement's replay of the positions before it.
+    function invariantAmendedJobsStayWithinTheCapAndTheReplay() public view {
+        assertTrue(!handler.amendedOverCap(), "an amended job cost more than its cap plus the replay");
     }
 
     function invariantVerdictsFollowTheRevealedMajority() public view {

@@ -11,6 +11,7 @@ from web3 import Web3
 from sharedllm.chain.token import Token
 from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
 from sharedllm.errors import ChainError
+from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.job import Job
 from sharedllm.protocol.types import JobId
 
@@ -92,6 +93,27 @@ class Market:
     def hash_job(self, job: Job) -> bytes:
         return bytes(call(self.contract.functions.hashJob(job.as_tuple()), "hashJob"))
 
+    def hash_amendment(self, job_id: str, amendment: Amendment) -> bytes:
+        job_hash = bytes.fromhex(job_id[2:])
+        fn = self.contract.functions.hashAmendment(job_hash, amendment.as_tuple())
+        return bytes(call(fn, "hashAmendment"))
+
+    def replacements_of(self, job_id: str) -> int:
+        """How many of an amended job's record hops are replacements (0 for a plain job)."""
+        fn = self.contract.functions.replacementsOf(bytes.fromhex(job_id[2:]))
+        return call_as(int, fn, "replacementsOf")
+
+    def amendments_of(self, job_id: str, from_block: int = 0) -> list[dict[str, Any]]:
+        """The job's ``JobAmended`` events: hop, replacement, fromPosition, record index."""
+        job_hash = bytes.fromhex(job_id[2:])
+        logs = rpc(
+            lambda: self.contract.events.JobAmended().get_logs(
+                from_block=from_block, argument_filters={"jobHash": job_hash}
+            ),
+            "JobAmended logs",
+        )
+        return [{k: _plain(v) for k, v in log["args"].items()} for log in logs]
+
     def get_job(self, job_id: str) -> JobRecord:
         raw = call(self.contract.functions.getJob(bytes.fromhex(job_id[2:])), "getJob")
         fields = {k: _plain(v) for k, v in raw._asdict().items()}
@@ -130,6 +152,33 @@ class Market:
         events = self.contract.events.ResultSubmitted().process_receipt(receipt)
         if not events:
             raise ChainError("submitResult: no ResultSubmitted event in the receipt")
+        args = events[0]["args"]
+        return Submitted(
+            JobId("0x" + bytes(args["jobHash"]).hex()), args["cost"], TxResult.of(receipt)
+        )
+
+    def submit_amended(
+        self,
+        account: LocalAccount,
+        job: Job,
+        signature: bytes,
+        amendments: tuple[Amendment, ...],
+        tokens_served: int,
+        commitment: bytes,
+    ) -> Submitted:
+        """``submit_result`` for a job whose client replaced hops mid-answer."""
+        fn = self.contract.functions.submitAmended(
+            job.as_tuple(),
+            signature,
+            [a.as_tuple() for a in amendments],
+            [a.signature for a in amendments],
+            tokens_served,
+            commitment,
+        )
+        receipt = send(self.w3, account, fn, "submitAmended")
+        events = self.contract.events.ResultSubmitted().process_receipt(receipt)
+        if not events:
+            raise ChainError("submitAmended: no ResultSubmitted event in the receipt")
         args = events[0]["args"]
         return Submitted(
             JobId("0x" + bytes(args["jobHash"]).hex()), args["cost"], TxResult.of(receipt)

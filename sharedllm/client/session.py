@@ -9,6 +9,13 @@ span, replays the hop's saved inputs into the replacement (they are the previous
 outputs, or for hop 0 the client's own), re-points the previous hop, and sends the step
 again. Hops that had already run the step answer the resend from their history, so no cache
 advances twice and the generated text is unchanged.
+
+A paid session does the same under the job it holds: the client signs an amendment that
+hands the dead hop's span to one node registered for exactly that span, from the position
+where the answer stopped, and gives it to the replacement and every survivor. Only the
+replacement recomputes; the survivors are paid once. When that is not possible (the last
+hop died, no single node serves the span, the payer cannot sign mid-answer, a survivor
+refuses), the client settles the job so far and starts a new one on a new route.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
 from sharedllm.errors import PeerError, RouteError, SessionLimit, SessionUnknown, SharedLLMError
 from sharedllm.protocol import frames, session_keys
+from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.receipt_handoff import handoff_body
 from sharedllm.protocol.session_keys import hop_key, key_digest
@@ -69,6 +77,7 @@ class InferenceSession:
         self.route: list[Hop] = []
         self.failovers: list[tuple[str, list[Hop]]] = []  # (failed url, new route) per repair
         self._excluded: set[str] = set()
+        self.amendments: tuple[Amendment, ...] = ()  # the current job's, as the hops hold them
         self._inputs: list[bytes] = []
         self._lengths: list[int] = []
         self._acks: list[asyncio.Task] = []
@@ -110,6 +119,7 @@ class InferenceSession:
             if self.payer is not None:
                 self.paid = await self.payer.job_for(self.model_id, route, self.max_length)
                 self.job, self.signature = self.paid.signed.wire()
+                self.amendments = ()
             results = await asyncio.gather(
                 *(self._open_hop(route, i) for i in range(len(route))), return_exceptions=True
             )
@@ -159,6 +169,8 @@ class InferenceSession:
                 log.warning("hop %s failed at step %d: %s", failed, index, exc)
                 if self.payer is None:
                     await self._repair(failed, index)
+                elif await self._amend_paid(failed, index):
+                    pass
                 else:
                     for chunk in _chunks(await self._restart_paid(failed)):
                         await self._step(chunk.tobytes())
@@ -195,6 +207,80 @@ class InferenceSession:
         history = np.frombuffer(b"".join(self._inputs), dtype="<f4")
         self._inputs, self._lengths = [], []
         return history.reshape(-1, self.hidden_size)
+
+    async def _amend_paid(self, failed: str, index: int) -> bool:
+        """Replace a dead hop of the paid route under the same job; False if this failover
+        must start a new job instead (see the module's docstring)."""
+        k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
+        if k is None:
+            return True  # already replaced by an earlier repair
+        paid, payer = self.paid, self.payer
+        if paid is None or payer is None or not payer.can_amend or k == len(self.route) - 1:
+            return False
+        old = self.route[k]
+        self._excluded.add(failed)
+        for _ in range(self.max_repairs):
+            try:
+                sub = await self.planner.plan(self.model_id, old.start, old.end, self._excluded)
+            except RouteError:
+                return False
+            if len(sub) != 1:
+                return False  # the span is served only in parts: a new job must name them
+            try:
+                amendment = await payer.amend(paid, k, sub[0], self.position)
+            except SharedLLMError as exc:
+                log.warning("cannot amend the job for %s: %s", sub[0].url, exc)
+                self._excluded.add(sub[0].url)
+                continue
+            held = self.amendments
+            self.amendments = paid.amendments
+            route = self.route[:k] + sub + self.route[k + 1 :]
+            try:
+                await self._rebuild(route, k, 1, index)
+            except SharedLLMError as exc:
+                # Only the refused replacement saw this amendment: drop it and try another.
+                paid.amendments, self.amendments = held, held
+                paid.replacements.pop()
+                bad = _failed_url(exc)
+                if bad != sub[0].url:
+                    raise
+                self._excluded.add(bad)
+                continue
+            try:
+                await self._amend_survivors(route, k)
+            except SharedLLMError as exc:
+                log.warning("a survivor refused the amendment: %s", exc)
+                self.route = route
+                return False
+            self.route = route
+            self.failovers.append((failed, list(route)))
+            task = asyncio.create_task(self._forget(failed))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            log.info("hop %d of job %s now %s from position %d", k, paid.signed.job_id,
+                     sub[0].url, amendment.from_position)  # fmt: skip
+            return True
+        return False
+
+    async def _amend_survivors(self, route: list[Hop], k: int) -> None:
+        """Give every other hop the amendments, before any step reaches the replacement."""
+        body = {"amendments": [a.to_json() for a in self.amendments]}
+        await asyncio.gather(
+            *(
+                self._with_url(
+                    hop.url,
+                    self.peers.post_json(
+                        f"{hop.url}/sessions/{self.session_id}/amend",
+                        body,
+                        OPEN_TIMEOUT_S,
+                        self._key_header(hop.url),
+                    ),
+                    any_error=True,
+                )
+                for j, hop in enumerate(route)
+                if j != k
+            )
+        )
 
     async def _hand_over(self, paid: PaidJob, survivors: list[Hop]) -> None:
         """The dead last hop held the only full receipt chains: give them to a survivor of the
@@ -350,6 +436,7 @@ class InferenceSession:
             job=self.job,
             signature=self.signature,
             control=key_digest(key),
+            amendments=self.amendments,
         )
         await self._with_url(
             url,

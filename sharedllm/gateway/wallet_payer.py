@@ -75,6 +75,8 @@ def typed_data_for_wallet(job: Job, chain_id: int, market: str) -> dict[str, Any
 class WalletPayer(Payer):
     """``job_for`` publishes a sign request through ``emit`` and waits for the wallet."""
 
+    can_amend = False  # the user signs in the browser: a failover pays for a new job
+
     def __init__(
         self,
         chain: Chain,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sharedllm.errors import JobRejected
+from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.session_msgs import OpenSession
 
 if TYPE_CHECKING:  # sessions imports the span worker (torch); admission must stay light
@@ -24,6 +26,15 @@ class Admission:
 
     async def admit(self, request: OpenSession) -> None:
         """Accept by returning; refuse by raising (e.g. ``AdmissionRefused`` or ``JobRejected``)."""
+
+    async def amend(
+        self, session_id: str, amendments: tuple[Amendment, ...], position: int
+    ) -> None:
+        """A paid job's client replaced another hop (``protocol.amendment``); ``position``
+        is how far this hop's session has run. A free network has no jobs to amend."""
+        raise JobRejected(
+            "this node serves free sessions: there is no job to amend", code="JobRequired"
+        )
 
     def receipts(
         self,

@@ -111,7 +111,11 @@ class BatchPoster:
     # -- choosing ----------------------------------------------------------------------
 
     def batchable(self, entry: LedgerJob, now: float) -> bool:
-        """Whether this served job may go into a batch rather than on its own."""
+        """Whether this served job may go into a batch rather than on its own: not an
+        amended job (a batch leaf names one node per hop), nor one signed in a way batches
+        cannot check, nor one whose deadline is near."""
+        if entry.amendments:
+            return False
         signature = bytes.fromhex(entry.signature.removeprefix("0x"))
         if not batchable_signature(signature):
             return False

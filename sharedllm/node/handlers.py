@@ -40,6 +40,7 @@ from sharedllm.protocol.node_info import NodeInfo
 from sharedllm.protocol.session_keys import key_matches
 from sharedllm.protocol.session_msgs import (
     MAX_STEP_POSITIONS,
+    parse_amend,
     parse_open,
     parse_receipts_meta,
     parse_route_update,
@@ -299,6 +300,15 @@ async def reroute(request: web.Request) -> web.Response:
     return web.json_response({"session_id": session.id, "next": session.next_url})
 
 
+async def amend(request: web.Request) -> web.Response:
+    """The client replaced another hop of this session's paid job (``protocol.amendment``)."""
+    st = request.app[STATE]
+    session = _own_session(request)
+    amendments = parse_amend(await read_json(request), len(session.request.route))
+    await st.admission.amend(session.id, amendments, session.position)
+    return web.json_response({"session_id": session.id, "amendments": len(amendments)})
+
+
 async def _delayed(st: NodeState, frame: TensorFrame) -> web.Response:
     if st.config.link_delay_s:
         await asyncio.sleep(st.config.link_delay_s)
@@ -323,3 +333,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sessions/{sid}/replay", replay)
     app.router.add_get("/sessions/{sid}/history", history)
     app.router.add_post("/sessions/{sid}/route", reroute)
+    app.router.add_post("/sessions/{sid}/amend", amend)

@@ -12,11 +12,13 @@ delay always outlasts the job.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from sharedllm.errors import JobRejected
 from sharedllm.protocol import codes
+from sharedllm.protocol.amendment import Amendment, amendment_signer
 from sharedllm.protocol.job import Job, job_id
 from sharedllm.protocol.types import JobId
 
@@ -123,3 +125,48 @@ def check_job(
             need=need,
         )
     return jid, hops
+
+
+def check_amendments(
+    job: Job, jid: JobId, amendments: Sequence[Amendment], view: JobView
+) -> tuple[dict[str, HopRecord], int]:
+    """``submitAmended``'s checks of each amendment, with the contract's codes: signed by the
+    client (ECDSA: a node cannot ask a contract wallet), the replacement active, on the job's
+    model and the hop's span, under the price cap. Returns the replacements' registry records
+    and the most they can add to the job's cost (each paid for ``maxTokens`` positions, its
+    replay included), which the client's escrow must cover on top of the job's own."""
+    records: dict[str, HopRecord] = {}
+    extra = 0
+    job_hash = bytes.fromhex(jid[2:])
+    for i, a in enumerate(amendments):
+        if amendment_signer(a, job_hash, view.chain_id, view.market) != job.client:
+            raise JobRejected(
+                f"amendment {i} is not signed by the job's client {job.client}",
+                code=codes.INVALID_AMENDMENT_SIGNATURE,
+            )
+        start, end = job.span_starts[a.hop], job.span_ends[a.hop]
+        record = view.hop(a.replacement)
+        if not record.active:
+            raise JobRejected(
+                f"replacement {a.replacement} is not active", code=codes.NODE_NOT_ACTIVE
+            )
+        if record.model_id.lower() != job.model_id.lower():
+            raise JobRejected(
+                f"replacement {a.replacement} serves model {record.model_id}, not {job.model_id}",
+                code=codes.MODEL_MISMATCH,
+            )
+        if (record.start, record.end) != (start, end):
+            raise JobRejected(
+                f"replacement {a.replacement} serves layers {record.start}:{record.end}, "
+                f"not hop {a.hop}'s {start}:{end}",
+                code=codes.SPAN_MISMATCH,
+            )
+        if record.price_per_token > job.max_price_per_token:
+            raise JobRejected(
+                f"replacement {a.replacement} charges {record.price_per_token} per layer-token, "
+                f"above the job's cap {job.max_price_per_token}",
+                code=codes.PRICE_ABOVE_CAP,
+            )
+        records[a.replacement] = record
+        extra += job.max_tokens * (end - start) * record.price_per_token
+    return records, extra

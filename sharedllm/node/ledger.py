@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sharedllm.job_ledger import JobLedger
 
@@ -51,6 +51,7 @@ class LedgerJob:
     batch_key: str | None = None  # the batch being posted that holds it (its entries hash)
     batch_id: int | None = None  # the posted batch that holds it
     lifted: bool = False  # taken out of its batch for a dispute: settled as a job of its own
+    amendments: list[dict] = field(default_factory=list)  # the client's hop replacements, wire
 
     @property
     def submits(self) -> bool:
@@ -94,6 +95,7 @@ class Ledger(JobLedger[LedgerJob]):
             jobs.add_column("batch_key", str)
             jobs.add_column("batch_id", int)
             jobs.add_column("lifted", int)
+            jobs.add_column("amendments", str)
         else:  # a ledger from before receipt handoffs, step journals, or batches
             for column, kind in (
                 ("handed_over", int),
@@ -101,6 +103,7 @@ class Ledger(JobLedger[LedgerJob]):
                 ("batch_key", str),
                 ("batch_id", int),
                 ("lifted", int),
+                ("amendments", str),
             ):
                 if column not in jobs.columns_dict:
                     jobs.add_column(column, kind)
@@ -148,6 +151,7 @@ class Ledger(JobLedger[LedgerJob]):
         commitment: str,
         receipts: Iterable[tuple[int, int, str]],
         recovered: bool = False,
+        amendments: list[dict] | None = None,
     ) -> None:
         """Record a served job and its receipts in one transaction; idempotent per job."""
         now = time.time()
@@ -165,6 +169,7 @@ class Ledger(JobLedger[LedgerJob]):
                     "commitment": commitment,
                     "status": SERVED,
                     "recovered": int(recovered),
+                    "amendments": json.dumps(amendments) if amendments else None,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -352,6 +357,7 @@ def _job(row: dict) -> LedgerJob:
         batch_key=row.get("batch_key"),
         batch_id=row.get("batch_id"),
         lifted=bool(row.get("lifted")),
+        amendments=json.loads(row["amendments"]) if row.get("amendments") else [],
     )
 
 

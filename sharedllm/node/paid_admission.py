@@ -26,11 +26,13 @@ from sharedllm.errors import JobRejected, ProtocolError
 from sharedllm.node import step_journal
 from sharedllm.node.admission import Admission
 from sharedllm.node.chain_view import ChainJobView
-from sharedllm.node.job_checks import check_job, route_price
+from sharedllm.node.job_checks import HopRecord, check_amendments, check_job, route_price
 from sharedllm.node.ledger import Ledger
 from sharedllm.node.settlement import Settler
 from sharedllm.node.step_journal import JournalHeader
 from sharedllm.node.transcripts import TranscriptStore
+from sharedllm.protocol import codes
+from sharedllm.protocol.amendment import Amendment, holder
 from sharedllm.protocol.job import Job, job_id
 from sharedllm.protocol.receipts import Receipt, job_commitment, tensor_hash
 from sharedllm.protocol.session_msgs import OpenSession
@@ -52,6 +54,13 @@ class PaidSession:
     pubkeys: list[bytes]  # per hop, from the registry
     max_cost: int
     receipts: dict[int, list[Receipt]] = field(default_factory=dict)  # step -> hops 0..this
+    amendments: tuple[Amendment, ...] = ()  # the client's hop replacements so far
+    replacements: dict[str, HopRecord] = field(default_factory=dict)  # their registry records
+
+    def key(self, hop: int, position: int) -> bytes:
+        """The receipt key of the node that served ``hop`` at ``position``."""
+        node = holder(self.job.route, self.amendments, hop, position)
+        return self.pubkeys[hop] if node == self.job.route[hop] else self.replacements[node].pubkey
 
 
 class PaidAdmission(Admission):
@@ -85,8 +94,10 @@ class PaidAdmission(Admission):
         job = Job.from_json(request.job)
         signature = _hex_bytes(request.signature, "signature")
         spans = [(h.start, h.end) for h in request.route]
+        # A replacement opens with the amendments that hand it the hop (the last one does).
+        serves = holder(job.route, request.amendments, request.hop_index, 1 << 32)
         if spans != list(zip(job.span_starts, job.span_ends, strict=True)) or (
-            job.route[request.hop_index] != self.address
+            serves != self.address
         ):
             raise JobRejected(
                 "the session's route does not match the job's route", code="InvalidRoute"
@@ -97,22 +108,77 @@ class PaidAdmission(Admission):
             if self.ledger.get(job_id(job, self.view.chain_id, self.view.market)) is not None:
                 raise JobRejected("this job was already served", code="JobAlreadySubmitted")
             reserved = self._reserved[job.client]
+            jid = job_id(job, self.view.chain_id, self.view.market)
+            replacements, extra = await asyncio.to_thread(
+                check_amendments, job, jid, request.amendments, self.view
+            )
             jid, hops = await asyncio.to_thread(
                 check_job,
                 job,
                 signature,
-                self.address,
+                job.route[request.hop_index],
                 self.view,
                 tokens=request.max_length,
-                reserved=reserved,
+                reserved=reserved + extra,
             )
             self.transcripts.reserve(request.session_id, request.max_length, request.hop_index)
-            max_cost = job.max_tokens * route_price(job, hops)
+            max_cost = job.max_tokens * route_price(job, hops) + extra
             self._reserved[job.client] += max_cost
             self._sessions[request.session_id] = PaidSession(
-                job, jid, request.signature, request.hop_index, [h.pubkey for h in hops], max_cost
+                job,
+                jid,
+                request.signature,
+                request.hop_index,
+                [h.pubkey for h in hops],
+                max_cost,
+                amendments=request.amendments,
+                replacements=replacements,
             )
         log.info("admitted job %s for session %s", jid, request.session_id)
+
+    async def amend(
+        self, session_id: str, amendments: tuple[Amendment, ...], position: int
+    ) -> None:
+        """Take the client's amendments of a job this node serves: a replacement for another
+        hop, from a position on. The list must extend the one held; each new amendment must
+        be the client's, name a node registered for that hop, and agree with the receipts
+        held (the old holder served no position at or past it) and with this hop's own
+        steps (it cannot start past the positions this hop has run)."""
+        paid = self._sessions[session_id]
+        held = len(paid.amendments)
+        if amendments[:held] != paid.amendments:
+            raise JobRejected(
+                "amendments: the list does not extend the one this node holds",
+                code=codes.INVALID_AMENDMENT,
+            )
+        added = amendments[held:]
+        for a in added:
+            if a.hop == paid.hop:
+                raise JobRejected(
+                    f"amendment names hop {a.hop}, which this node serves",
+                    code=codes.INVALID_AMENDMENT,
+                )
+            if a.from_position > position:
+                raise JobRejected(
+                    f"amendment starts at position {a.from_position}, past this hop's {position}",
+                    code=codes.INVALID_AMENDMENT,
+                )
+            served = [c[a.hop].end_pos for c in paid.receipts.values() if len(c) > a.hop]
+            if served and max(served) > a.from_position:
+                raise JobRejected(
+                    f"hop {a.hop} already served to position {max(served)}, past the "
+                    f"amendment's {a.from_position}",
+                    code=codes.INVALID_AMENDMENT,
+                )
+        async with self._lock:
+            replacements, extra = await asyncio.to_thread(
+                check_amendments, paid.job, JobId(paid.job_id), added, self.view
+            )
+            paid.amendments = amendments
+            paid.replacements.update(replacements)
+            paid.max_cost += extra
+            self._reserved[paid.job.client] += extra
+        log.info("job %s amended: %s", paid.job_id, [a.to_json() for a in added])
 
     def receipts(
         self,
@@ -143,7 +209,7 @@ class PaidAdmission(Admission):
                     f"step {step}: hop {i} signed other positions than this step's",
                     code="RECEIPT_MISMATCH",
                 )
-            receipt.verify(paid.pubkeys[i])
+            receipt.verify(paid.key(i, start_pos))
         if chain and chain[-1].output_hash != input_hash:
             raise ProtocolError(
                 f"step {step}: the input is not what hop {paid.hop - 1} signed for",
@@ -196,6 +262,7 @@ class PaidAdmission(Admission):
             tokens_served,
             "0x" + job_commitment(receipts).hex(),
             [(r.step, r.hop, r.to_hex()) for r in receipts],
+            amendments=[a.to_json() for a in paid.amendments],
         )
         step_journal.discard(self.transcripts, paid.job_id)  # the transcript stands for it now
         self.settler.poke()

@@ -33,6 +33,7 @@ from sharedllm.node.batch_settlement import BatchFollower, BatchPolicy, BatchPos
 from sharedllm.node.ledger import CHALLENGED, FINALIZED, REFUSED, SERVED, SUBMITTED, Ledger
 from sharedllm.node.transcript_pruning import prune
 from sharedllm.node.transcripts import TranscriptStore
+from sharedllm.protocol.amendment import parse_amendments
 from sharedllm.protocol.job import Job
 
 log = logging.getLogger(__name__)
@@ -120,14 +121,18 @@ class Settler:
             return
         job = Job.from_json(entry.job)
         tokens = entry.tokens if self.claim is None else self.claim(entry.tokens, entry.job)
+        signature = bytes.fromhex(entry.signature.removeprefix("0x"))
+        commitment = bytes.fromhex(entry.commitment.removeprefix("0x"))
         try:
-            submitted = self.chain.market.submit_result(
-                self.account,
-                job,
-                bytes.fromhex(entry.signature.removeprefix("0x")),
-                tokens,
-                bytes.fromhex(entry.commitment.removeprefix("0x")),
-            )
+            if entry.amendments:
+                amendments = parse_amendments(entry.amendments, len(job.route))
+                submitted = self.chain.market.submit_amended(
+                    self.account, job, signature, amendments, tokens, commitment
+                )
+            else:
+                submitted = self.chain.market.submit_result(
+                    self.account, job, signature, tokens, commitment
+                )
         except ContractRevert as exc:
             if exc.code == "JobAlreadySubmitted":
                 self._follow(job_id)
@@ -154,7 +159,7 @@ class Settler:
                 self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
             ends = int(record.fields["submittedAt"]) + self.window
             if entry.submits and self._next_block_time() >= ends:
-                self._finalize(job_id, entry.hops)
+                self._finalize(job_id, entry.hops + len(entry.amendments))
         elif status == "Finalized" and entry.status != FINALIZED:
             payout, reward = self._payout(job_id)
             self.ledger.set_status(job_id, FINALIZED, payout=payout, reward=reward)

@@ -28,6 +28,8 @@ MODEL_MISMATCH = "ModelMismatch"
 SPAN_MISMATCH = "SpanMismatch"
 PRICE_ABOVE_CAP = "PriceAboveCap"
 INSUFFICIENT_ESCROW = "InsufficientEscrow"
+INVALID_AMENDMENT = "InvalidAmendment"
+INVALID_AMENDMENT_SIGNATURE = "InvalidAmendmentSignature"
 
 JOB_CHECKS: tuple[str, ...] = (
     INVALID_ROUTE,
@@ -68,6 +70,8 @@ OTHER_CONTRACT_ERRORS: tuple[str, ...] = (
     "NoOvercharge",
     "ReceiptsMismatch",
     "ReceiptsMalformed",
+    INVALID_AMENDMENT,
+    INVALID_AMENDMENT_SIGNATURE,
     # DisputeCourt: verifier stakes, disputes, juries
     "NotVerifier",
     "StakeLocked",

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sharedllm.errors import ProtocolError
+from sharedllm.protocol.amendment import Amendment, parse_amendments
 from sharedllm.protocol.types import ModelId, parse_model_id
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -44,6 +45,8 @@ class OpenSession:
     job: dict[str, Any] | None = None
     signature: str | None = None
     control: str | None = None  # SHA-256 (hex) of this hop's session key (session_keys.py)
+    # A paid job's hop replacements so far (amendment.py): a replacement opens with them.
+    amendments: tuple[Amendment, ...] = ()
 
     @property
     def hop(self) -> Hop:
@@ -64,6 +67,7 @@ class OpenSession:
             "job": self.job,
             "signature": self.signature,
             "control": self.control,
+            **({"amendments": [a.to_json() for a in self.amendments]} if self.amendments else {}),
         }
 
 
@@ -82,7 +86,7 @@ def parse_open(body: Any) -> OpenSession:
     obj = _object(
         body,
         {"session_id", "model_id", "route", "hop_index", "max_length"},
-        {"job", "signature", "control"},
+        {"job", "signature", "control", "amendments"},
     )
     route, hop_index = _route_and_index(obj)
     job = obj.get("job")
@@ -94,6 +98,9 @@ def parse_open(body: Any) -> OpenSession:
     control = obj.get("control")
     if control is not None and not (isinstance(control, str) and _DIGEST.match(control)):
         raise ProtocolError("control: expected 64 lowercase hex digits or null", field="control")
+    amendments = parse_amendments(obj.get("amendments", []), len(route))
+    if amendments and job is None:
+        raise ProtocolError("amendments: only a paid job has amendments", field="amendments")
     return OpenSession(
         session_id=parse_session_id(obj["session_id"]),
         model_id=parse_model_id(obj["model_id"], "model_id"),
@@ -103,7 +110,17 @@ def parse_open(body: Any) -> OpenSession:
         job=job,
         signature=signature,
         control=control,
+        amendments=amendments,
     )
+
+
+def parse_amend(body: Any, hops: int) -> tuple[Amendment, ...]:
+    """``POST /sessions/{sid}/amend``: ``{"amendments": [...]}``, the job's whole list so far."""
+    obj = _object(body, {"amendments"}, set())
+    amendments = parse_amendments(obj["amendments"], hops)
+    if not amendments:
+        raise ProtocolError("amendments: expected at least one", field="amendments")
+    return amendments
 
 
 def parse_route_update(body: Any) -> RouteUpdate:

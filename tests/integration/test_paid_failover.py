@@ -67,3 +67,76 @@ def test_paid_answer_survives_a_killed_hop(model_home) -> None:
             (h.address.lower(), first.tokens * (h.end - h.start) * h.price_per_token)
             for h in first.hops
         ]
+
+
+async def _answer_killing_hop(net: LocalNetwork, client, hop: int, kill_after: int):
+    payer = net.payer(client)
+    async with TextGenerator(payer.directory, payer=payer, store=net.store) as gen:
+        ids = gen.model.prompt_ids(PROMPT)
+        tokens, victim = [], None
+        async for token in gen.token_ids(ids, TOKENS):
+            tokens.append(token)
+            if len(tokens) == kill_after:
+                url = gen.session.route[hop].url
+                victim = next(n for n in net.nodes if n is not None and n.url == url)
+                victim.kill()
+        route = list(gen.session.route)
+    return tokens, payer.jobs, route
+
+
+def _hop_paid(net: LocalNetwork, job_id: str) -> list[tuple[str, int]]:
+    events = net.chain.market.contract.events.HopPaid().get_logs(
+        from_block=net.chain.deployment.deploy_block,
+        argument_filters={"jobHash": bytes.fromhex(job_id[2:])},
+    )
+    return [(e["args"]["node"].lower(), e["args"]["amount"]) for e in events]
+
+
+def test_a_dead_middle_hop_is_replaced_under_the_same_job(model_home) -> None:
+    """The failover the issue asks for: the client amends its job rather than paying for a
+    new one, the survivors keep their sessions, only the replacement replays, and the client
+    pays the unbroken answer plus that replay, to the wei."""
+    spans = [(0, 10), (10, 20), (20, 30), (10, 20)]
+    with LocalNetwork(spans, node_accounts=(1, 2, 3, 4)) as net:
+        client = dev_account(6)
+        net.chain.market.deposit(client, 1 * WEI_PER_SHARE, net.chain.token)
+        expected, _ = asyncio.run(_answer(net, client, kill_after=None))
+        escrow_before = net.chain.market.escrow_of(client.address)
+        got, jobs, route = asyncio.run(_answer_killing_hop(net, client, hop=1, kill_after=6))
+
+        assert got == expected, "the same text as without the failure"
+        assert len(jobs) == 1, "one job, amended: no second job re-bills the history"
+        (paid,) = jobs
+        (amendment,) = paid.amendments
+        assert amendment.hop == 1
+        assert amendment.replacement.lower() == paid.replacements[0].address.lower()
+        assert route[1].url == paid.replacements[0].url, "the session ended on the replacement"
+        dead, spare = paid.hops[1], paid.replacements[0]
+        assert 0 < amendment.from_position < paid.tokens
+
+        record = net.wait_for_job(paid.signed.job_id, "Submitted", timeout=60)
+        assert record["tokensServed"] == paid.tokens
+        assert net.chain.market.replacements_of(paid.signed.job_id) == 1
+        unbroken = paid.tokens * paid.price_per_token
+        replay = amendment.from_position * spare.layers * spare.price_per_token
+        later = paid.tokens - amendment.from_position  # positions the replacement served live
+        assert record["cost"] == paid.cost
+        assert record["cost"] - unbroken == replay + later * spare.layers * (
+            spare.price_per_token - dead.price_per_token
+        ), "the failover costs the replay of one span (and the price difference after it)"
+        # In words: every survivor paid once for every position, the dead hop for the ones
+        # before the amendment, the replacement for all of them (its replay included).
+        assert record["cost"] == sum(
+            paid.tokens * h.layers * h.price_per_token for i, h in enumerate(paid.hops) if i != 1
+        ) + amendment.from_position * dead.layers * dead.price_per_token + (
+            paid.tokens * spare.layers * spare.price_per_token
+        )
+        net.wait_for_job(paid.signed.job_id, "Finalized", timeout=60)
+        assert escrow_before - net.chain.market.escrow_of(client.address) == record["cost"]
+        owed = [(h.address.lower(), paid.tokens * h.layers * h.price_per_token) for h in paid.hops]
+        owed[1] = (
+            dead.address.lower(),
+            amendment.from_position * dead.layers * dead.price_per_token,
+        )
+        owed.append((spare.address.lower(), paid.tokens * spare.layers * spare.price_per_token))
+        assert _hop_paid(net, paid.signed.job_id) == owed

@@ -19,6 +19,9 @@ contract MarketHandler is Test {
     using Receipts for Receipts.Receipt[];
 
     bytes32 internal constant MODEL = keccak256("SmolLM2-135M-Instruct");
+    /// @dev Jobs route over the first three nodes (spans 10 layers each); a fourth node, if
+    /// any, serves hop 1's span and stands in for it in amended jobs.
+    uint256 internal constant ROUTE = 3;
 
     ShareToken public immutable token;
     NodeRegistry public immutable registry;
@@ -59,6 +62,7 @@ contract MarketHandler is Test {
     bool public wrongRevealAccepted;
     bool public wrongVerdict;
     bool public leftEarly;
+    bool public amendedOverCap;
     uint256 public upheldCount;
     uint256 public rejectedCount;
     uint256 public overchargeCount;
@@ -183,8 +187,8 @@ contract MarketHandler is Test {
             endpoint: "http://node",
             pubkey: bytes32(i + 1),
             modelId: MODEL,
-            start: uint16(10 * i),
-            end: uint16(10 * i + 10),
+            start: uint16(10 * (i < ROUTE ? i : 1)),
+            end: uint16(10 * (i < ROUTE ? i : 1) + 10),
             pricePerToken: bound(price, 0, 1e15)
         });
         vm.prank(nodes[i]);
@@ -247,12 +251,53 @@ contract MarketHandler is Test {
         } catch {}
     }
 
+    /// @dev As `submitJob`, with hop 1 handed to the spare node from a position up to the
+    /// tokens served; the cost must stay within the signed cap plus the spare's replay.
+    function submitAmendedJob(uint256 who, uint256 shape, uint256 submitter, uint256 from)
+        external
+        watchSlashes
+    {
+        if (nodes.length <= ROUTE) return;
+        uint256 c = who % clients.length;
+        IJobMarket.Job memory job = _newJob(clients[c]);
+        bytes32 jobHash = market.hashJob(job);
+        Commit memory commit = _newCommit(jobHash, shape);
+        (IJobMarket.Amendment[] memory amendments, bytes[] memory sigs) =
+            _amendHop1(c, jobHash, uint32(bound(from, 0, commit.served)));
+        bytes memory signature = _signed(c, jobHash);
+        bytes32 commitment = Receipts.commitment(commit.receipts);
+        vm.prank(nodes[submitter % nodes.length]);
+        try market.submitAmended(job, signature, amendments, sigs, commit.served, commitment) {
+            jobs.push(jobHash);
+            _commits[jobHash] = commit;
+            uint256 cap = (uint256(commit.served) * 30 + uint256(amendments[0].fromPosition) * 10)
+                * job.maxPricePerToken;
+            if (market.getJob(jobHash).cost > cap) amendedOverCap = true;
+        } catch {}
+    }
+
+    function _amendHop1(uint256 c, bytes32 jobHash, uint32 from)
+        internal
+        view
+        returns (IJobMarket.Amendment[] memory amendments, bytes[] memory sigs)
+    {
+        amendments = new IJobMarket.Amendment[](1);
+        amendments[0] = IJobMarket.Amendment(1, nodes[ROUTE], from);
+        sigs = new bytes[](1);
+        sigs[0] = _signed(c, market.hashAmendment(jobHash, amendments[0]));
+    }
+
+    function _signed(uint256 c, bytes32 digest) internal view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(_clientKeys[c], digest);
+        return abi.encodePacked(r, s, v);
+    }
+
     function _newJob(address client) internal returns (IJobMarket.Job memory job) {
         job.modelId = MODEL;
-        job.route = new address[](nodes.length);
-        job.spanStarts = new uint16[](nodes.length);
-        job.spanEnds = new uint16[](nodes.length);
-        for (uint256 i = 0; i < nodes.length; ++i) {
+        job.route = new address[](ROUTE);
+        job.spanStarts = new uint16[](ROUTE);
+        job.spanEnds = new uint16[](ROUTE);
+        for (uint256 i = 0; i < ROUTE; ++i) {
             job.route[i] = nodes[i];
             job.spanStarts[i] = uint16(10 * i);
             job.spanEnds[i] = uint16(10 * i + 10);
@@ -266,7 +311,7 @@ contract MarketHandler is Test {
 
     function _newCommit(bytes32 jobHash, uint256 shape) internal view returns (Commit memory commit) {
         uint32[] memory positions = Receipts.steps(uint32(bound(shape, 1, 20)), (shape >> 8) % 3);
-        commit.receipts = Receipts.chain(jobHash, nodes.length, positions).encode();
+        commit.receipts = Receipts.chain(jobHash, ROUTE, positions).encode();
         commit.proven = Receipts.total(positions);
         commit.served = (shape >> 16) % 4 == 0 ? commit.proven + uint32(bound(shape >> 24, 1, 8)) : commit.proven;
     }
