@@ -7,6 +7,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from sharedllm.chain.token import Token
 from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
@@ -176,7 +177,7 @@ class Market:
             commitment,
         )
         receipt = send(self.w3, account, fn, "submitAmended")
-        events = self.contract.events.ResultSubmitted().process_receipt(receipt)
+        events = self.contract.events.ResultSubmitted().process_receipt(receipt, errors=DISCARD)
         if not events:
             raise ChainError("submitAmended: no ResultSubmitted event in the receipt")
         args = events[0]["args"]

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey
 
-from sharedllm.errors import JobRejected, ProtocolError
+from sharedllm.errors import JobRejected, ProtocolError, SessionUnknown
 from sharedllm.node import step_journal
 from sharedllm.node.admission import Admission
 from sharedllm.node.chain_view import ChainJobView
@@ -144,7 +144,9 @@ class PaidAdmission(Admission):
         be the client's, name a node registered for that hop, and agree with the receipts
         held (the old holder served no position at or past it) and with this hop's own
         steps (it cannot start past the positions this hop has run)."""
-        paid = self._sessions[session_id]
+        paid = self._sessions.get(session_id)
+        if paid is None:
+            raise SessionUnknown(f"no paid session {session_id}", session_id=session_id)
         held = len(paid.amendments)
         if amendments[:held] != paid.amendments:
             raise JobRejected(
@@ -153,23 +155,9 @@ class PaidAdmission(Admission):
             )
         added = amendments[held:]
         for a in added:
-            if a.hop == paid.hop:
-                raise JobRejected(
-                    f"amendment names hop {a.hop}, which this node serves",
-                    code=codes.INVALID_AMENDMENT,
-                )
-            if a.from_position > position:
-                raise JobRejected(
-                    f"amendment starts at position {a.from_position}, past this hop's {position}",
-                    code=codes.INVALID_AMENDMENT,
-                )
-            served = [c[a.hop].end_pos for c in paid.receipts.values() if len(c) > a.hop]
-            if served and max(served) > a.from_position:
-                raise JobRejected(
-                    f"hop {a.hop} already served to position {max(served)}, past the "
-                    f"amendment's {a.from_position}",
-                    code=codes.INVALID_AMENDMENT,
-                )
+            refusal = amendment_conflict(paid.hop, position, paid.receipts.values(), a)
+            if refusal is not None:
+                raise JobRejected(refusal, code=codes.INVALID_AMENDMENT)
         async with self._lock:
             replacements, extra = await asyncio.to_thread(
                 check_amendments, paid.job, JobId(paid.job_id), added, self.view
@@ -279,6 +267,27 @@ class PaidAdmission(Admission):
             b"".join(s.output for s in steps),
             tuple(receipts),
         )
+
+
+def amendment_conflict(
+    hop: int, position: int, chains: Iterable[Sequence[Receipt]], a: Amendment
+) -> str | None:
+    """Why hop ``hop`` (its session at ``position``, holding these receipt chains) must not
+    take amendment ``a``, or None. A client could otherwise hand a hop to another node from
+    an earlier position than the one where its holder stopped, and so not pay the holder for
+    positions it served (the chains show its receipts past that position); or amend this
+    node's own hop, or from a position this hop has not reached."""
+    if a.hop == hop:
+        return f"amendment names hop {a.hop}, which this node serves"
+    if a.from_position > position:
+        return f"amendment starts at position {a.from_position}, past this hop's {position}"
+    served = [chain[a.hop].end_pos for chain in chains if len(chain) > a.hop]
+    if served and max(served) > a.from_position:
+        return (
+            f"hop {a.hop} already served to position {max(served)}, past the amendment's "
+            f"{a.from_position}"
+        )
+    return None
 
 
 def _hex_bytes(value: str, field: str) -> bytes:
