@@ -12,10 +12,11 @@ advances twice and the generated text is unchanged.
 
 A paid session does the same under the job it holds: the client signs an amendment that
 hands the dead hop's span to one node registered for exactly that span, from the position
-where the answer stopped, and gives it to the replacement and every survivor. Only the
-replacement recomputes; the survivors are paid once. When that is not possible (the last
-hop died, no single node serves the span, the payer cannot sign mid-answer, a survivor
-refuses), the client settles the job so far and starts a new one on a new route.
+where the answer stopped, and gives it to the replacement and every survivor (a new last hop
+also gets the receipt chains of the steps it replayed, so that it can submit the job). Only
+the replacement recomputes; the survivors are paid once. When that is not possible (no
+single node serves the span, the payer cannot sign mid-answer, a survivor refuses), the
+client settles the job so far and starts a new one on a new route.
 """
 
 from __future__ import annotations
@@ -213,9 +214,10 @@ class InferenceSession:
         must start a new job instead (see the module's docstring)."""
         k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
         if k is None:
+            log.info("hop %s is no longer in the route: sending the step again", failed)
             return True  # already replaced by an earlier repair
         paid, payer = self.paid, self.payer
-        if paid is None or payer is None or not payer.can_amend or k == len(self.route) - 1:
+        if paid is None or payer is None or not payer.can_amend:
             return False
         old = self.route[k]
         self._excluded.add(failed)
@@ -237,6 +239,8 @@ class InferenceSession:
             route = self.route[:k] + sub + self.route[k + 1 :]
             try:
                 await self._rebuild(route, k, 1, index)
+                if k == len(route) - 1 and index > 0:
+                    await self._give_chains(route[k].url, paid, index)
             except SharedLLMError as exc:
                 # Only the refused replacement saw this amendment: drop it and try another.
                 paid.amendments, self.amendments = held, held
@@ -261,6 +265,22 @@ class InferenceSession:
                      sub[0].url, amendment.from_position)  # fmt: skip
             return True
         return False
+
+    async def _give_chains(self, url: str, paid: PaidJob, upto: int) -> None:
+        """A new last hop holds no receipts for the steps it replayed; the client holds
+        every step's chain (the dead last hop's receipt included) and hands them over, so
+        that the new last hop can submit the whole job."""
+        body = handoff_body({step: paid.receipts[step] for step in range(upto)})
+        await self._with_url(
+            url,
+            self.peers.post_json(
+                f"{url}/sessions/{self.session_id}/receipts",
+                body,
+                OPEN_TIMEOUT_S,
+                self._key_header(url),
+            ),
+            any_error=True,
+        )
 
     async def _amend_survivors(self, route: list[Hop], k: int) -> None:
         """Give every other hop the amendments, before any step reaches the replacement."""

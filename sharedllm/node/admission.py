@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sharedllm.errors import JobRejected
 from sharedllm.protocol.amendment import Amendment
+from sharedllm.protocol.receipts import Receipt
 from sharedllm.protocol.session_msgs import OpenSession
 
 if TYPE_CHECKING:  # sessions imports the span worker (torch); admission must stay light
@@ -34,6 +35,15 @@ class Admission:
         is how far this hop's session has run. A free network has no jobs to amend."""
         raise JobRejected(
             "this node serves free sessions: there is no job to amend", code="JobRequired"
+        )
+
+    def replayed_receipts(
+        self, session_id: str, chains: list[list[Receipt]], steps: Sequence[StepRecord]
+    ) -> int:
+        """A replacement's receipt chains for the steps it replayed; returns how many it took.
+        A free network keeps no receipts."""
+        raise JobRejected(
+            "this node serves free sessions: it keeps no receipts", code="JobRequired"
         )
 
     def receipts(

@@ -37,6 +37,8 @@ from sharedllm.peers.http import PeerClient
 from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.node_info import NodeInfo
+from sharedllm.protocol.receipt_handoff import parse_handoff
+from sharedllm.protocol.receipts import RECEIPT_BYTES
 from sharedllm.protocol.session_keys import key_matches
 from sharedllm.protocol.session_msgs import (
     MAX_STEP_POSITIONS,
@@ -309,6 +311,21 @@ async def amend(request: web.Request) -> web.Response:
     return web.json_response({"session_id": session.id, "amendments": len(amendments)})
 
 
+async def replayed_receipts(request: web.Request) -> web.Response:
+    """A replacement that became the route's last hop takes the receipt chains of the steps
+    it replayed from the client, so that it holds every step's chain and can submit."""
+    st = request.app[STATE]
+    session = _own_session(request)
+    # One chain of at most every hop per replayed step: bounded by the session's length.
+    limit = session.request.max_length * len(session.route) * (2 * RECEIPT_BYTES + 8) + 4096
+    chains = parse_handoff(await read_json(request, min(limit, st.config.client_max_size)))
+    async with session.lock:
+        taken = await asyncio.to_thread(
+            st.admission.replayed_receipts, session.id, chains, session.steps
+        )
+    return web.json_response({"session_id": session.id, "steps": taken})
+
+
 async def _delayed(st: NodeState, frame: TensorFrame) -> web.Response:
     if st.config.link_delay_s:
         await asyncio.sleep(st.config.link_delay_s)
@@ -334,3 +351,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sessions/{sid}/history", history)
     app.router.add_post("/sessions/{sid}/route", reroute)
     app.router.add_post("/sessions/{sid}/amend", amend)
+    app.router.add_post("/sessions/{sid}/receipts", replayed_receipts)

@@ -22,6 +22,7 @@ from aiohttp import web
 from sharedllm.errors import HandoffRefused, JobUnknown, ProtocolError
 from sharedllm.node.bodies import read_json
 from sharedllm.node.ledger import SERVED, Ledger
+from sharedllm.protocol.amendment import holder, parse_amendments
 from sharedllm.protocol.receipt_handoff import parse_handoff
 from sharedllm.protocol.receipts import Receipt, check_chain, job_commitment
 from sharedllm.protocol.types import parse_job_id
@@ -78,10 +79,14 @@ class ReceiptHandoff:
                         step=step,
                         hop=hop,
                     )
-        keys = self.pubkeys(entry.job["route"])
+        route = entry.job["route"]
+        amendments = parse_amendments(entry.amendments, entry.hops)
+        nodes = [*route, *(a.replacement for a in amendments)]
+        keys = dict(zip(nodes, self.pubkeys(nodes), strict=True))
         for chain in complete:
             for receipt in chain:
-                receipt.verify(keys[receipt.hop])
+                # Signed by whoever served that hop at that position (amendments.py).
+                receipt.verify(keys[holder(route, amendments, receipt.hop, receipt.start_pos)])
         flat = [r for chain in complete for r in chain]
         tokens = check_chain(flat, entry.hops)
         commitment = "0x" + job_commitment(flat).hex()

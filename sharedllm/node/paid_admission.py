@@ -168,6 +168,54 @@ class PaidAdmission(Admission):
             self._reserved[paid.job.client] += extra
         log.info("job %s amended: %s", paid.job_id, [a.to_json() for a in added])
 
+    def replayed_receipts(
+        self, session_id: str, chains: list[list[Receipt]], steps: Sequence[StepRecord]
+    ) -> int:
+        """Take the receipt chains of the steps this replacement replayed (hops 0..this, the
+        old holder's receipt last), so that as the route's new last hop it holds every
+        step's chain and can submit the job. Each chain must be for this job, hop and step,
+        over the replayed step's positions, unbroken, reach this hop's replayed input, and be
+        signed by the nodes that served those positions. Returns the steps taken."""
+        paid = self._sessions.get(session_id)
+        if paid is None:
+            raise SessionUnknown(f"no paid session {session_id}", session_id=session_id)
+        job = bytes.fromhex(paid.job_id[2:])
+        if len(chains) > len(steps) or any(step in paid.receipts for step in range(len(chains))):
+            raise ProtocolError(
+                "receipts: only for replayed steps this hop holds none for",
+                code="RECEIPT_MISMATCH",
+            )
+        checked: dict[int, list[Receipt]] = {}
+        for step, chain in enumerate(chains):
+            record = steps[step]
+            if len(chain) != paid.hop + 1:
+                raise ProtocolError(
+                    f"receipts[{step}]: expected hops 0..{paid.hop}", code="RECEIPT_MISSING"
+                )
+            for hop, receipt in enumerate(chain):
+                if (receipt.job_id, receipt.hop, receipt.step) != (job, hop, step) or (
+                    receipt.start_pos,
+                    receipt.positions,
+                ) != (record.start_pos, record.length):
+                    raise ProtocolError(
+                        f"receipts[{step}][{hop}] is for another job, hop, step or positions",
+                        code="RECEIPT_MISMATCH",
+                    )
+                if hop < paid.hop and receipt.output_hash != chain[hop + 1].input_hash:
+                    raise ProtocolError(
+                        f"receipts[{step}]: hop {hop}'s output is not hop {hop + 1}'s input",
+                        code="RECEIPT_CHAIN_BROKEN",
+                    )
+                receipt.verify(paid.key(hop, record.start_pos))
+            if chain[-1].input_hash != tensor_hash(record.input):
+                raise ProtocolError(
+                    f"receipts[{step}]: the chain does not reach this hop's replayed input",
+                    code="RECEIPT_CHAIN_BROKEN",
+                )
+            checked[step] = chain
+        paid.receipts.update(checked)
+        return len(checked)
+
     def receipts(
         self,
         session_id: str,

@@ -36,6 +36,16 @@ class RouteHop:
     pubkey: bytes
     start: int
     end: int
+    # An amended job's later holders of this hop: (first position, receipt key) each.
+    later_keys: tuple[tuple[int, bytes], ...] = ()
+
+    def key_at(self, position: int) -> bytes:
+        """The receipt key of the node that served this hop at ``position``."""
+        key = self.pubkey
+        for start, later in self.later_keys:
+            if start <= position:
+                key = later
+        return key
 
 
 @dataclass(frozen=True)
@@ -242,7 +252,7 @@ def check_own_receipts(job: bytes, hop: int, info: RouteHop, t: HopTranscript) -
             )  # fmt: skip
         position = receipt.end_pos
         try:
-            receipt.verify(info.pubkey)
+            receipt.verify(info.key_at(receipt.start_pos))
         except ProtocolError:
             return Finding(hop, "receipt_signature", step, detail="not signed by the hop's key")
         if not _hashes_match(receipt, t, step):

@@ -12,14 +12,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
-from sharedllm.errors import TranscriptUnavailable, WindowClosing
+from sharedllm.errors import ProtocolError, TranscriptUnavailable, WindowClosing
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
 from sharedllm.verifier.checker import (
@@ -30,6 +30,7 @@ from sharedllm.verifier.checker import (
     check_own_receipts,
 )
 from sharedllm.verifier.events import ChainEvents
+from sharedllm.verifier.holders import Holder, holder_at, holders_of, splice, step_starts
 from sharedllm.verifier.ledger import VerifierLedger
 from sharedllm.verifier.recompute import HopCheck, HopTranscript
 from sharedllm.verifier.tolerance import TolerancePolicy
@@ -81,7 +82,9 @@ class Gathered:
     fields: dict[str, Any]
     route: list[RouteHop]
     model_id: str
-    fetched: list[Fetched]
+    fetched: list[Fetched]  # per route hop (an amended hop's spliced from its holders')
+    holders: list[list[Holder]] = field(default_factory=list)  # per route hop
+    by_record: dict[int, Fetched] = field(default_factory=dict)  # per record hop, as fetched
 
     @property
     def submitter_hop(self) -> int:
@@ -94,6 +97,36 @@ class Gathered:
 
     def unavailable(self, hop: int) -> TranscriptUnavailable | None:
         result = self.fetched[hop]
+        return result if isinstance(result, TranscriptUnavailable) else None
+
+    # -- record hops: what a dispute names (the route's hops, then any replacements) --------
+
+    def record_of(self, hop: int, step: int | None) -> int:
+        """The record hop that served route hop ``hop`` at ``step`` (its last holder when
+        no step is named, or its first unavailable one when its transcript is missing)."""
+        if not self.holders or len(self.holders[hop]) == 1:
+            return hop
+        holders = self.holders[hop]
+        missing = [h for h in holders if isinstance(self.by_record.get(h.record), Exception)]
+        if missing:
+            return missing[0].record
+        transcript = self.fetched[hop]
+        if step is None or not isinstance(transcript, HopTranscript):
+            return holders[-1].record
+        starts = step_starts(transcript)
+        return holder_at(holders, starts[min(step, len(starts) - 1)]).record
+
+    def hop_of(self, record: int) -> int:
+        """The route hop a record hop served."""
+        for hop, holders in enumerate(self.holders):
+            if any(h.record == record for h in holders):
+                return hop
+        return record
+
+    def unavailable_record(self, record: int) -> TranscriptUnavailable | None:
+        if not self.holders:
+            return self.unavailable(record)
+        result = self.by_record.get(record)
         return result if isinstance(result, TranscriptUnavailable) else None
 
 
@@ -122,34 +155,71 @@ class Inspector:
 
     async def gather(self, job_id: str, fields: dict[str, Any], ends: float) -> Gathered:
         """Fetch every hop's transcript at once (``ends``: the deadline the work must fit)."""
-        route, model_id = await asyncio.to_thread(self._route, fields)
+        route, model_id, holders = await asyncio.to_thread(self._route, job_id, fields)
         self.need(ends, 1.0, "no time left to fetch the transcripts")
+        each = [(hop, h) for hop, hs in enumerate(holders) for h in hs]
         fetched = await asyncio.gather(
-            *(self._fetch(job_id, hop, info, ends) for hop, info in enumerate(route))
+            *(self._fetch(job_id, hop, h.address, ends) for hop, h in each)
         )
-        return Gathered(job_id, fields, route, model_id, list(fetched))
+        by_record = {h.record: f for (_, h), f in zip(each, fetched, strict=True)}
+        per_hop = [self._spliced(hs, by_record) for hs in holders]
+        return Gathered(job_id, fields, route, model_id, per_hop, holders, by_record)
 
-    def _route(self, fields: dict[str, Any]) -> tuple[list[RouteHop], str]:
-        """The job's hops with their keys and spans, and its model: spans from the record's
-        layer counts (a route's spans are contiguous from layer 0), keys and the model from
-        the registry (``submitResult`` checked that every hop serves the job's model)."""
+    def _route(
+        self, job_id: str, fields: dict[str, Any]
+    ) -> tuple[list[RouteHop], str, list[list[Holder]]]:
+        """The job's route hops with their keys and spans, its model, and who served each
+        hop: spans from the record's layer counts (a route's spans are contiguous from layer
+        0), keys and the model from the registry (``submitResult`` checked that every hop
+        serves the job's model). An amended job's record continues with its replacements,
+        which ``JobAmended`` events place (``holders``)."""
+        replaced = self.chain.market.replacements_of(job_id) if fields.get("hops") else 0
+        hops = len(fields["hops"]) - replaced
         route, start, model_id = [], 0, ""
-        for address, layers in zip(fields["hops"], fields["layers"], strict=True):
+        for address, layers in zip(fields["hops"][:hops], fields["layers"][:hops], strict=True):
             node = self.chain.registry.get_node(address)
             model_id = model_id or node.model_id
             route.append(RouteHop(address, bytes.fromhex(node.pubkey[2:]), start, start + layers))
             start += layers
-        return route, model_id
+        events = (
+            self.chain.market.amendments_of(job_id, self.chain.deployment.deploy_block)
+            if replaced
+            else []
+        )
+        holders = holders_of(
+            [(h.address, h.pubkey) for h in route],
+            events,
+            lambda a: bytes.fromhex(self.chain.registry.get_node(a).pubkey[2:]),
+        )
+        route = [
+            replace(r, later_keys=tuple((h.from_position, h.pubkey) for h in hs[1:]))
+            for r, hs in zip(route, holders, strict=True)
+        ]
+        return route, model_id, holders
 
-    async def _fetch(self, job_id: str, hop: int, info: RouteHop, ends: float) -> Fetched:
+    @staticmethod
+    def _spliced(holders: list[Holder], by_record: dict[int, Fetched]) -> Fetched:
+        results = [by_record[h.record] for h in holders]
+        missing = [r for r in results if isinstance(r, TranscriptUnavailable)]
+        if missing:
+            return missing[0]
+        transcripts: list[HopTranscript] = results  # type: ignore[assignment]
+        if len(transcripts) == 1:
+            return transcripts[0]
+        try:
+            return splice(holders, transcripts)
+        except ProtocolError as exc:
+            return TranscriptUnavailable(exc.message, code="TRANSCRIPT_MALFORMED")
+
+    async def _fetch(self, job_id: str, hop: int, address: str, ends: float) -> Fetched:
         """One hop's transcript, with one retry for a refusal or a miss (a transcript may
         be written a moment after the commitment); the error itself if it stays unavailable."""
-        node = await asyncio.to_thread(self.chain.registry.get_node, info.address)
+        node = await asyncio.to_thread(self.chain.registry.get_node, address)
         for attempt in (0, 1):
             timeout = min(self.timing.fetch_timeout_s, self.left(ends))
             try:
                 return await self.fetch(
-                    self.http, node.endpoint, info.address, job_id, hop, self.account,
+                    self.http, node.endpoint, address, job_id, hop, self.account,
                     self.chain.chain_id, self.chain.market.address, timeout_s=max(timeout, 0.5),
                 )  # fmt: skip
             except TranscriptUnavailable as exc:
@@ -163,7 +233,14 @@ class Inspector:
     # -- the challenger's question ---------------------------------------------------------
 
     async def find_fault(self, evidence: Gathered, ends: float) -> Finding | None:
-        """The first hop at fault: unavailable, then bookkeeping, then recomputation."""
+        """The first hop at fault: unavailable, then bookkeeping, then recomputation; named
+        by its record hop (for an amended job, the node that served the failing step)."""
+        finding = await self._route_fault(evidence, ends)
+        if finding is None:
+            return None
+        return replace(finding, hop=evidence.record_of(finding.hop, finding.step))
+
+    async def _route_fault(self, evidence: Gathered, ends: float) -> Finding | None:
         job_id = evidence.job_id
         for hop in range(len(evidence.route)):
             missing = evidence.unavailable(hop)
@@ -186,9 +263,40 @@ class Inspector:
     # -- the juror's question --------------------------------------------------------------
 
     async def judge_hop(self, evidence: Gathered, accused: int, ends: float) -> Finding | None:
-        """A fault of hop ``accused`` (its receipts, the job's bookkeeping where it names this
-        hop, its recomputed outputs), or None if it checks out. The caller decides what an
-        unavailable accused hop means (it may be restarting)."""
+        """A fault of record hop ``accused`` (its receipts, the job's bookkeeping where it
+        names this hop, its recomputed outputs), or None if it checks out. The caller decides
+        what an unavailable accused hop means (it may be restarting).
+
+        For an amended job the accused is one holder of a route hop: the hop is judged on
+        its spliced transcript and a fault counts only at a step the accused served; if
+        another holder of the hop cannot be reached, the accused's own transcript is
+        recomputed alone (a replacement's holds its replay, so it is whole)."""
+        hop = evidence.hop_of(accused)
+        if not evidence.holders or len(evidence.holders[hop]) == 1:
+            return await self._judge_route_hop(evidence, hop, ends)
+        missing = evidence.unavailable_record(accused)
+        if missing is not None:
+            return Finding(accused, missing.code.lower(), detail=missing.message)
+        if evidence.unavailable(hop) is None:
+            finding = await self._judge_route_hop(evidence, hop, ends)
+            if finding is None or evidence.record_of(finding.hop, finding.step) != accused:
+                return None
+            return replace(finding, hop=accused)
+        own: HopTranscript = evidence.by_record[accused]  # type: ignore[assignment]
+        holders = evidence.holders[hop]
+        mine = next(h for h in holders if h.record == accused)
+        later = [h.from_position for h in holders if h.from_position > mine.from_position]
+        until = min(later) if later else 1 << 32
+        own = replace(
+            own,
+            receipts=tuple(r for r in own.receipts if mine.from_position <= r.start_pos < until),
+        )
+        found = await asyncio.to_thread(self._recompute, evidence, [(hop, own)], ends)
+        return None if found is None else replace(found, hop=accused)
+
+    async def _judge_route_hop(
+        self, evidence: Gathered, accused: int, ends: float
+    ) -> Finding | None:
         job_id = evidence.job_id
         missing = evidence.unavailable(accused)
         if missing is not None:

@@ -136,11 +136,11 @@ class JuryDesk:
         record = await asyncio.to_thread(self.chain.market.get_job, case.job_id)
         evidence = await self.inspector.gather(case.job_id, record.fields, ends)
         accused = dispute.hop
-        if evidence.unavailable(accused) is not None:
+        if evidence.unavailable_record(accused) is not None:
             drawn_at = case.commit_ends_at - self.commit_window
             if self.inspector.events.chain_time() < drawn_at + self.response_window:
                 log.info("job %s: hop %d unavailable, inside its response window: %s",
-                         case.job_id, accused, evidence.unavailable(accused))  # fmt: skip
+                         case.job_id, accused, evidence.unavailable_record(accused))  # fmt: skip
                 return False
         finding = await self.inspector.judge_hop(evidence, accused, ends)
         uphold = finding is not None

@@ -170,10 +170,6 @@ class VerifierService:
             fields = placed.fields()
         else:
             fields = (await asyncio.to_thread(self.chain.market.get_job, job.job_id)).fields
-            if await asyncio.to_thread(self.chain.market.replacements_of, job.job_id):
-                # A replacement's transcript starts with its replay and its receipts with the
-                # amendment's position; the recomputation does not follow holders yet.
-                return self._missed(job.job_id, "an amended job's hops are not checked yet")
         ends = int(fields["submittedAt"]) + self.window
         self.ledger.set_status(job.job_id, CHECKING)
         try:

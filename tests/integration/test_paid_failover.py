@@ -1,7 +1,8 @@
-"""A paid answer survives a hop dying mid-answer: the client settles the old job, signs one
-for the new route, and the text is the same. When the dead hop was the route's last (the only
-one holding every hop's receipts), the hop before it submits the old job, so every hop that
-served it is paid its share."""
+"""A paid answer survives a hop dying mid-answer with the same text. The client amends its
+job to hand the dead hop's span to another node, so that only that node recomputes and the
+survivors are paid once; where no single node can take the span, it settles the old job and
+pays for a new route (when the dead hop was the route's last, the only one holding every
+hop's receipts, the hop before it submits the old job, so every hop that served it is paid)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ async def _answer(net: LocalNetwork, client, kill_after: int | None) -> tuple[li
     return tokens, payer.jobs
 
 
-def test_paid_answer_survives_a_killed_hop(model_home) -> None:
-    spans = [(0, 10), (10, 20), (20, 30), (20, 30)]
-    with LocalNetwork(spans, node_accounts=(1, 2, 3, 4)) as net:
-        client = dev_account(5)
+def test_a_span_served_only_in_parts_fails_over_to_a_new_job(model_home) -> None:
+    """No single node can take the dead last hop's span, so no amendment can name one: the
+    client settles the old job (through a survivor, since the dead hop held the receipts)
+    and pays for a new route."""
+    spans = [(0, 10), (10, 20), (20, 30), (20, 25), (25, 30)]
+    with LocalNetwork(spans, node_accounts=(1, 2, 3, 4, 5)) as net:
+        client = dev_account(6)
         net.chain.market.deposit(client, 1 * WEI_PER_SHARE, net.chain.token)
         expected, _ = asyncio.run(_answer(net, client, kill_after=None))
         got, jobs = asyncio.run(_answer(net, client, kill_after=5))
@@ -92,51 +96,53 @@ def _hop_paid(net: LocalNetwork, job_id: str) -> list[tuple[str, int]]:
     return [(e["args"]["node"].lower(), e["args"]["amount"]) for e in events]
 
 
-def test_a_dead_middle_hop_is_replaced_under_the_same_job(model_home) -> None:
+def _check_amended(net: LocalNetwork, client, paid, hop: int, escrow_before: int) -> None:
+    """One job, one amendment at ``hop``: every survivor paid once for every position, the
+    dead hop for the ones before the amendment, the replacement for all of them (its replay
+    included), and the client charged exactly that."""
+    (amendment,) = paid.amendments
+    assert amendment.hop == hop
+    dead, spare = paid.hops[hop], paid.replacements[0]
+    assert amendment.replacement.lower() == spare.address.lower()
+    assert 0 < amendment.from_position < paid.tokens
+    record = net.wait_for_job(paid.signed.job_id, "Submitted", timeout=60)
+    assert record["tokensServed"] == paid.tokens
+    assert net.chain.market.replacements_of(paid.signed.job_id) == 1
+    if hop == len(paid.hops) - 1:
+        assert record["submitter"].lower() == spare.address.lower(), "the new last hop submits"
+    unbroken = paid.tokens * paid.price_per_token
+    replay = amendment.from_position * spare.layers * spare.price_per_token
+    later = paid.tokens - amendment.from_position  # positions the replacement served live
+    assert record["cost"] == paid.cost
+    assert record["cost"] - unbroken == replay + later * spare.layers * (
+        spare.price_per_token - dead.price_per_token
+    ), "the failover costs the replay of one span (and the price difference after it)"
+    net.wait_for_job(paid.signed.job_id, "Finalized", timeout=60)
+    assert escrow_before - net.chain.market.escrow_of(client.address) == record["cost"]
+    owed = [(h.address.lower(), paid.tokens * h.layers * h.price_per_token) for h in paid.hops]
+    owed[hop] = (dead.address.lower(), amendment.from_position * dead.layers * dead.price_per_token)
+    owed.append((spare.address.lower(), paid.tokens * spare.layers * spare.price_per_token))
+    assert _hop_paid(net, paid.signed.job_id) == owed
+
+
+def test_a_dead_hop_is_replaced_under_the_same_job(model_home) -> None:
     """The failover the issue asks for: the client amends its job rather than paying for a
     new one, the survivors keep their sessions, only the replacement replays, and the client
-    pays the unbroken answer plus that replay, to the wei."""
-    spans = [(0, 10), (10, 20), (20, 30), (10, 20)]
-    with LocalNetwork(spans, node_accounts=(1, 2, 3, 4)) as net:
+    pays the unbroken answer plus that replay, to the wei. A middle hop dies in one answer,
+    the last hop (which held every receipt) in the next."""
+    spans = [(0, 10), (10, 20), (20, 30), (10, 20), (20, 30)]
+    with LocalNetwork(spans, node_accounts=(1, 2, 3, 4, 5)) as net:
         client = dev_account(6)
         net.chain.market.deposit(client, 1 * WEI_PER_SHARE, net.chain.token)
-        expected, _ = asyncio.run(_answer(net, client, kill_after=None))
-        escrow_before = net.chain.market.escrow_of(client.address)
-        got, jobs, route = asyncio.run(_answer_killing_hop(net, client, hop=1, kill_after=6))
-
-        assert got == expected, "the same text as without the failure"
-        assert len(jobs) == 1, "one job, amended: no second job re-bills the history"
-        (paid,) = jobs
-        (amendment,) = paid.amendments
-        assert amendment.hop == 1
-        assert amendment.replacement.lower() == paid.replacements[0].address.lower()
-        assert route[1].url == paid.replacements[0].url, "the session ended on the replacement"
-        dead, spare = paid.hops[1], paid.replacements[0]
-        assert 0 < amendment.from_position < paid.tokens
-
-        record = net.wait_for_job(paid.signed.job_id, "Submitted", timeout=60)
-        assert record["tokensServed"] == paid.tokens
-        assert net.chain.market.replacements_of(paid.signed.job_id) == 1
-        unbroken = paid.tokens * paid.price_per_token
-        replay = amendment.from_position * spare.layers * spare.price_per_token
-        later = paid.tokens - amendment.from_position  # positions the replacement served live
-        assert record["cost"] == paid.cost
-        assert record["cost"] - unbroken == replay + later * spare.layers * (
-            spare.price_per_token - dead.price_per_token
-        ), "the failover costs the replay of one span (and the price difference after it)"
-        # In words: every survivor paid once for every position, the dead hop for the ones
-        # before the amendment, the replacement for all of them (its replay included).
-        assert record["cost"] == sum(
-            paid.tokens * h.layers * h.price_per_token for i, h in enumerate(paid.hops) if i != 1
-        ) + amendment.from_position * dead.layers * dead.price_per_token + (
-            paid.tokens * spare.layers * spare.price_per_token
-        )
-        net.wait_for_job(paid.signed.job_id, "Finalized", timeout=60)
-        assert escrow_before - net.chain.market.escrow_of(client.address) == record["cost"]
-        owed = [(h.address.lower(), paid.tokens * h.layers * h.price_per_token) for h in paid.hops]
-        owed[1] = (
-            dead.address.lower(),
-            amendment.from_position * dead.layers * dead.price_per_token,
-        )
-        owed.append((spare.address.lower(), paid.tokens * spare.layers * spare.price_per_token))
-        assert _hop_paid(net, paid.signed.job_id) == owed
+        expected, unbroken = asyncio.run(_answer(net, client, kill_after=None))
+        net.wait_for_job(unbroken[0].signed.job_id, "Submitted", timeout=60)
+        for hop, kill_after in ((1, 6), (2, 4)):
+            assert len(expected) > kill_after + 1, "the answer goes on after the kill"
+            escrow_before = net.chain.market.escrow_of(client.address)
+            got, jobs, route = asyncio.run(
+                _answer_killing_hop(net, client, hop=hop, kill_after=kill_after)
+            )
+            assert got == expected, "the same text as without the failure"
+            assert len(jobs) == 1, "one job, amended: no second job re-bills the history"
+            assert route[hop].url == jobs[0].replacements[0].url, "it ended on the replacement"
+            _check_amended(net, client, jobs[0], hop, escrow_before)
