@@ -23,6 +23,7 @@ from sharedllm.chain.court import FAULT, vote_commitment
 from sharedllm.chain.devnet import Devnet
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.chain.transact import TxResult
+from sharedllm.protocol.amendment import Amendment, sign_amendment
 from sharedllm.protocol.job import Job, job_digest, sign_job
 from sharedllm.protocol.receipts import Receipt, job_commitment
 
@@ -83,6 +84,22 @@ def submit(
     job = _job(chain, client, route, nonce)
     signature = sign_job(job, client, chain.chain_id, chain.market.address)
     done = chain.market.submit_result(route[-1][0], job, signature, TOKENS, commitment)
+    return done.job_id, done.tx
+
+
+def submit_amended(chain: Chain, client, route: list, spare, nonce: int) -> tuple[str, TxResult]:
+    """A 3-hop job whose hop 1 died halfway and was handed to ``spare`` (a failover under
+    the same job)."""
+    job = _job(chain, client, route, nonce)
+    signature = sign_job(job, client, chain.chain_id, chain.market.address)
+    job_hash = job_digest(job, chain.chain_id, chain.market.address)
+    amendment = sign_amendment(
+        Amendment(1, spare.address, TOKENS // 2), job_hash, client, chain.chain_id,
+        chain.market.address,
+    )  # fmt: skip
+    done = chain.market.submit_amended(
+        route[-1][0], job, signature, (amendment,), TOKENS, b"\x07" * 32
+    )
     return done.job_id, done.tx
 
 
@@ -208,6 +225,13 @@ def measure() -> tuple[list[Row], list[BatchRow]]:
             jobs[hops], tx = submit(chain, client, route, nonce=hops)
             rows.append(Row(f"submitResult, {hops} hop{'s' if hops > 1 else ''}", tx.gas_used))
 
+        spare = dev_account(10)
+        cfg = NodeConfig("http://127.0.0.1:9010", "0x" + "01" * 32, MODEL_ID, 10, 20, PRICE)
+        chain.registry.stake(spare, 150 * WEI_PER_SHARE, cfg, chain.token)
+        amended, tx = submit_amended(chain, client, nodes[3], spare, nonce=5)
+        rows.append(Row("submitAmended, 3 hops + 1 replacement", tx.gas_used,
+                        "a failover under the same job"))  # fmt: skip
+
         rows.extend(dispute_rows(net, chain, jobs[2]))
         # An over-charge: the committed receipts prove 24 + 7 positions, the job charges 32.
         route = nodes[3]
@@ -225,6 +249,8 @@ def measure() -> tuple[list[Row], list[BatchRow]]:
         rows.append(Row("finalize, 3 hops", tx.gas_used, "pays hops + rewards"))
         tx = chain.market.finalize(client, jobs[1])
         rows.append(Row("finalize, 1 hop", tx.gas_used))
+        tx = chain.market.finalize(client, amended)
+        rows.append(Row("finalize, amended (4 payees)", tx.gas_used))
 
         batched = batch_rows(net, chain, nodes[3])
 

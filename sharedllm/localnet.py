@@ -152,6 +152,9 @@ class LocalNetwork:
             "--rpc-url", self.devnet.rpc_url,
             "--dev-account", str(self.account_indexes[i]),
             "--node-key", str(self.keys[i]),
+            # Each job settles on its own unless node_args ask for batches, so that a test
+            # can follow one answer's record on the market.
+            "--batch-size", "0",
             *self.node_args,
             *extra,
         ]  # fmt: skip

@@ -242,13 +242,15 @@ class InferenceSession:
                 if k == len(route) - 1 and index > 0:
                     await self._give_chains(route[k].url, paid, index)
             except SharedLLMError as exc:
-                # Only the refused replacement saw this amendment: drop it and try another.
+                # Only the replacement saw this amendment: drop it, and try another node, or
+                # (another hop failed meanwhile) a new job on a new route.
                 paid.amendments, self.amendments = held, held
                 paid.replacements.pop()
-                bad = _failed_url(exc)
-                if bad != sub[0].url:
-                    raise
-                self._excluded.add(bad)
+                self._spawn(self._forget(sub[0].url))
+                if _failed_url(exc) != sub[0].url:
+                    log.warning("rebuilding hop %d failed elsewhere: %s", k, exc)
+                    return False
+                self._excluded.add(sub[0].url)
                 continue
             try:
                 await self._amend_survivors(route, k)
@@ -258,9 +260,7 @@ class InferenceSession:
                 return False
             self.route = route
             self.failovers.append((failed, list(route)))
-            task = asyncio.create_task(self._forget(failed))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._forget(failed))
             log.info("hop %d of job %s now %s from position %d", k, paid.signed.job_id,
                      sub[0].url, amendment.from_position)  # fmt: skip
             return True
@@ -387,9 +387,7 @@ class InferenceSession:
             raise PeerError(f"could not replace hop {k} ({failed})", failed_url=failed)
         self.route = route
         self.failovers.append((failed, list(route)))
-        task = asyncio.create_task(self._forget(failed))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self._forget(failed))
 
     async def _rebuild(self, route: list[Hop], k: int, count: int, index: int) -> None:
         """Open the replacement hops route[k:k+count], replay, and re-point hop k-1."""
@@ -442,6 +440,12 @@ class InferenceSession:
                     self._key_header(prev),
                 ),
             )
+
+    def _spawn(self, call: Any) -> None:
+        """Run a best-effort call in the background, kept until it is done."""
+        task = asyncio.create_task(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _open_hop(self, route: list[Hop], index: int) -> None:
         url = route[index].url

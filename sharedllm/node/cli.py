@@ -89,10 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     paid.add_argument(
         "--batch-size",
         type=int,
-        default=0,
+        default=256,
         help="settle served jobs in batches of up to this many answers, posted in one "
         "transaction (a few thousand gas per answer instead of ~560k); 0 settles each job "
-        "on its own (default 0)",
+        "on its own (default 256)",
     )
     paid.add_argument(
         "--batch-age",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -188,30 +188,10 @@ class PaidAdmission(Admission):
         checked: dict[int, list[Receipt]] = {}
         for step, chain in enumerate(chains):
             record = steps[step]
-            if len(chain) != paid.hop + 1:
-                raise ProtocolError(
-                    f"receipts[{step}]: expected hops 0..{paid.hop}", code="RECEIPT_MISSING"
-                )
-            for hop, receipt in enumerate(chain):
-                if (receipt.job_id, receipt.hop, receipt.step) != (job, hop, step) or (
-                    receipt.start_pos,
-                    receipt.positions,
-                ) != (record.start_pos, record.length):
-                    raise ProtocolError(
-                        f"receipts[{step}][{hop}] is for another job, hop, step or positions",
-                        code="RECEIPT_MISMATCH",
-                    )
-                if hop < paid.hop and receipt.output_hash != chain[hop + 1].input_hash:
-                    raise ProtocolError(
-                        f"receipts[{step}]: hop {hop}'s output is not hop {hop + 1}'s input",
-                        code="RECEIPT_CHAIN_BROKEN",
-                    )
-                receipt.verify(paid.key(hop, record.start_pos))
-            if chain[-1].input_hash != tensor_hash(record.input):
-                raise ProtocolError(
-                    f"receipts[{step}]: the chain does not reach this hop's replayed input",
-                    code="RECEIPT_CHAIN_BROKEN",
-                )
+            check_replayed_chain(
+                chain, job, paid.hop, step, record.start_pos, record.length,
+                tensor_hash(record.input), paid.key,
+            )  # fmt: skip
             checked[step] = chain
         paid.receipts.update(checked)
         return len(checked)
@@ -314,6 +294,44 @@ class PaidAdmission(Admission):
             b"".join(s.input for s in steps),
             b"".join(s.output for s in steps),
             tuple(receipts),
+        )
+
+
+def check_replayed_chain(
+    chain: Sequence[Receipt],
+    job: bytes,
+    hop: int,
+    step: int,
+    start_pos: int,
+    positions: int,
+    input_hash: bytes,
+    key: Callable[[int, int], bytes],
+) -> None:
+    """One replayed step's receipt chain, as a replacement at ``hop`` takes it: hops 0..hop
+    (the old holder's receipt last), each for this job, hop, step and the step's positions,
+    linked output to input, the last reaching this hop's replayed input (``input_hash``),
+    each signed with ``key(hop, position)``, the key of the node that served it then."""
+    if len(chain) != hop + 1:
+        raise ProtocolError(f"receipts[{step}]: expected hops 0..{hop}", code="RECEIPT_MISSING")
+    for i, receipt in enumerate(chain):
+        if (receipt.job_id, receipt.hop, receipt.step) != (job, i, step) or (
+            receipt.start_pos,
+            receipt.positions,
+        ) != (start_pos, positions):
+            raise ProtocolError(
+                f"receipts[{step}][{i}] is for another job, hop, step or positions",
+                code="RECEIPT_MISMATCH",
+            )
+        if i < hop and receipt.output_hash != chain[i + 1].input_hash:
+            raise ProtocolError(
+                f"receipts[{step}]: hop {i}'s output is not hop {i + 1}'s input",
+                code="RECEIPT_CHAIN_BROKEN",
+            )
+        receipt.verify(key(i, start_pos))
+    if chain[-1].input_hash != input_hash:
+        raise ProtocolError(
+            f"receipts[{step}]: the chain does not reach this hop's replayed input",
+            code="RECEIPT_CHAIN_BROKEN",
         )
 
 

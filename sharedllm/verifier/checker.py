@@ -58,6 +58,7 @@ class Finding:
     position: int | None = None
     score: float | None = None
     detail: str = ""
+    record: int | None = None  # the record hop at fault, when already known (amended jobs)
 
 
 def check_bookkeeping(

@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from sharedllm.errors import ProtocolError
+from sharedllm.protocol.receipts import Receipt
 from sharedllm.verifier.recompute import HopTranscript
 
 
@@ -76,7 +79,9 @@ def splice(holders: Sequence[Holder], transcripts: Sequence[HopTranscript]) -> H
     """One transcript of the route hop: each step from its holder's transcript. The last
     holder's transcript has every step (its replay included) and its receipt chains."""
     final = transcripts[-1]
-    inputs, outputs, receipts = [], [], []
+    inputs: list[np.ndarray] = []
+    outputs: list[np.ndarray] = []
+    receipts: list[Receipt] = []
     for step, start in enumerate(step_starts(final)):
         i = holders.index(holder_at(holders, start))
         t = transcripts[i]

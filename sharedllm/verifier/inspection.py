@@ -123,6 +123,17 @@ class Gathered:
                 return hop
         return record
 
+    def own_work(self, record: int) -> HopTranscript:
+        """An amended hop's holder's transcript as it stands alone: every step it holds (a
+        replacement's replay included), with its receipts for the positions it served."""
+        own: HopTranscript = self.by_record[record]  # type: ignore[assignment]
+        holders = self.holders[self.hop_of(record)]
+        mine = next(h for h in holders if h.record == record)
+        later = [h.from_position for h in holders if h.from_position > mine.from_position]
+        until = min(later) if later else 1 << 32
+        served = tuple(r for r in own.receipts if mine.from_position <= r.start_pos < until)
+        return replace(own, receipts=served)
+
     def unavailable_record(self, record: int) -> TranscriptUnavailable | None:
         if not self.holders:
             return self.unavailable(record)
@@ -238,13 +249,26 @@ class Inspector:
         finding = await self._route_fault(evidence, ends)
         if finding is None:
             return None
-        return replace(finding, hop=evidence.record_of(finding.hop, finding.step))
+        record = finding.record
+        if record is None:
+            record = evidence.record_of(finding.hop, finding.step)
+        return replace(finding, hop=record, record=None)
 
     async def _route_fault(self, evidence: Gathered, ends: float) -> Finding | None:
         job_id = evidence.job_id
         for hop in range(len(evidence.route)):
             missing = evidence.unavailable(hop)
             if missing is not None:
+                # A replaced hop whose old holder is gone: the holders that did answer are
+                # recomputed on their own first, since a wrong output outweighs a missing one.
+                for holder in evidence.holders[hop] if evidence.holders else ():
+                    if evidence.unavailable_record(holder.record) is None:
+                        own = evidence.own_work(holder.record)
+                        found = await asyncio.to_thread(
+                            self._recompute, evidence, [(hop, own)], ends
+                        )
+                        if found is not None:
+                            return replace(found, record=holder.record)
                 reason = missing.code.lower()
                 self.ledger.record_check(job_id, hop, False, reason, detail=missing.message)
                 return Finding(hop, reason, detail=missing.message)
@@ -282,15 +306,7 @@ class Inspector:
             if finding is None or evidence.record_of(finding.hop, finding.step) != accused:
                 return None
             return replace(finding, hop=accused)
-        own: HopTranscript = evidence.by_record[accused]  # type: ignore[assignment]
-        holders = evidence.holders[hop]
-        mine = next(h for h in holders if h.record == accused)
-        later = [h.from_position for h in holders if h.from_position > mine.from_position]
-        until = min(later) if later else 1 << 32
-        own = replace(
-            own,
-            receipts=tuple(r for r in own.receipts if mine.from_position <= r.start_pos < until),
-        )
+        own = evidence.own_work(accused)
         found = await asyncio.to_thread(self._recompute, evidence, [(hop, own)], ends)
         return None if found is None else replace(found, hop=accused)
 

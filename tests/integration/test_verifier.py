@@ -363,8 +363,9 @@ def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake
     net: LocalNetwork,
 ) -> None:
     """The crash once punished as cheating, mid-answer: the route's last hop is killed
-    after a few tokens, the client fails over and hands the old job's receipts to the hop
-    before it, which submits them. The dead hop's steps were journalled as they were served;
+    after a few tokens, the client (one that cannot sign an amendment mid-answer, as a
+    browser wallet) fails over and hands the old job's receipts to the hop before it, which
+    submits them. The dead hop's steps were journalled as they were served;
     restarted inside its response window, it shows them, and the jury clears it. Every hop
     of the old job, the dead one and the survivor that submitted included, is paid."""
     chain, verifier = net.chain, net.verifier
@@ -376,6 +377,7 @@ def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake
 
     async def answer() -> list:
         payer = net.payer(client)
+        payer.can_amend = False
         async with TextGenerator(
             payer.directory, payer=payer, store=net.store, policy=policy
         ) as gen:
@@ -473,3 +475,63 @@ def test_a_job_the_draw_skips_is_not_logged_at_info(net: LocalNetwork) -> None:
         assert not [line for line in verifier.lines if "skipped" in line and job_id in line]
     finally:
         net.start_verifier(1.0)
+
+
+def test_a_replacement_that_cheats_is_slashed_and_the_old_holder_is_paid_its_part(
+    net: LocalNetwork,
+) -> None:
+    """An amended job: the honest 10:20 node dies mid-answer and the client hands its span,
+    from the position reached, to the only other 10:20 node, the cheater. The verifier
+    finds the fault at a step the replacement served (the old holder's transcript is gone
+    with it) and names the replacement's record hop; the jury upholds; only the cheater is
+    slashed. The old holder, back inside its window, keeps its stake and is paid for the
+    positions it served out of the slash, as are the survivors."""
+    chain, verifier = net.chain, net.verifier
+    client = dev_account(17)
+    chain.market.deposit(client, 2 * WEI_PER_SHARE, chain.token)
+    nodes = [a.address for a in net.accounts]
+    stake = chain.registry.get_node(nodes[HONEST]).stake
+    policy = _via(net, FIRST, HONEST, LAST)
+    start_block = chain.w3.eth.block_number
+
+    async def answer() -> list:
+        payer = net.payer(client)
+        async with TextGenerator(
+            payer.directory, payer=payer, store=net.store, policy=policy
+        ) as gen:
+            count = 0
+            async for _ in gen.token_ids(gen.model.prompt_ids(PROMPT), 12):
+                count += 1
+                if count == 3:
+                    policy.trusted.add(net.nodes[CHEATER].url)  # the only one left for 10:20
+                    net.nodes[HONEST].kill()
+        return payer.jobs
+
+    (paid,) = asyncio.run(answer())
+    job_id = paid.signed.job_id
+    (amendment,) = paid.amendments
+    assert (amendment.hop, amendment.replacement) == (1, nodes[CHEATER])
+    verdict = verifier.verdict(job_id, SETTLE_S)
+    assert verdict.startswith("challenged hop=3 reason=output"), verdict
+    net.restart(HONEST)
+    assert verifier.said("dispute", job_id, SETTLE_S).startswith("upheld hop=3")
+    net.wait_for_job(job_id, "Challenged", timeout=SETTLE_S)
+
+    record = chain.market.get_job(job_id).fields
+    assert record["hops"] == [nodes[FIRST], nodes[HONEST], nodes[LAST], nodes[CHEATER]]
+    challenged = _events(net, "market", "JobChallenged", start_block)
+    assert [(e["node"], e["hop"]) for e in challenged] == [(nodes[CHEATER], 3)]
+    compensated = {
+        (e["node"], e["amount"]) for e in _events(net, "market", "HopCompensated", start_block)
+    }
+    assert compensated == {
+        (nodes[FIRST], record["amounts"][0]),
+        (nodes[HONEST], record["amounts"][1]),
+        (nodes[LAST], record["amounts"][2]),
+    }
+    assert (
+        record["amounts"][1]
+        == amendment.from_position * 10 * chain.registry.get_node(nodes[HONEST]).price_per_token
+    ), "the old holder is owed the positions before the amendment"
+    assert chain.registry.get_node(nodes[HONEST]).stake == stake
+    assert_every_token_in_one_place(net)
