@@ -93,28 +93,10 @@ def check_job(
             f"the session asks for {tokens} tokens, the job allows {job.max_tokens}",
             code=codes.TOO_MANY_TOKENS,
         )
-    hops = []
-    for address, start, end in zip(job.route, job.span_starts, job.span_ends, strict=True):
-        hop = view.hop(address)
-        if not hop.active:
-            raise JobRejected(f"route node {address} is not active", code=codes.NODE_NOT_ACTIVE)
-        if hop.model_id.lower() != job.model_id.lower():
-            raise JobRejected(
-                f"route node {address} serves model {hop.model_id}, not {job.model_id}",
-                code=codes.MODEL_MISMATCH,
-            )
-        if (hop.start, hop.end) != (start, end):
-            raise JobRejected(
-                f"route node {address} serves layers {hop.start}:{hop.end}, not {start}:{end}",
-                code=codes.SPAN_MISMATCH,
-            )
-        if hop.price_per_token > job.max_price_per_token:
-            raise JobRejected(
-                f"route node {address} charges {hop.price_per_token} per layer-token, "
-                f"above the job's cap {job.max_price_per_token}",
-                code=codes.PRICE_ABOVE_CAP,
-            )
-        hops.append(hop)
+    hops = [
+        _registered(job, view, address, start, end, "route node")
+        for address, start, end in zip(job.route, job.span_starts, job.span_ends, strict=True)
+    ]
     need = job.max_tokens * route_price(job, hops) + reserved
     have = view.available_escrow(job.client, job.deadline)
     if have < need:
@@ -125,6 +107,31 @@ def check_job(
             need=need,
         )
     return jid, hops
+
+
+def _registered(job: Job, view: JobView, address: str, start: int, end: int, who: str) -> HopRecord:
+    """Check 6 for one node serving layers ``start:end`` of the job: active, on the job's
+    model, registered for exactly that span, under the price cap."""
+    hop = view.hop(address)
+    if not hop.active:
+        raise JobRejected(f"{who} {address} is not active", code=codes.NODE_NOT_ACTIVE)
+    if hop.model_id.lower() != job.model_id.lower():
+        raise JobRejected(
+            f"{who} {address} serves model {hop.model_id}, not {job.model_id}",
+            code=codes.MODEL_MISMATCH,
+        )
+    if (hop.start, hop.end) != (start, end):
+        raise JobRejected(
+            f"{who} {address} serves layers {hop.start}:{hop.end}, not {start}:{end}",
+            code=codes.SPAN_MISMATCH,
+        )
+    if hop.price_per_token > job.max_price_per_token:
+        raise JobRejected(
+            f"{who} {address} charges {hop.price_per_token} per layer-token, "
+            f"above the job's cap {job.max_price_per_token}",
+            code=codes.PRICE_ABOVE_CAP,
+        )
+    return hop
 
 
 def check_amendments(
@@ -145,28 +152,7 @@ def check_amendments(
                 code=codes.INVALID_AMENDMENT_SIGNATURE,
             )
         start, end = job.span_starts[a.hop], job.span_ends[a.hop]
-        record = view.hop(a.replacement)
-        if not record.active:
-            raise JobRejected(
-                f"replacement {a.replacement} is not active", code=codes.NODE_NOT_ACTIVE
-            )
-        if record.model_id.lower() != job.model_id.lower():
-            raise JobRejected(
-                f"replacement {a.replacement} serves model {record.model_id}, not {job.model_id}",
-                code=codes.MODEL_MISMATCH,
-            )
-        if (record.start, record.end) != (start, end):
-            raise JobRejected(
-                f"replacement {a.replacement} serves layers {record.start}:{record.end}, "
-                f"not hop {a.hop}'s {start}:{end}",
-                code=codes.SPAN_MISMATCH,
-            )
-        if record.price_per_token > job.max_price_per_token:
-            raise JobRejected(
-                f"replacement {a.replacement} charges {record.price_per_token} per layer-token, "
-                f"above the job's cap {job.max_price_per_token}",
-                code=codes.PRICE_ABOVE_CAP,
-            )
+        record = _registered(job, view, a.replacement, start, end, "replacement")
         records[a.replacement] = record
         extra += job.max_tokens * (end - start) * record.price_per_token
     return records, extra

@@ -23,7 +23,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 
 from sharedllm.errors import ProtocolError
-from sharedllm.protocol.job import DOMAIN_NAME, DOMAIN_VERSION
+from sharedllm.protocol.job import market_typed_data
 from sharedllm.protocol.types import Address, parse_address, parse_uint
 
 MAX_AMENDMENTS = 16  # the JobMarket's limit
@@ -59,30 +59,13 @@ class Amendment:
         return (self.hop, self.replacement, self.from_position)
 
     def typed_data(self, job_hash: bytes, chain_id: int, market: str) -> dict[str, Any]:
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Amendment": AMENDMENT_TYPE,
-            },
-            "primaryType": "Amendment",
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": chain_id,
-                "verifyingContract": parse_address(market, "market"),
-            },
-            "message": {
-                "jobHash": job_hash,
-                "hop": self.hop,
-                "replacement": self.replacement,
-                "fromPosition": self.from_position,
-            },
+        message = {
+            "jobHash": job_hash,
+            "hop": self.hop,
+            "replacement": self.replacement,
+            "fromPosition": self.from_position,
         }
+        return market_typed_data("Amendment", AMENDMENT_TYPE, message, chain_id, market)
 
 
 def amendment_digest(amendment: Amendment, job_hash: bytes, chain_id: int, market: str) -> bytes:

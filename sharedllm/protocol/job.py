@@ -128,25 +128,7 @@ class Job:
 
     def typed_data(self, chain_id: int, market: str) -> dict[str, Any]:
         """The full EIP-712 message, as ``eth_signTypedData_v4`` and eth-account take it."""
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Job": JOB_TYPE,
-            },
-            "primaryType": "Job",
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": chain_id,
-                "verifyingContract": parse_address(market, "market"),
-            },
-            "message": self.to_json(),
-        }
+        return market_typed_data("Job", JOB_TYPE, self.to_json(), chain_id, market)
 
     def hop_layers(self) -> list[int]:
         return [end - start for start, end in zip(self.span_starts, self.span_ends, strict=True)]
@@ -164,6 +146,31 @@ class Job:
             raise JobRejected(
                 "route is empty or its spans are not contiguous from 0", code="InvalidRoute"
             )
+
+
+def market_typed_data(
+    primary: str, fields: list[dict[str, str]], message: dict[str, Any], chain_id: int, market: str
+) -> dict[str, Any]:
+    """An EIP-712 message of type ``primary`` in the JobMarket's domain."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            primary: fields,
+        },
+        "primaryType": primary,
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": parse_address(market, "market"),
+        },
+        "message": message,
+    }
 
 
 def _strict_uint(value: Any, field: str, bits: int = 256) -> int:
