@@ -1,22 +1,9 @@
-"""An inference session over a route of nodes, with failover.
+"""An inference session over a route of nodes.
 
 Each step the client posts the new hidden states to the first hop, which pushes its output
 to the next hop and so on; meanwhile the client waits on a long-poll at the last hop, so the
-result arrives (hops + 1) link delays after it was sent, not twice that.
-
-When a hop fails (refused, reset, stalled, 5xx, lost session) the client replans that hop's
-span, replays the hop's saved inputs into the replacement (they are the previous hop's saved
-outputs, or for hop 0 the client's own), re-points the previous hop, and sends the step
-again. Hops that had already run the step answer the resend from their history, so no cache
-advances twice and the generated text is unchanged.
-
-A paid session does the same under the job it holds: the client signs an amendment that
-hands the dead hop's span to one node registered for exactly that span, from the position
-where the answer stopped, and gives it to the replacement and every survivor (a new last hop
-also gets the receipt chains of the steps it replayed, so that it can submit the job). Only
-the replacement recomputes; the survivors are paid once. When that is not possible (no
-single node serves the span, the payer cannot sign mid-answer, a survivor refuses), the
-client settles the job so far and starts a new one on a new route.
+result arrives (hops + 1) link delays after it was sent, not twice that. When a hop fails,
+``failover`` replaces it and the step is sent again.
 """
 
 from __future__ import annotations
@@ -29,23 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from sharedllm.client.failover import OPEN_TIMEOUT_S, Failover, failed_url
 from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
 from sharedllm.errors import PeerError, RouteError, SessionLimit, SessionUnknown, SharedLLMError
-from sharedllm.protocol import frames, session_keys
+from sharedllm.protocol import session_keys
 from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.frames import TensorFrame
-from sharedllm.protocol.receipt_handoff import handoff_body
 from sharedllm.protocol.session_keys import hop_key, key_digest
-from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS, Hop, OpenSession, RouteUpdate
+from sharedllm.protocol.session_msgs import MAX_STEP_POSITIONS, Hop, OpenSession
 
 log = logging.getLogger("sharedllm.client")
-OPEN_TIMEOUT_S = 10.0
 FULL_WAITS = 3  # how many times a client waits for a full network before giving up
 MAX_FULL_WAIT_S = 10.0
 
 
-class InferenceSession:
+class InferenceSession(Failover):
     """``async with InferenceSession(...) as s: out = await s.step(hidden)``."""
 
     def __init__(
@@ -164,7 +150,7 @@ class InferenceSession:
                 out = await self._try_step(index, frame)
                 break
             except SharedLLMError as exc:
-                failed = _failed_url(exc)
+                failed = failed_url(exc)
                 if failed is None or attempt == self.max_repairs:
                     raise
                 log.warning("hop %s failed at step %d: %s", failed, index, exc)
@@ -190,138 +176,6 @@ class InferenceSession:
         """Record what the current job's route served (closing the sessions settles it)."""
         if self.payer is not None and self.paid is not None:
             self.payer.served(self.paid, self.position)
-
-    async def _restart_paid(self, failed: str) -> np.ndarray:
-        """Paid failover: a job names its nodes, so a new route needs a new job. Close the old
-        sessions (their last hop settles what was served), open the new route under a freshly
-        signed job; returns the history [T, H] to send again from the new session's start.
-        If the dead hop was the old route's last, a survivor is handed the receipts instead."""
-        self._excluded.add(failed)
-        old, old_paid = list(self.route), self.paid
-        self._settle()
-        await asyncio.gather(*(self._forget(h.url) for h in old if h.url != failed))
-        if old and old[-1].url == failed and old_paid is not None and old_paid.receipts:
-            await self._hand_over(old_paid, old[:-1])
-        self.session_id = secrets.token_hex(16)
-        await self.open()
-        self.failovers.append((failed, list(self.route)))
-        history = np.frombuffer(b"".join(self._inputs), dtype="<f4")
-        self._inputs, self._lengths = [], []
-        return history.reshape(-1, self.hidden_size)
-
-    async def _amend_paid(self, failed: str, index: int) -> bool:
-        """Replace a dead hop of the paid route under the same job; False if this failover
-        must start a new job instead (see the module's docstring)."""
-        k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
-        if k is None:
-            log.info("hop %s is no longer in the route: sending the step again", failed)
-            return True  # already replaced by an earlier repair
-        paid, payer = self.paid, self.payer
-        if paid is None or payer is None or not payer.can_amend:
-            return False
-        old = self.route[k]
-        self._excluded.add(failed)
-        for _ in range(self.max_repairs):
-            try:
-                sub = await self.planner.plan(self.model_id, old.start, old.end, self._excluded)
-            except RouteError:
-                return False
-            if len(sub) != 1:
-                return False  # the span is served only in parts: a new job must name them
-            try:
-                amendment = await payer.amend(paid, k, sub[0], self.position)
-            except SharedLLMError as exc:
-                log.warning("cannot amend the job for %s: %s", sub[0].url, exc)
-                self._excluded.add(sub[0].url)
-                continue
-            held = self.amendments
-            self.amendments = paid.amendments
-            route = self.route[:k] + sub + self.route[k + 1 :]
-            try:
-                await self._rebuild(route, k, 1, index)
-                if k == len(route) - 1 and index > 0:
-                    await self._give_chains(route[k].url, paid, index)
-            except SharedLLMError as exc:
-                # Only the replacement saw this amendment: drop it, and try another node, or
-                # (another hop failed meanwhile) a new job on a new route.
-                paid.amendments, self.amendments = held, held
-                paid.replacements.pop()
-                self._spawn(self._forget(sub[0].url))
-                if _failed_url(exc) != sub[0].url:
-                    log.warning("rebuilding hop %d failed elsewhere: %s", k, exc)
-                    return False
-                self._excluded.add(sub[0].url)
-                continue
-            try:
-                await self._amend_survivors(route, k)
-            except SharedLLMError as exc:
-                log.warning("a survivor refused the amendment: %s", exc)
-                self.route = route
-                return False
-            self.route = route
-            self.failovers.append((failed, list(route)))
-            self._spawn(self._forget(failed))
-            log.info("hop %d of job %s now %s from position %d", k, paid.signed.job_id,
-                     sub[0].url, amendment.from_position)  # fmt: skip
-            return True
-        return False
-
-    async def _give_chains(self, url: str, paid: PaidJob, upto: int) -> None:
-        """A new last hop holds no receipts for the steps it replayed; the client holds
-        every step's chain (the dead last hop's receipt included) and hands them over, so
-        that the new last hop can submit the whole job."""
-        body = handoff_body({step: paid.receipts[step] for step in range(upto)})
-        await self._with_url(
-            url,
-            self.peers.post_json(
-                f"{url}/sessions/{self.session_id}/receipts",
-                body,
-                OPEN_TIMEOUT_S,
-                self._key_header(url),
-            ),
-            any_error=True,
-        )
-
-    async def _amend_survivors(self, route: list[Hop], k: int) -> None:
-        """Give every other hop the amendments, before any step reaches the replacement."""
-        body = {"amendments": [a.to_json() for a in self.amendments]}
-        await asyncio.gather(
-            *(
-                self._with_url(
-                    hop.url,
-                    self.peers.post_json(
-                        f"{hop.url}/sessions/{self.session_id}/amend",
-                        body,
-                        OPEN_TIMEOUT_S,
-                        self._key_header(hop.url),
-                    ),
-                    any_error=True,
-                )
-                for j, hop in enumerate(route)
-                if j != k
-            )
-        )
-
-    async def _hand_over(self, paid: PaidJob, survivors: list[Hop]) -> None:
-        """The dead last hop held the only full receipt chains: give them to a survivor of the
-        old route (nearest the end first) so it submits the old job and its hops get paid.
-        Best effort: the answer goes on whatever happens here."""
-        url = f"/jobs/{paid.signed.job_id}/receipts"
-        body = handoff_body(paid.receipts)
-        for hop in reversed(survivors):
-            try:
-                answer = await self.peers.post_json(hop.url + url, body, OPEN_TIMEOUT_S)
-            except SharedLLMError as exc:
-                log.warning("hop %s refused the old job's receipts: %s", hop.url, exc)
-                if exc.code == "JobAlreadySubmitted":
-                    return  # a hop has it already (an earlier try that timed out, say)
-                continue
-            except Exception as exc:  # settling the old job must never break the answer
-                log.warning("handing receipts to %s failed: %r", hop.url, exc)
-                continue
-            log.info("hop %s submits job %s: %s", hop.url, paid.signed.job_id, answer)
-            return
-        log.warning("no hop took job %s: its hops will not be paid", paid.signed.job_id)
 
     async def _try_step(self, index: int, frame: TensorFrame) -> TensorFrame:
         first, last = self.route[0].url, self.route[-1].url
@@ -364,82 +218,6 @@ class InferenceSession:
         if self.paid is not None:
             self.paid.receipts[index] = list(frame.meta.get("receipts", []))
         return frame
-
-    async def _repair(self, failed: str, index: int) -> None:
-        k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
-        if k is None:
-            return  # already replaced by an earlier repair
-        self._excluded.add(failed)
-        old = self.route[k]
-        for _ in range(self.max_repairs):
-            sub = await self.planner.plan(self.model_id, old.start, old.end, self._excluded)
-            route = self.route[:k] + sub + self.route[k + 1 :]
-            try:
-                await self._rebuild(route, k, len(sub), index)
-            except SharedLLMError as exc:
-                bad = _failed_url(exc)
-                if bad is None or bad not in {h.url for h in sub}:
-                    raise
-                self._excluded.add(bad)
-                continue
-            break
-        else:
-            raise PeerError(f"could not replace hop {k} ({failed})", failed_url=failed)
-        self.route = route
-        self.failovers.append((failed, list(route)))
-        self._spawn(self._forget(failed))
-
-    async def _rebuild(self, route: list[Hop], k: int, count: int, index: int) -> None:
-        """Open the replacement hops route[k:k+count], replay, and re-point hop k-1."""
-        inputs = None
-        if index > 0:
-            if k == 0:
-                inputs = TensorFrame(
-                    "float32",
-                    (1, sum(self._lengths), self.hidden_size),
-                    b"".join(self._inputs),
-                    {"steps": list(self._lengths)},
-                )
-            else:
-                prev = self.route[k - 1].url
-                inputs = await self._with_url(
-                    prev,
-                    self.peers.get_frame(
-                        f"{prev}/sessions/{self.session_id}/history?which=outputs&upto={index}",
-                        self.step_timeout_s,
-                        self._key_header(prev),
-                    ),
-                )
-                inputs = TensorFrame(
-                    inputs.dtype, inputs.shape, inputs.data, {"steps": self._lengths}
-                )
-        for j in range(k, k + count):
-            url = route[j].url
-            await self._open_hop(route, j)
-            if inputs is not None:
-                body = await self._with_url(
-                    url,
-                    self.peers.post_frame(
-                        f"{url}/sessions/{self.session_id}/replay",
-                        inputs,
-                        self.step_timeout_s + 0.5 * index,
-                        self._key_header(url),
-                    ),
-                    any_error=True,
-                )
-                out = frames.decode(body)
-                inputs = TensorFrame(out.dtype, out.shape, out.data, {"steps": self._lengths})
-        if k > 0:
-            prev = route[k - 1].url
-            await self._with_url(
-                prev,
-                self.peers.post_json(
-                    f"{prev}/sessions/{self.session_id}/route",
-                    RouteUpdate(tuple(route), k - 1).to_json(),
-                    OPEN_TIMEOUT_S,
-                    self._key_header(prev),
-                ),
-            )
 
     def _spawn(self, call: Any) -> None:
         """Run a best-effort call in the background, kept until it is done."""
@@ -497,11 +275,6 @@ class InferenceSession:
             self._acks.remove(task)
             if not task.cancelled() and task.exception() is not None:
                 log.warning("a hop's late answer to an earlier step failed: %s", task.exception())
-
-
-def _failed_url(exc: SharedLLMError) -> str | None:
-    url = exc.details.get("failed_url")
-    return url if isinstance(url, str) else None
 
 
 def _checked_output(frame: TensorFrame, index: int, shape: tuple[int, ...]) -> TensorFrame:

@@ -30,6 +30,7 @@ from sharedllm.gateway.api_keys import ApiKey
 from sharedllm.gateway.budget_payer import BudgetPayer
 from sharedllm.gateway.openai_shapes import GenerationRequest, parse_request
 from sharedllm.gateway.state import GATEWAY, GatewayState
+from sharedllm.peers import server_errors
 from sharedllm.protocol import untrusted_json
 
 log = logging.getLogger("sharedllm.gateway")
@@ -37,8 +38,15 @@ MAX_BODY_BYTES = 4 << 20
 _TYPES = {401: "authentication_error", 429: "insufficient_quota"}
 # Retrying cannot fix these, and the openai client would otherwise retry a 429 twice.
 _FINAL = {"BUDGET_EXCEEDED", "OPERATOR_ESCROW_LOW", "NO_OPERATOR"}
-# Our codes that OpenAI's API has under its own name, which its clients branch on.
-_OPENAI_CODES = {"CONTEXT_LENGTH_EXCEEDED": "context_length_exceeded"}
+# Our codes under the names OpenAI's API gives them, which its clients branch on.
+_OPENAI_CODES = {
+    "CONTEXT_LENGTH_EXCEEDED": "context_length_exceeded",
+    "MODEL_NOT_FOUND": "model_not_found",
+    "UNSUPPORTED_MEDIA_TYPE": "unsupported_media_type",
+    "BODY_TOO_LARGE": "body_too_large",
+    "NOT_FOUND": "not_found",
+    "HTTP_ERROR": "http_error",
+}
 
 
 def model_alias(state: GatewayState) -> str:
@@ -64,30 +72,7 @@ def error_response(exc: SharedLLMError) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
-@web.middleware
-async def openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except SharedLLMError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        err = ProtocolError(f"{request.method} {request.path}: {exc.reason}", code="not_found")
-        if exc.status == 413:
-            err = ProtocolError(
-                f"the request body is over this gateway's limit of {MAX_BODY_BYTES} bytes",
-                code="body_too_large",
-            )
-        elif exc.status != 404:
-            err.code = "http_error"
-        err.http_status = exc.status
-        return error_response(err)
-    except Exception as exc:  # a bug in one request must not take the gateway down
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        err = SharedLLMError(f"internal error: {exc!r}", code="INTERNAL")
-        err.http_status = 500
-        return error_response(err)
+openai_errors = server_errors.error_middleware("gateway", error_response)
 
 
 def v1_app() -> web.Application:
@@ -115,7 +100,7 @@ async def _json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise ProtocolError(
             f"Content-Type must be application/json, not {request.content_type!r}",
-            code="unsupported_media_type",
+            code="UNSUPPORTED_MEDIA_TYPE",
             field="body",
         )
     try:
@@ -130,7 +115,7 @@ def _check_model(state: GatewayState, name: str) -> None:
         raise ModelError(
             f"the model {name!r} does not exist here; this gateway serves {model_alias(state)!r} "
             f"({model_id})",
-            code="model_not_found",
+            code="MODEL_NOT_FOUND",
             field="model",
         )
 

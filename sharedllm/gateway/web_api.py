@@ -15,8 +15,6 @@ whatever error shape the rest of the gateway uses for its OpenAI routes.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,11 +26,11 @@ from sharedllm.gateway.wallet_payer import PendingSignatures
 from sharedllm.gateway.web_config import page_config
 from sharedllm.gateway.web_network import network_payload
 from sharedllm.gateway.web_page import add_page_routes
+from sharedllm.peers import server_errors
 from sharedllm.protocol import untrusted_json
 from sharedllm.protocol.types import parse_job_id
 
 EXTRAS_KEY = "web"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _pending(state: GatewayState) -> PendingSignatures:
@@ -46,37 +44,28 @@ async def _body(request: web.Request) -> Any:
         raise ProtocolError(f"body: {exc}", field="body") from None
 
 
-def _json_errors(handler: Handler) -> Handler:
+def _error(exc: SharedLLMError) -> web.Response:
     """Our error body, so the page can branch on ``error.code`` for every web route."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except SharedLLMError as exc:
-            return web.json_response({"error": exc.to_json()}, status=exc.http_status)
-
-    return wrapped
+    return web.json_response({"error": exc.to_json()}, status=exc.http_status)
 
 
-@_json_errors
+web_errors = server_errors.error_middleware("gateway", _error)
+
+
 async def get_config(request: web.Request) -> web.StreamResponse:
     state = request.app[GATEWAY]
     return web.json_response(await asyncio.to_thread(page_config, state))
 
 
-@_json_errors
 async def get_network(request: web.Request) -> web.StreamResponse:
     return web.json_response(await network_payload(request.app[GATEWAY]))
 
 
-@_json_errors
 async def post_chat(request: web.Request) -> web.StreamResponse:
     state = request.app[GATEWAY]
     return await web_chat.chat(request, await _body(request), state, _pending(state))
 
 
-@_json_errors
 async def post_signature(request: web.Request) -> web.StreamResponse:
     state = request.app[GATEWAY]
     jid = parse_job_id(request.match_info["job_id"], "job_id")
@@ -84,7 +73,6 @@ async def post_signature(request: web.Request) -> web.StreamResponse:
     return web.json_response(web_jobs.deliver(_pending(state), jid, signature))
 
 
-@_json_errors
 async def get_job(request: web.Request) -> web.StreamResponse:
     state = request.app[GATEWAY]
     jid = parse_job_id(request.match_info["job_id"], "job_id")

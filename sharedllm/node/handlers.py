@@ -17,7 +17,6 @@ from aiohttp import web
 
 from sharedllm import __version__
 from sharedllm.errors import (
-    BodyTooLarge,
     ModelError,
     PeerError,
     ProtocolError,
@@ -33,6 +32,7 @@ from sharedllm.node.bodies import read_frame, read_json
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.sessions import Session, SessionManager
 from sharedllm.node.span_worker import SpanWorker
+from sharedllm.peers import server_errors
 from sharedllm.peers.http import PeerClient
 from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
@@ -66,30 +66,13 @@ class NodeState:
 STATE = web.AppKey("state", NodeState)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except SharedLLMError as exc:
-        return _error(exc)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return _error(BodyTooLarge(f"request body over the node's limit: {exc.text}"))
-    except web.HTTPException as exc:
-        code = "NOT_FOUND" if exc.status == 404 else "HTTP_ERROR"
-        err = ProtocolError(exc.reason, code=code)
-        err.http_status = exc.status
-        return _error(err)
-    except Exception as exc:  # a bug here must not take the node down with it
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        err = SharedLLMError(f"internal error: {exc!r}", code="INTERNAL")
-        err.http_status = 500
-        return _error(err)
-
-
 def _error(exc: SharedLLMError) -> web.Response:
     retry = exc.details.get("retry_after_s")
     headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
     return web.json_response(exc.to_json(), status=exc.http_status, headers=headers)
+
+
+error_middleware = server_errors.error_middleware("node", _error)
 
 
 def _frame_response(frame: TensorFrame) -> web.Response:

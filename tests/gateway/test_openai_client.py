@@ -121,6 +121,17 @@ def test_a_body_that_is_not_json_or_too_large_names_the_problem(served) -> None:
     assert big.status_code == 413
     assert big.json()["error"]["code"] == "body_too_large"
     assert str(4 << 20) in big.json()["error"]["message"]
+    # Under the limit, a 2 MiB body is read and parsed (here it names an unknown model).
+    medium = requests.post(
+        url,
+        data=b'{"model": "x", "messages": [{"role": "user", "content": "'
+        + b"a" * (2 << 20)
+        + b'"}]}',
+        headers={**auth, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert medium.status_code == 404, medium.text[:200]
+    assert medium.json()["error"]["code"] == "model_not_found"
 
 
 def test_a_chat_answer_is_paid_by_the_operator_and_charged_to_the_key(served) -> None:
