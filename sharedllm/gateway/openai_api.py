@@ -39,7 +39,7 @@ _TYPES = {401: "authentication_error", 429: "insufficient_quota"}
 # Retrying cannot fix these, and the openai client would otherwise retry a 429 twice.
 _FINAL = {"BUDGET_EXCEEDED", "OPERATOR_ESCROW_LOW", "NO_OPERATOR"}
 # Our codes under the names OpenAI's API gives them, which its clients branch on.
-_OPENAI_CODES = {
+OPENAI_CODES = {
     "CONTEXT_LENGTH_EXCEEDED": "context_length_exceeded",
     "MODEL_NOT_FOUND": "model_not_found",
     "UNSUPPORTED_MEDIA_TYPE": "unsupported_media_type",
@@ -65,7 +65,7 @@ def error_response(exc: SharedLLMError) -> web.Response:
             "message": exc.message,
             "type": kind,
             "param": field if isinstance(field, str) else None,
-            "code": _OPENAI_CODES.get(exc.code, exc.code),
+            "code": OPENAI_CODES.get(exc.code, exc.code),
         }
     }
     headers = {"x-should-retry": "false"} if exc.code in _FINAL else None
