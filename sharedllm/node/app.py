@@ -25,6 +25,7 @@ from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.node.transcript_handlers import TranscriptAccess, add_transcript_routes
+from sharedllm.peers import connection_cap
 from sharedllm.peers.http import PeerClient
 from sharedllm.stop_signals import stop_event
 
@@ -108,9 +109,11 @@ async def serve(
             keepalive_timeout=KEEPALIVE_TIMEOUT_S,
         )
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port)
-        await site.start()
-        port = runner.addresses[0][1]
+        assert runner.server is not None
+        listener = await connection_cap.listen(
+            runner.server, config.host, config.port, config.max_connections_per_peer
+        )
+        port = listener.sockets[0].getsockname()[1]
         url = config.public_url or f"http://{config.host}:{port}"
         stop = stop_event()
         print(
@@ -127,8 +130,11 @@ async def serve(
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            listener.close()  # no new connections; the runner closes the open ones
             await state.sessions.close_all()
             await runner.cleanup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listener.wait_closed(), 5.0)
             worker.close()
             print("stopped", file=sys.stderr, flush=True)
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError
+from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 
@@ -43,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="free sessions one client address may hold (default: half of --max-sessions, "
         "at least 2)",
+    )
+    run.add_argument(
+        "--max-connections-per-peer",
+        type=int,
+        default=DEFAULT_PER_PEER,
+        help="open connections one remote address may hold; more are refused with 429 "
+        f"(default {DEFAULT_PER_PEER})",
     )
     run.add_argument(
         "--unstepped-timeout",
@@ -186,12 +194,17 @@ def _run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     peers = tuple(parse_url(p, "--peer") for p in args.peer)
+    if args.max_connections_per_peer < 1:
+        raise ConfigError(
+            "--max-connections-per-peer: must be at least 1", field="max_connections_per_peer"
+        )
     config = NodeConfig(
         host=args.host,
         port=args.port,
         public_url=parse_url(args.public_url, "--public-url") if args.public_url else None,
         max_sessions=args.max_sessions,
         max_sessions_per_client=args.max_sessions_per_client,
+        max_connections_per_peer=args.max_connections_per_peer,
         unstepped_timeout_s=args.unstepped_timeout,
         cache_budget_bytes=args.cache_mb << 20,
         idle_timeout_s=args.idle_timeout,

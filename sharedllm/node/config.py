@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -14,6 +16,7 @@ class NodeConfig:
     # Free sessions one client address may hold at once (None: half the cap, at least 2).
     # A paid session is held by its signed job's escrow reservation instead.
     max_sessions_per_client: int | None = None
+    max_connections_per_peer: int = DEFAULT_PER_PEER  # open connections per remote address
     unstepped_timeout_s: float = 15.0  # an open session that never steps is dropped after this
     cache_budget_bytes: int = 512 * 1024 * 1024  # KV caches plus per-step history
     default_max_length: int = 2048

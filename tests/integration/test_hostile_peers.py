@@ -222,3 +222,28 @@ def test_a_node_raises_its_open_file_limit_so_idle_sockets_cannot_exhaust_it(nod
     limits = Path(f"/proc/{node.pid}/limits").read_text()  # and the running node did so too
     line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
     assert int(line.split()[3]) >= min(int(line.split()[4]), 65536)
+
+
+def test_one_address_cannot_hold_more_connections_than_its_cap(net):
+    """Proof of concept against a real node process: connections opened and held by one
+    address. Past ``--max-connections-per-peer`` the node answers 429 at once, and once they
+    close it serves that address again. (Last in this module: it restarts the node.)"""
+    net.nodes[0].kill()
+    node = net.restart(0, extra=("--max-connections-per-peer", "8"))
+    port = int(node.url.rsplit(":", 1)[1])
+
+    async def run() -> tuple[bytes, int]:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
+        await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n")
+        refused = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        for _, w in held:
+            w.close()
+        await asyncio.sleep(0.2)
+        return refused, requests.get(node.url + "/info", timeout=10).status_code
+
+    refused, after = asyncio.run(run())
+    assert refused.startswith(b"HTTP/1.1 429") and b"TOO_MANY_CONNECTIONS" in refused
+    assert after == 200

@@ -1,0 +1,112 @@
+"""At most so many open connections per remote address, in front of an aiohttp server.
+
+A node raises its open-file limit so that idle sockets from strangers cannot make ``accept()``
+fail, and aiohttp closes a connection that sends no complete request head within the
+keep-alive timeout. What is left is one address opening tens of thousands of connections and
+holding them: each costs a file descriptor and a buffer. This wraps the server's protocol
+factory: a connection past the cap of its address is answered at once with a 429
+(``TOO_MANY_CONNECTIONS``) and closed, before aiohttp sees a byte of it, and the cap frees
+as connections close. Nodes on one machine all come from 127.0.0.1, so the cap is generous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_PER_PEER = 256
+REFUSAL_LINGER_S = 1.0  # how long a refused connection may stay half-open
+
+
+def _refusal(per_peer: int) -> bytes:
+    body = json.dumps(
+        {
+            "code": "TOO_MANY_CONNECTIONS",
+            "message": f"this address already holds {per_peer} connections to this node",
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class PeerConnectionCap:
+    """A protocol factory: ``factory()`` per connection, within ``per_peer`` per address."""
+
+    def __init__(self, factory: Callable[[], asyncio.Protocol], per_peer: int) -> None:
+        if per_peer < 1:
+            raise ValueError("per_peer must be at least 1")
+        self.factory = factory
+        self.per_peer = per_peer
+        self.open: Counter[str] = Counter()
+        self._refusal = _refusal(per_peer)
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Capped(self)
+
+
+class _Capped(asyncio.Protocol):
+    """Forwards to the wrapped protocol, once its address is within the cap."""
+
+    def __init__(self, cap: PeerConnectionCap) -> None:
+        self.cap = cap
+        self.inner: asyncio.Protocol | None = None
+        self.host = ""
+        self._linger: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self.host = str(peer[0]) if peer else ""
+        if self.cap.open[self.host] >= self.cap.per_peer:
+            # Answer, then half-close and wait a moment for the peer to close: closing with
+            # its request unread would reset the connection and lose the answer.
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(self.cap._refusal)
+            if transport.can_write_eof():
+                transport.write_eof()
+            loop = asyncio.get_running_loop()
+            self._linger = loop.call_later(REFUSAL_LINGER_S, transport.close)
+            return
+        self.cap.open[self.host] += 1
+        self.inner = self.cap.factory()
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+        if self.inner is None:
+            return
+        self.cap.open[self.host] -= 1
+        if self.cap.open[self.host] <= 0:
+            del self.cap.open[self.host]
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+
+async def listen(factory: Any, host: str, port: int, per_peer: int) -> asyncio.Server:
+    """Serve ``factory`` (an aiohttp ``AppRunner.server``) on ``host:port`` within the cap."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return await loop.create_server(
+        PeerConnectionCap(factory, per_peer), host, port, family=family, reuse_address=True
+    )
