@@ -57,10 +57,20 @@ class SpanWorker:
     async def forward_steps(self, cache: Any, data: bytes, lengths: list[int]) -> bytes:
         """Replays several steps in their original sizes, so the rebuilt cache (and every
         output) is bit-for-bit what the original steps produced; one big prefill would
-        round differently."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self._forward_steps, cache, data, lengths
-        )
+        round differently. Each step is its own job on the worker, so that a long replay
+        (a failover of a long answer, or a stranger's thousands of one-position steps)
+        interleaves with other sessions' steps instead of holding the worker throughout."""
+        loop = asyncio.get_running_loop()
+        width = self.hidden_size * 4
+        parts, offset, pos = [], 0, 0
+        for n in lengths:
+            chunk = data[offset : offset + n * width]
+            parts.append(
+                await loop.run_in_executor(self._pool, self._forward, cache, chunk, n, pos)
+            )
+            offset += n * width
+            pos += n
+        return b"".join(parts)
 
     def warm_up(self) -> None:
         """One throw-away step: the first forward pays one-off costs we do not want to bill
@@ -83,12 +93,3 @@ class SpanWorker:
             ms = (time.perf_counter() - began) * 1000.0
             self.ms_per_token = ms if self.ms_per_token == 0 else 0.8 * self.ms_per_token + 0.2 * ms
         return result
-
-    def _forward_steps(self, cache: Any, data: bytes, lengths: list[int]) -> bytes:
-        width = self.hidden_size * 4
-        parts, offset, pos = [], 0, 0
-        for n in lengths:
-            parts.append(self._forward(cache, data[offset : offset + n * width], n, pos))
-            offset += n * width
-            pos += n
-        return b"".join(parts)

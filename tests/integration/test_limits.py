@@ -168,3 +168,52 @@ def test_a_client_refused_by_a_full_node_waits_for_a_slot_instead_of_failing(
             return text
 
     assert asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def busy_node(model_home: Path):
+    with local_nodes(["0:30"], "--max-sessions", "4") as started:
+        yield started[0]
+
+
+def test_a_long_replay_does_not_hold_the_worker_from_other_sessions(busy_node, manifest):
+    """Proof of concept: a stranger opens a session and replays 400 one-position steps, each
+    a full pass over the span. Replayed as one job, it held the node's only worker for the
+    whole replay (2,000 steps once held it 25.6 s) and every other session's step waited
+    behind it. Each replayed step is its own job now: an honest session's step, sent while
+    the replay runs, is answered before the replay ends."""
+    hidden, steps = manifest.hidden_size, 400
+    key = {session_keys.HEADER: "limits-test-key"}
+    stranger, honest = (
+        _whole(busy_node.url, manifest.model_id),
+        _whole(busy_node.url, manifest.model_id),
+    )
+    stranger["max_length"] = steps
+    replay = TensorFrame(
+        "float32", (1, steps, hidden), bytes(4 * hidden * steps), {"steps": [1] * steps}
+    )
+    one = TensorFrame("float32", (1, 1, hidden), bytes(4 * hidden), {"step": 0, "start_pos": 0})
+
+    async def run() -> list[str]:
+        done: list[str] = []
+        async with aiohttp.ClientSession() as http:
+            for body in (stranger, honest):
+                async with http.post(busy_node.url + "/sessions", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
+
+            async def send(name: str, body: dict, path: str, frame: TensorFrame) -> None:
+                url = f"{busy_node.url}/sessions/{body['session_id']}/{path}"
+                headers = {**FRAME_HEADERS, **key}
+                async with http.post(url, data=frames.encode(frame), headers=headers) as resp:
+                    assert resp.status == 200, await resp.text()
+                    await resp.read()
+                done.append(name)
+
+            replaying = asyncio.create_task(send("replay", stranger, "replay", replay))
+            await asyncio.sleep(0.5)  # the replay is under way
+            assert not replaying.done()
+            await send("honest step", honest, "steps", one)
+            await replaying
+        return done
+
+    assert asyncio.run(run()) == ["honest step", "replay"]
