@@ -52,11 +52,9 @@ def make_state(
 
 
 def build_app(state: GatewayState) -> web.Application:
-    # /v1 answers its own errors in OpenAI's shape; the page's routes in ours. aiohttp reads
-    # every body under the root application's limit, sub-applications' included.
-    app = web.Application(
-        middlewares=[web_api.web_errors], client_max_size=openai_api.MAX_BODY_BYTES
-    )
+    # /v1 answers its own errors in OpenAI's shape, the page's routes in ours (web_api).
+    # aiohttp reads every body under the root application's limit, sub-applications' too.
+    app = web.Application(client_max_size=openai_api.MAX_BODY_BYTES)
     app[GATEWAY] = state
     app.add_subapp("/v1", openai_api.v1_app())
     web_api.add_routes(app)

@@ -80,7 +80,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    """Add the web page's routes to the gateway's application."""
+    """Add the web page's routes, and the middleware that answers their errors in the
+    page's shape, to the gateway's application (before it starts)."""
+    app.middlewares.append(web_errors)
     add_page_routes(app)
     app.router.add_get("/api/config", get_config)
     app.router.add_get("/api/network", get_network)

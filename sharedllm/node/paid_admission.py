@@ -105,10 +105,10 @@ class PaidAdmission(Admission):
         async with self._lock:  # one check at a time, so reservations cannot race
             if any(s.job == job for s in self._sessions.values()):
                 raise JobRejected("this job is already being served", code="JobAlreadySubmitted")
-            if self.ledger.get(job_id(job, self.view.chain_id, self.view.market)) is not None:
+            jid = job_id(job, self.view.chain_id, self.view.market)
+            if self.ledger.get(jid) is not None:
                 raise JobRejected("this job was already served", code="JobAlreadySubmitted")
             reserved = self._reserved[job.client]
-            jid = job_id(job, self.view.chain_id, self.view.market)
             replacements, extra = await asyncio.to_thread(
                 check_amendments, job, jid, request.amendments, self.view
             )
