@@ -2,8 +2,8 @@
 
 Spans chain only where one ends exactly where the next begins, so the search is a shortest
 path over layer boundaries. ``RoutePolicy`` says which nodes are eligible and what a hop
-costs; the default minimises estimated latency (probe round trip plus measured compute) and
-then price.
+costs; the default minimises estimated latency (probe round trip plus measured compute,
+stretched by the node's queue) and then price.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ class RoutePolicy:
         )
 
     def cost(self, node: Candidate) -> tuple[float, int]:
-        """(estimated ms per token through this hop, price for one token over its layers)."""
-        return node.rtt_ms + node.info.ms_per_token, node.info.price * node.info.layers
+        """(estimated ms per token through this hop, price for one token over its layers).
+        The estimate counts the node's load: a busy node's steps wait for the batches
+        ahead of them, so a new session goes to the node that will answer soonest."""
+        return node.rtt_ms + node.info.expected_ms_per_token, node.info.price * node.info.layers
 
 
 def best_chain(

@@ -4,7 +4,9 @@ The layers are the library's own decoder layer modules, built with their global 
 (so per-layer settings such as sliding windows apply as in the whole model) and fed the
 library's rotary embedding and causal masks. The KV cache is the library's DynamicCache
 sized for the whole model: layers outside the span never touch their slot, which stays
-empty and costs nothing, and the span's layers index it exactly as ``generate`` would.
+empty and costs nothing, and the span's layers index it exactly as ``generate`` would. Its
+span layers are ``kv_cache.GrowingLayer`` (room kept ahead, not a concatenation per step),
+and ``forward_batch`` runs several sessions' steps as one left-padded batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from sharedllm.errors import ModelError, SessionError
 from sharedllm.model.architecture import config_from_dict, load_weights, skeleton
+from sharedllm.model.kv_cache import Workspace
 from sharedllm.model.shards import decode_modules
 from sharedllm.model.store import Manifest, ModelStore
 
@@ -39,6 +42,7 @@ class SpanRunner:
         self.rotary = parts.rotary_cls(config=self.config).eval()
         self._layer_types = getattr(self.config, "layer_types", None)
         self._mask_types = sorted({self._layer_type(i) for i in range(start, end)})
+        self._workspace = Workspace()
 
     @staticmethod
     def missing_shards(store: ModelStore, manifest: Manifest, start: int, end: int) -> list[str]:
@@ -48,9 +52,9 @@ class SpanRunner:
 
     def new_cache(self):
         """A fresh KV cache for one session."""
-        from transformers import DynamicCache
+        from sharedllm.model.kv_cache import session_cache
 
-        return DynamicCache(config=self.config)
+        return session_cache(self.config, self.start, self.end)
 
     def cached_length(self, cache) -> int:
         return cache.get_seq_length(self.start)
@@ -88,6 +92,55 @@ class SpanRunner:
                     position_embeddings=rotary,
                 )
         return hidden
+
+    def can_batch(self, cache) -> bool:
+        """Whether a session's steps may join a batch (every span layer full attention)."""
+        from sharedllm.model.kv_cache import can_batch
+
+        return self._mask_types == ["full_attention"] and can_batch(cache, self.start, self.end)
+
+    def forward_batch(self, hiddens: list[torch.Tensor], caches: list) -> list[torch.Tensor]:
+        """Several sessions' next steps, all of the same length, as one pass through the span.
+
+        Each row keeps its own positions (rotary per row) and attends only to its own cache,
+        left-padded to the longest with a 2-D mask, as ``generate`` runs a padded batch; each
+        session's cache grows by its own step, as if it had run alone. Only the rounding of
+        the matrix products differs from a lone step (the kernels block a batch of rows
+        differently), by about the amount two thread counts differ by.
+        """
+        from transformers.masking_utils import create_causal_mask
+
+        from sharedllm.model.kv_cache import batch_cache, padding_mask
+
+        new = hiddens[0].shape[1]
+        width = self.manifest.hidden_size
+        if any(h.dim() != 3 or h.shape[0] != 1 or h.shape[1:] != (new, width) for h in hiddens):
+            raise ModelError(f"a batch needs rows of shape [1, {new}, {width}]", code="BAD_SHAPE")
+        lengths = [cache.get_seq_length(self.start) for cache in caches]
+        longest = max(lengths)
+        hidden = torch.cat([h.to(torch.float32) for h in hiddens], dim=0)
+        positions = torch.tensor(lengths).unsqueeze(1) + torch.arange(new).unsqueeze(0)
+        batch = batch_cache(caches, self.start, self.end, longest, self._workspace)
+        with torch.inference_mode():
+            rotary = self.rotary(hidden, positions)
+            mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=hidden,
+                attention_mask=padding_mask(lengths, longest, new),
+                cache=batch,
+                position_ids=positions,
+                layer_idx=self.start,
+            )
+            for layer in self.layers:
+                hidden = layer(
+                    hidden,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    cache=batch,
+                    use_cache=True,
+                    position_embeddings=rotary,
+                )
+        return list(hidden.split(1, dim=0))
 
     def prefill(self, hidden_all: torch.Tensor) -> torch.Tensor:
         """One pass over a whole sequence with a fresh cache, as a verifier recomputes a hop."""

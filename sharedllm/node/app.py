@@ -94,7 +94,16 @@ async def serve(
     peers = PeerClient(link_delay_s=config.link_delay_s)
     try:
         await fetch_missing_shards(peers, store, manifest, start, end, config.peers)
-        worker = SpanWorker(store, manifest, start, end, wrap_runner)
+        worker = SpanWorker(
+            store,
+            manifest,
+            start,
+            end,
+            wrap_runner,
+            max_batch=config.max_batch,
+            batch_positions=config.batch_positions,
+            batch_wait_ms=config.batch_wait_ms,
+        )
         worker.warm_up()
         state = NodeState(
             config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers

@@ -14,6 +14,7 @@ from typing import Any
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError
+from sharedllm.node.batching import DEFAULT_MAX_POSITIONS, DEFAULT_MAX_ROWS, DEFAULT_WAIT_MS
 from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
@@ -59,6 +60,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds before an open session that never stepped is dropped",
     )
     run.add_argument("--cache-mb", type=int, default=512, help="KV cache + history budget")
+    run.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        help="one-token steps of concurrent sessions run together as one batch of at most "
+        f"this many; 1 runs every step alone (default {DEFAULT_MAX_ROWS})",
+    )
+    run.add_argument(
+        "--batch-positions",
+        type=int,
+        default=DEFAULT_MAX_POSITIONS,
+        help="a batch gathers at most this many cache positions (rows times the longest "
+        f"cache); longer sessions wait for the next batch (default {DEFAULT_MAX_POSITIONS})",
+    )
+    run.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=DEFAULT_WAIT_MS,
+        help="a one-token step waits at most this long for the other sessions decoding here "
+        f"to join its batch; 0 never waits (default {DEFAULT_WAIT_MS:g})",
+    )
     run.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
     run.add_argument("--step-timeout", type=float, default=30.0, help="seconds")
     run.add_argument("--max-body-mb", type=int, default=64, help="largest request body")
@@ -198,6 +220,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--max-connections-per-peer: must be at least 1", field="max_connections_per_peer"
         )
+    for flag, value in (("max_batch", args.max_batch), ("batch_positions", args.batch_positions)):
+        if value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')}: must be at least 1", field=flag)
+    if not 0 <= args.batch_wait_ms <= 1000:
+        raise ConfigError("--batch-wait-ms: must be in [0, 1000]", field="batch_wait_ms")
     config = NodeConfig(
         host=args.host,
         port=args.port,
@@ -207,6 +234,9 @@ def _run(args: argparse.Namespace) -> int:
         max_connections_per_peer=args.max_connections_per_peer,
         unstepped_timeout_s=args.unstepped_timeout,
         cache_budget_bytes=args.cache_mb << 20,
+        max_batch=args.max_batch,
+        batch_positions=args.batch_positions,
+        batch_wait_ms=args.batch_wait_ms,
         idle_timeout_s=args.idle_timeout,
         step_timeout_s=args.step_timeout,
         link_delay_ms=args.link_delay_ms,

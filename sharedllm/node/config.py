@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sharedllm.node.batching import DEFAULT_MAX_POSITIONS, DEFAULT_MAX_ROWS, DEFAULT_WAIT_MS
 from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
 
 
@@ -19,6 +20,9 @@ class NodeConfig:
     max_connections_per_peer: int = DEFAULT_PER_PEER  # open connections per remote address
     unstepped_timeout_s: float = 15.0  # an open session that never steps is dropped after this
     cache_budget_bytes: int = 512 * 1024 * 1024  # KV caches plus per-step history
+    max_batch: int = DEFAULT_MAX_ROWS  # one-token steps of concurrent sessions run together
+    batch_positions: int = DEFAULT_MAX_POSITIONS  # cache positions one batch may gather
+    batch_wait_ms: float = DEFAULT_WAIT_MS  # longest a step waits for others to join it
     default_max_length: int = 2048
     idle_timeout_s: float = 120.0  # a session with no request for this long is closed
     session_ttl_s: float = 3600.0  # no session lives longer than this

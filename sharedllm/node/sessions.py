@@ -143,6 +143,7 @@ class SessionManager:
         session = self._sessions.pop(session_id, None)
         if session is not None:
             session.closed = True
+            self.worker.forget(session.cache)
             async with session.changed:
                 session.changed.notify_all()  # wake long-polls so they answer "closed"
         return session

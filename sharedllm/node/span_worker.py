@@ -2,7 +2,10 @@
 
 All torch work runs on one worker thread so the event loop keeps answering other sessions
 (and rejecting bad requests) while a step computes, and so two sessions never fight over the
-CPU's cores inside one forward pass.
+CPU's cores inside one forward pass. One-token steps of concurrent sessions that wait for
+the worker together run as one batch (``node/batching.py``): a decode step reads every
+weight of the span once whatever the batch, so a batch of eight costs little more than one
+step. Longer steps (prompts, replays) run alone: they are already a matrix of positions.
 """
 
 from __future__ import annotations
@@ -16,8 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from sharedllm.errors import SessionError
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import Manifest, ModelStore
+from sharedllm.node.batching import (
+    DEFAULT_MAX_POSITIONS,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_WAIT_MS,
+    BatchQueue,
+    PendingStep,
+)
 
 
 class SpanWorker:
@@ -28,6 +39,10 @@ class SpanWorker:
         start: int,
         end: int,
         wrap_runner: Callable[[SpanRunner], Any] | None = None,
+        *,
+        max_batch: int = DEFAULT_MAX_ROWS,
+        batch_positions: int = DEFAULT_MAX_POSITIONS,
+        batch_wait_ms: float = DEFAULT_WAIT_MS,
     ) -> None:
         self.manifest = manifest
         self.start, self.end = start, end
@@ -37,9 +52,26 @@ class SpanWorker:
         self.runner = wrap_runner(runner) if wrap_runner is not None else runner
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="span")
         self.ms_per_token = 0.0  # moving average of one-token steps, shown at /info
+        self.batch_rows = 1.0  # moving average of the rows in a one-token batch
+        self.batched_steps = 0  # one-token steps that ran in a batch of two or more
+        self._batches = BatchQueue(max_batch, batch_positions, batch_wait_ms / 1000.0)
+        self._waiting = 0  # steps handed to the worker and not yet answered (event loop only)
+
+    @property
+    def max_batch(self) -> int:
+        return self._batches.max_rows
+
+    @property
+    def queued_steps(self) -> int:
+        """Steps waiting for the worker or running on it, every session's together."""
+        return self._waiting
 
     def new_cache(self) -> Any:
         return self.runner.new_cache()
+
+    def forget(self, cache: Any) -> None:
+        """A session closed: batches stop waiting for its steps."""
+        self._batches.forget(cache)
 
     def kv_bytes_per_token(self) -> int:
         """Cache bytes one position costs across the span (keys and values, float32)."""
@@ -50,24 +82,44 @@ class SpanWorker:
         return 2 * kv_heads * head_dim * 4 * (self.end - self.start)
 
     async def forward(self, cache: Any, data: bytes, length: int, start_pos: int) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self._forward, cache, data, length, start_pos
-        )
+        loop = asyncio.get_running_loop()
+        self._count(+1)
+        try:
+            if length != 1 or self.max_batch == 1 or not self.runner.can_batch(cache):
+                return await loop.run_in_executor(
+                    self._pool, self._forward, cache, data, length, start_pos
+                )
+            future: asyncio.Future[bytes] = loop.create_future()
+
+            def settle(output: bytes | None, error: BaseException | None) -> None:
+                loop.call_soon_threadsafe(_resolve, future, output, error)
+
+            if self._batches.put(PendingStep(cache, data, start_pos, settle)):
+                self._pool.submit(self._run_batch)
+            return await future
+        finally:
+            self._count(-1)
 
     async def forward_steps(self, cache: Any, data: bytes, lengths: list[int]) -> bytes:
         """Replays several steps in their original sizes, so the rebuilt cache (and every
-        output) is bit-for-bit what the original steps produced; one big prefill would
-        round differently. Each step is its own job on the worker, so that a long replay
-        (a failover of a long answer, or a stranger's thousands of one-position steps)
-        interleaves with other sessions' steps instead of holding the worker throughout."""
+        output) is bit-for-bit what the steps produced on a node serving the session alone
+        (one big prefill would round differently; a step first run in a batch rounds within
+        the same tolerance a thread count does). Each step is its own job on the worker, so
+        that a long replay (a failover of a long answer, or a stranger's thousands of
+        one-position steps) interleaves with other sessions' steps instead of holding the
+        worker throughout."""
         loop = asyncio.get_running_loop()
         width = self.hidden_size * 4
         parts, offset, pos = [], 0, 0
         for n in lengths:
             chunk = data[offset : offset + n * width]
-            parts.append(
-                await loop.run_in_executor(self._pool, self._forward, cache, chunk, n, pos)
-            )
+            self._count(+1)
+            try:
+                parts.append(
+                    await loop.run_in_executor(self._pool, self._forward, cache, chunk, n, pos)
+                )
+            finally:
+                self._count(-1)
             offset += n * width
             pos += n
         return b"".join(parts)
@@ -79,17 +131,86 @@ class SpanWorker:
         zeros = bytes(self.hidden_size * 4)
         self._forward(cache, zeros, 1, 0)
         self._forward(cache, zeros, 1, 1)
+        if self.runner.can_batch(cache):
+            other = self.new_cache()
+            self._forward(other, zeros, 1, 0)
+            self.runner.forward_batch([self._hidden(zeros, 1)] * 2, [cache, other])
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def _count(self, delta: int) -> None:
+        self._waiting += delta
+
+    def _hidden(self, data: bytes, length: int) -> torch.Tensor:
+        array = np.frombuffer(data, dtype="<f4").reshape(1, length, self.hidden_size)
+        return torch.from_numpy(array.copy())
+
     def _forward(self, cache: Any, data: bytes, length: int, start_pos: int) -> bytes:
         began = time.perf_counter()
-        array = np.frombuffer(data, dtype="<f4").reshape(1, length, self.hidden_size)
-        hidden = torch.from_numpy(array.copy())
-        out = self.runner.forward(hidden, cache, start_pos)
-        result = out.detach().to(torch.float32).contiguous().numpy().tobytes()
+        out = self.runner.forward(self._hidden(data, length), cache, start_pos)
+        result = _to_bytes(out)
         if length == 1:
-            ms = (time.perf_counter() - began) * 1000.0
-            self.ms_per_token = ms if self.ms_per_token == 0 else 0.8 * self.ms_per_token + 0.2 * ms
+            self._timed(began, 1)
         return result
+
+    def _run_batch(self) -> None:
+        """On the worker thread: take the waiting one-token steps and run them together."""
+        batch, more = self._batches.take()
+        if more:
+            try:
+                self._pool.submit(self._run_batch)
+            except RuntimeError:  # the node is stopping: nothing will run the rest
+                for step in self._batches.drain():
+                    step.settle(None, SessionError("the node is stopping", code="NODE_STOPPING"))
+        if len(batch) == 1:
+            step = batch[0]
+            try:
+                step.settle(self._forward(step.cache, step.data, 1, step.start_pos), None)
+            except Exception as exc:  # noqa: BLE001 - handed to the step's own request
+                step.settle(None, exc)
+            return
+        # A row that does not line up with its cache fails alone, with the runner's error.
+        ready = []
+        for step in batch:
+            if self.runner.cached_length(step.cache) == step.start_pos:
+                ready.append(step)
+            else:
+                try:
+                    self._forward(step.cache, step.data, 1, step.start_pos)
+                except Exception as exc:  # noqa: BLE001
+                    step.settle(None, exc)
+        if not ready:
+            return
+        began = time.perf_counter()
+        try:
+            outputs = self.runner.forward_batch(
+                [self._hidden(step.data, 1) for step in ready], [step.cache for step in ready]
+            )
+        except Exception as exc:  # noqa: BLE001
+            for step in ready:
+                step.settle(None, exc)
+            return
+        self._timed(began, len(ready))
+        self.batched_steps += len(ready)
+        for step, out in zip(ready, outputs, strict=True):
+            step.settle(_to_bytes(out), None)
+
+    def _timed(self, began: float, rows: int) -> None:
+        ms = (time.perf_counter() - began) * 1000.0
+        self.ms_per_token = ms if self.ms_per_token == 0 else 0.8 * self.ms_per_token + 0.2 * ms
+        self.batch_rows = 0.8 * self.batch_rows + 0.2 * rows
+
+
+def _to_bytes(out: torch.Tensor) -> bytes:
+    return out.detach().to(torch.float32).contiguous().numpy().tobytes()
+
+
+def _resolve(future: asyncio.Future[bytes], output: bytes | None, error: BaseException | None):
+    if future.done():  # the request went away while its step waited
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert output is not None
+        future.set_result(output)

@@ -25,6 +25,19 @@ class NodeInfo:
     price: int  # SHARE wei per position per layer (prompt and answer tokens alike)
     public_key: str | None = None
     address: str | None = None  # the staking account, on a paid network
+    # Load (older nodes leave these out): steps waiting for or running on the node's worker,
+    # the most one-token steps it runs as one batch, and how many a batch held lately.
+    queued_steps: int = 0
+    max_batch: int = 1
+    batch_rows: float = 1.0
+    batched_steps: int = 0  # one-token steps run in a batch of two or more since start
+
+    @property
+    def expected_ms_per_token(self) -> float:
+        """What a new session's one-token step should take here now: its own batch, after
+        the batches that the steps already waiting fill (``ms_per_token`` is one batch)."""
+        waves = -(-self.queued_steps // max(1, self.max_batch))
+        return self.ms_per_token * (1 + waves)
 
     @property
     def layers(self) -> int:
@@ -73,14 +86,20 @@ def parse_node_info(body: Any) -> NodeInfo:
             "price",
         )
     }
-    if any(v < 0 for v in counts.values()):
+    for name, default in (("queued_steps", 0), ("max_batch", 1), ("batched_steps", 0)):
+        counts[name] = get(name, int) if name in body else default
+    if any(v < 0 for v in counts.values()) or counts["max_batch"] < 1:
         raise ProtocolError("info: counts must not be negative", field="info")
+    rows = float(get("batch_rows", (int, float))) if "batch_rows" in body else 1.0
+    if not math.isfinite(rows) or rows < 0:
+        raise ProtocolError("info.batch_rows: expected a finite number >= 0", field="batch_rows")
     return NodeInfo(
         version=get("version", str),
         model_id=parse_model_id(body.get("model_id"), "model_id"),
         start=start,
         end=end,
         ms_per_token=ms,
+        batch_rows=rows,
         public_key=key,
         address=address,
         **counts,

@@ -4,7 +4,9 @@ A calibration run answers prompts greedily with the whole model split into spans
 route of nodes would) and records every hop's per-step inputs. Then, per hop:
 
 - honest: the node's step-by-step decode with one thread count, the verifier's prefill with
-  the other; and the verifier's prefill of two jobs stacked into one batch;
+  the other; the verifier's prefill of two jobs stacked into one batch; and the decode of a
+  node that ran four jobs' one-token steps as batches (``SpanRunner.forward_batch``, as the
+  node's worker does with concurrent sessions);
 - cheating: the same decode through a ``CheatingRunner`` in each mode.
 
 Every (class, job, hop) gives one check: its worst per-position score and the verdict of the
@@ -102,6 +104,28 @@ def decode(runner: SpanRunner | CheatingRunner, inputs: Sequence[np.ndarray]) ->
     return outputs
 
 
+def batched_decode(
+    runner: SpanRunner, jobs: Sequence[Sequence[np.ndarray]]
+) -> list[list[np.ndarray]]:
+    """What a node serving these jobs at the same time sends back: each prompt alone, then
+    every one-token step of the jobs still decoding as one batch, each with its own cache."""
+    caches = [runner.new_cache() for _ in jobs]
+    outputs: list[list[np.ndarray]] = [[] for _ in jobs]
+    for job, cache, out in zip(jobs, caches, outputs, strict=True):
+        out.append(runner.forward(torch.from_numpy(job[0]).unsqueeze(0), cache, 0)[0].numpy())
+    for step in range(1, max(len(job) for job in jobs)):
+        live = [i for i, job in enumerate(jobs) if step < len(job)]
+        rows = [torch.from_numpy(jobs[i][step]).unsqueeze(0) for i in live]
+        if len(live) == 1:  # a lone step runs alone on a node too
+            i = live[0]
+            done = [runner.forward(rows[0], caches[i], caches[i].get_seq_length(runner.start))]
+        else:
+            done = runner.forward_batch(rows, [caches[i] for i in live])
+        for i, out in zip(live, done, strict=True):
+            outputs[i].append(out[0].numpy().copy())
+    return outputs
+
+
 def batched_prefill(runner: SpanRunner, jobs: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
     """The span over several jobs' inputs at once, cut to the shortest, as one batch.
 
@@ -176,9 +200,17 @@ def calibrate(
     log(f"answered {len(jobs)} prompts, {sum(len(j.tokens) for j in jobs)} tokens")
     for hop, runner in enumerate(runners):
         began = time.monotonic()
+        verified: dict[int, list[np.ndarray]] = {}
         for index, job in enumerate(jobs):
             inputs, outputs = job.hop_inputs[hop], job.hop_outputs[hop]
-            score(samples, "honest 1->2 thr", outputs, verify(runner, inputs, 2), policy)
+            verified[index] = verify(runner, inputs, 2)
+            score(samples, "honest 1->2 thr", outputs, verified[index], policy)
+            if index % 4 == 3:
+                group = range(index - 3, index + 1)
+                with threads(1):
+                    served = batched_decode(runner, [jobs[i].hop_inputs[hop] for i in group])
+                for i, node_out in zip(group, served, strict=True):
+                    score(samples, "honest node batch", node_out, verified[i], policy)
             if index % swap_every == swap_every - 1:
                 with threads(2):
                     outputs_2 = decode(runner, inputs)

@@ -107,6 +107,10 @@ class CheatingRunner:
     def cached_length(self, cache) -> int:
         return self.runner.cached_length(cache)
 
+    def can_batch(self, cache) -> bool:
+        """Never: the cheat schedule counts calls to ``forward``, one per step."""
+        return False
+
     def prefill(self, hidden_all: torch.Tensor) -> torch.Tensor:
         return self.forward(hidden_all, self.new_cache(), 0)
 

@@ -59,3 +59,38 @@ def test_a_gap_is_a_route_error():
     with pytest.raises(RouteError) as info:
         best_chain([node("a", 0, 10), node("c", 20, 30)], 0, 30, RoutePolicy())
     assert info.value.code == "NO_ROUTE"
+
+
+def loaded(url: str, queued: int, max_batch: int = 8, ms: float = 10.0) -> Candidate:
+    info = NodeInfo(
+        "0.1.0", MODEL, 0, 30, 30, 576, 1, 16, 1000, ms, 0, queued_steps=queued,
+        max_batch=max_batch,
+    )  # fmt: skip
+    return Candidate(url, info, 1.0)
+
+
+def test_a_new_session_goes_to_the_node_that_answers_soonest():
+    """Equal nodes: the one with steps waiting costs a batch more per token than the idle
+    one, so new clients spread over them instead of piling onto the first."""
+    busy, idle = loaded("busy", queued=3), loaded("idle", queued=0)
+    assert urls(best_chain([busy, idle], 0, 30, RoutePolicy())) == ["idle"]
+    assert busy.info.expected_ms_per_token == 20.0 and idle.info.expected_ms_per_token == 10.0
+    # A faster node stays the better choice while its queue fits in one batch ...
+    quick = loaded("quick", queued=8, ms=4.0)
+    assert urls(best_chain([quick, loaded("slow", 0, ms=10.0)], 0, 30, RoutePolicy())) == ["quick"]
+    # ... and not once its queue spills over several batches.
+    swamped = loaded("swamped", queued=24, ms=4.0)
+    assert urls(best_chain([swamped, loaded("slow", 0, ms=10.0)], 0, 30, RoutePolicy())) == ["slow"]
+
+
+def test_load_fields_are_optional_and_checked():
+    from sharedllm.errors import ProtocolError
+    from sharedllm.protocol.node_info import parse_node_info
+
+    body = loaded("x", queued=2).info.to_json()
+    assert parse_node_info(body).queued_steps == 2
+    older = {k: v for k, v in body.items() if k not in ("queued_steps", "max_batch", "batch_rows")}
+    assert parse_node_info(older).expected_ms_per_token == body["ms_per_token"]
+    for field, bad in (("queued_steps", -1), ("max_batch", 0), ("batch_rows", float("nan"))):
+        with pytest.raises(ProtocolError):
+            parse_node_info({**body, field: bad})

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from net_helpers import network_tokens
-from reference import PROMPTS
+from reference import NEW_TOKENS, PROMPTS
 
+from sharedllm.client.generate import TextGenerator
 from sharedllm.model.sampling import SamplingParams
 from sharedllm.node.local import local_nodes
 
@@ -77,3 +81,32 @@ def test_chat_cli_answers_each_line(nodes):
     )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
+
+
+def test_concurrent_sessions_are_batched_and_answer_as_alone(
+    nodes, client_model, generate_baseline
+):
+    """Every prompt at once: the nodes run the sessions' one-token steps together, and each
+    answer is still `generate`'s, token for token."""
+    urls = [n.url for n in nodes]
+    before = [_info(url)["batched_steps"] for url in urls]
+
+    async def one(prompt: str) -> list[int]:
+        async with TextGenerator(urls, client_model=client_model) as gen:
+            ids = client_model.prompt_ids(prompt)
+            return [t async for t in gen.token_ids(ids, NEW_TOKENS)]
+
+    async def every() -> list[list[int]]:
+        return await asyncio.gather(*(one(p) for p in PROMPTS))
+
+    answers = asyncio.run(every())
+    for prompt, tokens in zip(PROMPTS, answers, strict=True):
+        assert tokens == generate_baseline[prompt], prompt
+    after = [_info(url) for url in urls]
+    assert all(a["batched_steps"] > b for a, b in zip(after, before, strict=True))
+    assert all(a["max_batch"] > 1 and a["queued_steps"] == 0 for a in after)
+
+
+def _info(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/info", timeout=10) as resp:
+        return json.load(resp)
