@@ -9,7 +9,9 @@ with `--max-batch 1` (every step alone), in interleaved rounds, and through tran
 `generate` with a left-padded batch of the N prompts in one process, on one thread and on
 two. Per-client latency is the time between a client's tokens (p50, p95 over every client
 and token) and its time to first token. The last columns count clients whose greedy tokens
-are the same through the batching nodes as through the lone-step nodes.
+are the same through the batching nodes as through the lone-step nodes, and the CPU each
+client process spends per token (its own head, sampling and HTTP): every client here shares
+the two cores with the nodes, where `generate` computes one head for the whole batch.
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/concurrency.py [--clients 1,4,8,16]
         [--tokens 32] [--rounds 2]
@@ -136,6 +138,7 @@ def summary(results: list[dict], tokens: int) -> dict:
         "p95": gaps[min(len(gaps) - 1, int(0.95 * len(gaps)))] * 1000,
         "ttft": statistics.median(r["stamps"][0] for r in results) * 1000,
         "tokens": [r["tokens"] for r in results],
+        "client_ms": statistics.mean(r["cpu"] for r in results) / tokens * 1000,
     }
 
 
@@ -219,14 +222,16 @@ def main() -> None:
     print(
         "| N clients | network, batching (tokens/s) | per client | p50 ms/token | p95 ms/token "
         "| first token p50 (ms) | network, steps alone | `generate` batch N, 1 thread "
-        "| 2 threads | batching ÷ generate (best) | same greedy tokens |"
+        "| 2 threads | batching ÷ generate (best) | same greedy tokens "
+        "| client CPU ms/token |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, bat, alone, gen1, gen2, same in rows:
         print(
             f"| {n} | {bat['total']:.1f} | {bat['total'] / n:.1f} | {bat['p50']:.0f} "
             f"| {bat['p95']:.0f} | {bat['ttft']:.0f} | {alone['total']:.1f} | {gen1:.1f} "
-            f"| {gen2:.1f} | {bat['total'] / max(gen1, gen2):.2f} | {same}/{n} |"
+            f"| {gen2:.1f} | {bat['total'] / max(gen1, gen2):.2f} | {same}/{n} "
+            f"| {bat['client_ms']:.1f} |"
         )
 
 
