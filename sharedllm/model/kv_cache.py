@@ -11,8 +11,7 @@ sdpa attention use them exactly as they use the stock cache:
   updates it with the batch's new keys and values, it writes each row's into that session's
   own cache and hands the attention one tensor of every row's cache, left-padded to the
   longest; a 2-D padding mask keeps each row to its own positions. That gather is the one
-  copy batching costs, so the node only batches rows whose caches are short enough for it
-  to pay (``SpanRunner.batch_positions``).
+  copy batching costs, and a node caps it (``node/batching.py``, ``--batch-positions``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,13 @@ from torch import nn
 
 from sharedllm.errors import ModelError, SessionError
 from sharedllm.model.architecture import config_from_dict, load_weights, skeleton
-from sharedllm.model.kv_cache import Workspace
+from sharedllm.model.kv_cache import (
+    Workspace,
+    batch_cache,
+    can_batch,
+    padding_mask,
+    session_cache,
+)
 from sharedllm.model.shards import decode_modules
 from sharedllm.model.store import Manifest, ModelStore
 
@@ -52,8 +58,6 @@ class SpanRunner:
 
     def new_cache(self):
         """A fresh KV cache for one session."""
-        from sharedllm.model.kv_cache import session_cache
-
         return session_cache(self.config, self.start, self.end)
 
     def cached_length(self, cache) -> int:
@@ -82,21 +86,10 @@ class SpanRunner:
             positions = torch.arange(start_pos, start_pos + hidden.shape[1]).unsqueeze(0)
             rotary = self.rotary(hidden, positions)
             masks = self._masks(hidden, cache, positions)
-            for offset, layer in enumerate(self.layers):
-                hidden = layer(
-                    hidden,
-                    attention_mask=masks[self._layer_type(self.start + offset)],
-                    position_ids=positions,
-                    cache=cache,
-                    use_cache=True,
-                    position_embeddings=rotary,
-                )
-        return hidden
+            return self._layers(hidden, masks, positions, cache, rotary)
 
     def can_batch(self, cache) -> bool:
         """Whether a session's steps may join a batch (every span layer full attention)."""
-        from sharedllm.model.kv_cache import can_batch
-
         return self._mask_types == ["full_attention"] and can_batch(cache, self.start, self.end)
 
     def forward_batch(self, hiddens: list[torch.Tensor], caches: list) -> list[torch.Tensor]:
@@ -110,12 +103,14 @@ class SpanRunner:
         """
         from transformers.masking_utils import create_causal_mask
 
-        from sharedllm.model.kv_cache import batch_cache, padding_mask
-
         new = hiddens[0].shape[1]
         width = self.manifest.hidden_size
         if any(h.dim() != 3 or h.shape[0] != 1 or h.shape[1:] != (new, width) for h in hiddens):
             raise ModelError(f"a batch needs rows of shape [1, {new}, {width}]", code="BAD_SHAPE")
+        if not all(self.can_batch(cache) for cache in caches):
+            raise ModelError(
+                "these layers or caches cannot run as a batch", code="UNSUPPORTED_MODEL"
+            )
         lengths = [cache.get_seq_length(self.start) for cache in caches]
         longest = max(lengths)
         hidden = torch.cat([h.to(torch.float32) for h in hiddens], dim=0)
@@ -131,20 +126,25 @@ class SpanRunner:
                 position_ids=positions,
                 layer_idx=self.start,
             )
-            for layer in self.layers:
-                hidden = layer(
-                    hidden,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    cache=batch,
-                    use_cache=True,
-                    position_embeddings=rotary,
-                )
+            hidden = self._layers(hidden, {"full_attention": mask}, positions, batch, rotary)
         return list(hidden.split(1, dim=0))
 
     def prefill(self, hidden_all: torch.Tensor) -> torch.Tensor:
         """One pass over a whole sequence with a fresh cache, as a verifier recomputes a hop."""
         return self.forward(hidden_all, self.new_cache(), 0)
+
+    def _layers(self, hidden, masks: dict, positions, cache, rotary) -> torch.Tensor:
+        """The span's decoder layers in order, each with the mask of its layer type."""
+        for offset, layer in enumerate(self.layers):
+            hidden = layer(
+                hidden,
+                attention_mask=masks[self._layer_type(self.start + offset)],
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                position_embeddings=rotary,
+            )
+        return hidden
 
     def _layer_type(self, index: int) -> str:
         return self._layer_types[index] if self._layer_types else "full_attention"

@@ -163,37 +163,36 @@ class SpanWorker:
             except RuntimeError:  # the node is stopping: nothing will run the rest
                 for step in self._batches.drain():
                     step.settle(None, SessionError("the node is stopping", code="NODE_STOPPING"))
-        if len(batch) == 1:
-            step = batch[0]
-            try:
-                step.settle(self._forward(step.cache, step.data, 1, step.start_pos), None)
-            except Exception as exc:  # noqa: BLE001 - handed to the step's own request
-                step.settle(None, exc)
-            return
-        # A row that does not line up with its cache fails alone, with the runner's error.
-        ready = []
+        # A lone step runs alone, and so does one that does not line up with its cache
+        # (it fails with the runner's error, on its own request only).
+        together = [s for s in batch if self.runner.cached_length(s.cache) == s.start_pos]
+        if len(together) < 2:
+            together = []
         for step in batch:
-            if self.runner.cached_length(step.cache) == step.start_pos:
-                ready.append(step)
-            else:
-                try:
-                    self._forward(step.cache, step.data, 1, step.start_pos)
-                except Exception as exc:  # noqa: BLE001
-                    step.settle(None, exc)
-        if not ready:
-            return
+            if not any(step is s for s in together):
+                self._run_alone(step)
+        if together:
+            self._run_together(together)
+
+    def _run_alone(self, step: PendingStep) -> None:
+        try:
+            step.settle(self._forward(step.cache, step.data, 1, step.start_pos), None)
+        except Exception as exc:  # noqa: BLE001 - handed to the step's own request
+            step.settle(None, exc)
+
+    def _run_together(self, steps: list[PendingStep]) -> None:
         began = time.perf_counter()
         try:
             outputs = self.runner.forward_batch(
-                [self._hidden(step.data, 1) for step in ready], [step.cache for step in ready]
+                [self._hidden(step.data, 1) for step in steps], [step.cache for step in steps]
             )
-        except Exception as exc:  # noqa: BLE001
-            for step in ready:
+        except Exception as exc:  # noqa: BLE001 - handed to every request in the batch
+            for step in steps:
                 step.settle(None, exc)
             return
-        self._timed(began, len(ready))
-        self.batched_steps += len(ready)
-        for step, out in zip(ready, outputs, strict=True):
+        self._timed(began, len(steps))
+        self.batched_steps += len(steps)
+        for step, out in zip(steps, outputs, strict=True):
             step.settle(_to_bytes(out), None)
 
     def _timed(self, began: float, rows: int) -> None:

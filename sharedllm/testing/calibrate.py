@@ -127,37 +127,14 @@ def batched_decode(
 
 
 def batched_prefill(runner: SpanRunner, jobs: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
-    """The span over several jobs' inputs at once, cut to the shortest, as one batch.
-
-    ``SpanRunner.forward`` takes one sequence; this calls its layers the same way with a
-    batch dimension, to see whether batch shapes change the rounding.
-    """
-    from transformers.masking_utils import create_causal_mask
-
+    """The span over several jobs' inputs at once, cut to the shortest, as one batch of
+    prefills (``SpanRunner.forward_batch`` on fresh caches), to see whether batch shapes
+    change the rounding."""
     joined = [np.concatenate(j, axis=0) for j in jobs]
     length = min(x.shape[0] for x in joined)
-    hidden = torch.from_numpy(np.stack([x[:length] for x in joined]))
-    cache = runner.new_cache()
-    with torch.inference_mode():
-        positions = torch.arange(length).unsqueeze(0).expand(hidden.shape[0], -1)
-        rotary = runner.rotary(hidden, positions)
-        mask = create_causal_mask(
-            config=runner.config,
-            inputs_embeds=hidden,
-            attention_mask=None,
-            cache=cache,
-            position_ids=positions,
-        )
-        for layer in runner.layers:
-            hidden = layer(
-                hidden,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                position_embeddings=rotary,
-            )
-    return hidden.numpy()
+    rows = [torch.from_numpy(x[:length]).unsqueeze(0) for x in joined]
+    outputs = runner.forward_batch(rows, [runner.new_cache() for _ in rows])
+    return torch.cat(outputs, dim=0).numpy()
 
 
 def score(

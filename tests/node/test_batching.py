@@ -18,6 +18,13 @@ def step(cache: Cache, start_pos: int = 10) -> PendingStep:
     return PendingStep(cache, b"", start_pos, lambda out, err: None)
 
 
+def decoding(queue: BatchQueue, *caches: Cache) -> None:
+    """Make ``caches`` sessions that decoded here just now (one batch of their steps)."""
+    for cache in caches:
+        queue.put(step(cache))
+    assert len(queue.take()[0]) == len(caches)
+
+
 def test_a_lone_session_waits_for_nobody():
     queue = BatchQueue(wait_s=30.0)
     mine = Cache()
@@ -32,9 +39,7 @@ def test_a_lone_session_waits_for_nobody():
 def test_waits_for_a_session_decoding_here_and_batches_it():
     queue = BatchQueue(wait_s=30.0)
     a, b = Cache(), Cache()
-    queue.put(step(a))
-    queue.put(step(b))
-    assert len(queue.take()[0]) == 2  # both are now recent decoders here
+    decoding(queue, a, b)
     queue.put(step(a))
     late = threading.Timer(0.3, lambda: queue.put(step(b)))
     late.start()
@@ -46,9 +51,7 @@ def test_waits_for_a_session_decoding_here_and_batches_it():
 def test_the_wait_is_bounded():
     queue = BatchQueue(wait_s=0.2)
     a, b = Cache(), Cache()
-    queue.put(step(a))
-    queue.put(step(b))
-    queue.take()
+    decoding(queue, a, b)
     queue.put(step(a))  # b never comes back
     began = time.monotonic()
     batch, _ = queue.take()
@@ -59,9 +62,7 @@ def test_the_wait_is_bounded():
 def test_a_closed_session_is_not_waited_for():
     queue = BatchQueue(wait_s=30.0)
     a, b = Cache(), Cache()
-    queue.put(step(a))
-    queue.put(step(b))
-    queue.take()
+    decoding(queue, a, b)
     queue.forget(b)
     queue.put(step(a))
     began = time.monotonic()
