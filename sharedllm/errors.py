@@ -190,6 +190,14 @@ class SessionUnknown(SessionError):
     http_status = 404
 
 
+class SessionReclaimed(SessionUnknown):
+    """A full free node closed this idle session to give a client below its fair share
+    room (``node/fair_share.py``); open again, on this node or another."""
+
+    code = "SESSION_RECLAIMED"
+    http_status = 410
+
+
 class StepOutOfOrder(SessionError):
     code = "STEP_OUT_OF_ORDER"
 

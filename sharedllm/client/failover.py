@@ -201,11 +201,14 @@ class Failover:
             return
         log.warning("no hop took job %s: its hops will not be paid", paid.signed.job_id)
 
-    async def _repair(self, failed: str, index: int) -> None:
+    async def _repair(self, failed: str, index: int, exclude: bool = True) -> None:
+        """Replace hop ``failed`` from step ``index`` on; ``exclude=False`` lets the planner
+        choose the same node again (it is healthy, only our session there is gone)."""
         k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
         if k is None:
             return  # already replaced by an earlier repair
-        self._excluded.add(failed)
+        if exclude:
+            self._excluded.add(failed)
         old = self.route[k]
         for _ in range(self.max_repairs):
             sub = await self.planner.plan(self.model_id, old.start, old.end, self._excluded)
@@ -223,7 +226,8 @@ class Failover:
             raise PeerError(f"could not replace hop {k} ({failed})", failed_url=failed)
         self.route = route
         self.failovers.append((failed, list(route)))
-        self._spawn(self._forget(failed))
+        if failed not in {h.url for h in route}:
+            self._spawn(self._forget(failed))
 
     async def _rebuild(self, route: list[Hop], k: int, count: int, index: int) -> None:
         """Open the replacement hops route[k:k+count], replay, and re-point hop k-1."""

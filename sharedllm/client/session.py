@@ -19,7 +19,14 @@ import numpy as np
 from sharedllm.client.failover import OPEN_TIMEOUT_S, Failover, failed_url
 from sharedllm.client.payer import PaidJob, Payer
 from sharedllm.client.planner import RoutePlanner
-from sharedllm.errors import PeerError, RouteError, SessionLimit, SessionUnknown, SharedLLMError
+from sharedllm.errors import (
+    PeerError,
+    RouteError,
+    SessionLimit,
+    SessionReclaimed,
+    SessionUnknown,
+    SharedLLMError,
+)
 from sharedllm.protocol import session_keys
 from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.frames import TensorFrame
@@ -155,7 +162,8 @@ class InferenceSession(Failover):
                     raise
                 log.warning("hop %s failed at step %d: %s", failed, index, exc)
                 if self.payer is None:
-                    await self._repair(failed, index)
+                    # A reclaimed session's node is healthy: it may serve the new one.
+                    await self._repair(failed, index, exclude=not _reclaimed(exc))
                 elif await self._amend_paid(failed, index):
                     pass
                 else:
@@ -283,6 +291,12 @@ def _checked_output(frame: TensorFrame, index: int, shape: tuple[int, ...]) -> T
             f"last hop answered step {frame.meta.get('step')} with shape {list(frame.shape)}",
         )
     return frame
+
+
+def _reclaimed(exc: SharedLLMError) -> bool:
+    """A free node closed the session to make room for another client (``SESSION_RECLAIMED``),
+    answered by the hop itself or passed on by the hop before it."""
+    return SessionReclaimed.code in (exc.code, exc.details.get("cause"))
 
 
 def _retry_after(exc: SessionLimit) -> float:

@@ -59,6 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=15.0,
         help="seconds before an open session that never stepped is dropped",
     )
+    run.add_argument(
+        "--reclaim-idle",
+        type=float,
+        default=10.0,
+        help="seconds: when this free node is full, a session that has not stepped for this "
+        "long, of a client above its fair share of the cache and sessions, may be closed to "
+        "make room for a client below its share (default 10)",
+    )
     run.add_argument("--cache-mb", type=int, default=512, help="KV cache + history budget")
     run.add_argument(
         "--max-batch",
@@ -81,7 +89,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a one-token step waits at most this long for the other sessions decoding here "
         f"to join its batch; 0 never waits (default {DEFAULT_WAIT_MS:g})",
     )
-    run.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
+    run.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=120.0,
+        help="seconds without a step before a session is closed",
+    )
     run.add_argument("--step-timeout", type=float, default=30.0, help="seconds")
     run.add_argument("--max-body-mb", type=int, default=64, help="largest request body")
     run.add_argument(
@@ -223,6 +236,8 @@ def _run(args: argparse.Namespace) -> int:
     for flag, value in (("max_batch", args.max_batch), ("batch_positions", args.batch_positions)):
         if value < 1:
             raise ConfigError(f"--{flag.replace('_', '-')}: must be at least 1", field=flag)
+    if not args.reclaim_idle > 0:
+        raise ConfigError("--reclaim-idle: must be above 0 seconds", field="reclaim_idle")
     if not 0 <= args.batch_wait_ms <= 1000:
         raise ConfigError("--batch-wait-ms: must be in [0, 1000]", field="batch_wait_ms")
     config = NodeConfig(
@@ -233,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         max_sessions_per_client=args.max_sessions_per_client,
         max_connections_per_peer=args.max_connections_per_peer,
         unstepped_timeout_s=args.unstepped_timeout,
+        reclaim_idle_s=args.reclaim_idle,
         cache_budget_bytes=args.cache_mb << 20,
         max_batch=args.max_batch,
         batch_positions=args.batch_positions,

@@ -19,12 +19,15 @@ class NodeConfig:
     max_sessions_per_client: int | None = None
     max_connections_per_peer: int = DEFAULT_PER_PEER  # open connections per remote address
     unstepped_timeout_s: float = 15.0  # an open session that never steps is dropped after this
+    # A full free node may close a session that has not stepped for this long, of a client
+    # above its fair share, for a client below it (node/fair_share.py).
+    reclaim_idle_s: float = 10.0
     cache_budget_bytes: int = 512 * 1024 * 1024  # KV caches plus per-step history
     max_batch: int = DEFAULT_MAX_ROWS  # one-token steps of concurrent sessions run together
     batch_positions: int = DEFAULT_MAX_POSITIONS  # cache positions one batch may gather
     batch_wait_ms: float = DEFAULT_WAIT_MS  # longest a step waits for others to join it
     default_max_length: int = 2048
-    idle_timeout_s: float = 120.0  # a session with no request for this long is closed
+    idle_timeout_s: float = 120.0  # a session with no step for this long is closed
     session_ttl_s: float = 3600.0  # no session lives longer than this
     step_timeout_s: float = 30.0  # one hop's push of one step, including its compute
     link_delay_ms: float = 0.0  # test/bench only: one-way delay on every outbound frame

@@ -33,6 +33,7 @@ from sharedllm.node.config import NodeConfig
 from sharedllm.node.sessions import Session, SessionManager
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.peers import server_errors
+from sharedllm.peers.client_address import client_of
 from sharedllm.peers.http import PeerClient
 from sharedllm.protocol import frames, session_keys
 from sharedllm.protocol.frames import TensorFrame
@@ -140,10 +141,14 @@ async def open_session(request: web.Request) -> web.Response:
             field=f"route[{req.hop_index}]",
         )
     await st.admission.admit(req)
+    client = client_of(request.remote or "")
+    per_client = st.admission.limits_per_client
     try:
-        session = st.sessions.open(
-            req, request.remote or "", per_client=st.admission.limits_per_client
-        )
+        if per_client:
+            for gone in await st.sessions.make_room(req, client):
+                log.info("reclaimed idle session %s of %s for %s", gone.id, gone.client, client)
+                await st.admission.closed(gone.request, gone.served_steps())
+        session = st.sessions.open(req, client, per_client=per_client)
     except SharedLLMError:
         await st.admission.closed(req)  # give back what admission reserved for it
         raise
@@ -306,7 +311,7 @@ async def replayed_receipts(request: web.Request) -> web.Response:
     # One chain of at most every hop per replayed step: bounded by the session's length.
     limit = session.request.max_length * len(session.route) * (2 * RECEIPT_BYTES + 8) + 4096
     chains = parse_handoff(await read_json(request, min(limit, st.config.client_max_size)))
-    async with session.lock:
+    async with session.turn():
         taken = await asyncio.to_thread(
             st.admission.replayed_receipts, session.id, chains, session.steps
         )

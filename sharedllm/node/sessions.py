@@ -3,20 +3,40 @@
 Each session keeps every step's input and output bytes. The outputs let the client rebuild a
 failed next hop (they are that hop's inputs) and the pair of them is the transcript a verifier
 asks for later. The memory this takes is bounded: a session reserves room for ``max_length``
-positions when it opens, and a node refuses sessions beyond its cache budget.
+positions when it opens, and a node refuses sessions beyond its cache budget; on a free
+node, a client below its fair share may reclaim idle sessions of one above it
+(``fair_share.py``).
+
+A session's clock runs from its last step: reading its state or history does not keep it
+open. At most ``MAX_WAITING`` requests wait on one session at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharedllm.errors import ContextTooLong, SessionError, SessionLimit, SessionUnknown
+from sharedllm.errors import (
+    ContextTooLong,
+    SessionError,
+    SessionLimit,
+    SessionReclaimed,
+    SessionUnknown,
+)
+from sharedllm.node import fair_share
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
+
+# Requests that may wait on one session's lock at once: an honest route has one step in
+# flight per session, and a resend after a failover may overlap it.
+MAX_WAITING = 4
+RECLAIMED_KEPT = 1024  # ids of reclaimed sessions remembered, to answer SESSION_RECLAIMED
 
 
 @dataclass
@@ -41,6 +61,8 @@ class Session:
     next_url: str | None = None
     hop_index: int = 0
     closed: bool = False
+    reclaimed: bool = False  # closed to make room for a client below its fair share
+    waiting: int = 0  # requests in or waiting for ``turn()``
     delivered_steps: int = 0  # the last hop: leading steps whose output reached the client
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -60,7 +82,38 @@ class Session:
         return self.steps if self.next_url is not None else self.steps[: self.delivered_steps]
 
     def touch(self) -> None:
+        """A step ran: the session is in use."""
         self.last_used = time.monotonic()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since its last step; 0 while a request is in or waiting for ``turn()``."""
+        return 0.0 if self.waiting else now - self.last_used
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the session's lock, as one of at most ``MAX_WAITING`` requests waiting."""
+        if self.waiting >= MAX_WAITING:
+            raise SessionLimit(
+                f"session {self.id} already has {MAX_WAITING} requests waiting",
+                code="SESSION_BUSY",
+            )
+        self.waiting += 1
+        try:
+            async with self.lock:
+                if self.closed:  # closed while this request waited
+                    raise self.gone()
+                yield
+        finally:
+            self.waiting -= 1
+
+    def gone(self) -> SessionUnknown:
+        """The error for a request that finds this session closed."""
+        if self.reclaimed:
+            return SessionReclaimed(
+                f"session {self.id} was closed to make room for another client: open it again",
+                session_id=self.id,
+            )
+        return SessionUnknown(f"session {self.id} was closed", session_id=self.id)
 
 
 class SessionManager:
@@ -68,6 +121,7 @@ class SessionManager:
         self.worker = worker
         self.config = config
         self._sessions: dict[str, Session] = {}
+        self._reclaimed: OrderedDict[str, None] = OrderedDict()
         # Per position: the span's KV cache plus one input and one output row of history.
         self.bytes_per_token = worker.kv_bytes_per_token() + 2 * worker.hidden_size * 4
 
@@ -84,6 +138,35 @@ class SessionManager:
 
     def open(self, request: OpenSession, client: str = "", per_client: bool = False) -> Session:
         """``per_client``: hold this client to ``config.per_client_limit`` free sessions."""
+        self._check(request, client, per_client)
+        need = request.max_length * self.bytes_per_token
+        refusal = self._room_refusal(request, need)
+        if refusal is not None:
+            raise refusal
+        session = Session(request, self.worker.new_cache(), need, client)
+        self.repoint(session, RouteUpdate(request.route, request.hop_index))
+        self._sessions[session.id] = session
+        self._reclaimed.pop(session.id, None)
+        return session
+
+    async def make_room(self, request: OpenSession, client: str) -> list[Session]:
+        """Before a free ``open``: if it would not fit, close the idle sessions of clients
+        above their fair share that make it fit (``fair_share.to_reclaim``); returns them."""
+        self._check(request, client, per_client=True)
+        need = request.max_length * self.bytes_per_token
+        if self._room_refusal(request, need) is None:
+            return []
+        now = time.monotonic()
+        holdings = [
+            fair_share.Holding(s.id, s.client, s.reserved_bytes, s.idle_for(now))
+            for s in self._sessions.values()
+        ]
+        capacity = fair_share.Capacity(self.config.cache_budget_bytes, self.config.max_sessions)
+        ids = fair_share.to_reclaim(holdings, client, need, capacity, self.config.reclaim_idle_s)
+        closed = [await self.close(sid, reclaimed=True) for sid in ids]
+        return [s for s in closed if s is not None]
+
+    def _check(self, request: OpenSession, client: str, per_client: bool) -> None:
         if request.session_id in self._sessions:
             raise SessionError(
                 f"session {request.session_id} is already open here",
@@ -96,35 +179,40 @@ class SessionManager:
                 f"max_length {request.max_length} is past the model's context of {context}",
                 field="max_length",
             )
-        retry = {"retry_after_s": self.config.retry_after_s}
-        if len(self._sessions) >= self.config.max_sessions:
-            raise SessionLimit(
-                f"node is at its cap of {self.config.max_sessions} sessions", **retry
-            )
         if per_client:
             held = sum(1 for s in self._sessions.values() if s.client == client)
             if held >= self.config.per_client_limit:
                 raise SessionLimit(
                     f"{client} already holds {held} sessions here, this node's limit per client",
-                    **retry,
+                    retry_after_s=self.config.retry_after_s,
                 )
-        need = request.max_length * self.bytes_per_token
+
+    def _room_refusal(self, request: OpenSession, need: int) -> SessionLimit | None:
+        retry = {"retry_after_s": self.config.retry_after_s}
+        if len(self._sessions) >= self.config.max_sessions:
+            return SessionLimit(
+                f"node is at its cap of {self.config.max_sessions} sessions", **retry
+            )
         if need > self.config.cache_budget_bytes - self.reserved_bytes():
-            raise SessionLimit(
+            return SessionLimit(
                 f"max_length {request.max_length} does not fit the free cache "
                 f"({self.free_tokens()} positions)",
                 field="max_length",
+                **retry,
             )
-        session = Session(request, self.worker.new_cache(), need, client)
-        self.repoint(session, RouteUpdate(request.route, request.hop_index))
-        self._sessions[session.id] = session
-        return session
+        return None
 
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None or session.closed:
+            if session_id in self._reclaimed:
+                raise SessionReclaimed(
+                    f"session {session_id} was closed to make room for another client: "
+                    "open it again",
+                    session_id=session_id,
+                    retry_after_s=self.config.retry_after_s,
+                )
             raise SessionUnknown(f"no open session {session_id}", session_id=session_id)
-        session.touch()
         return session
 
     def repoint(self, session: Session, update: RouteUpdate) -> None:
@@ -139,10 +227,15 @@ class SessionManager:
         after_next = max(0, len(session.route) - session.hop_index - 2)
         return self.config.step_timeout_s + 5.0 * after_next
 
-    async def close(self, session_id: str) -> Session | None:
+    async def close(self, session_id: str, reclaimed: bool = False) -> Session | None:
         session = self._sessions.pop(session_id, None)
         if session is not None:
             session.closed = True
+            if reclaimed:
+                session.reclaimed = True
+                self._reclaimed[session_id] = None
+                while len(self._reclaimed) > RECLAIMED_KEPT:
+                    self._reclaimed.popitem(last=False)
             self.worker.forget(session.cache)
             async with session.changed:
                 session.changed.notify_all()  # wake long-polls so they answer "closed"
@@ -153,9 +246,13 @@ class SessionManager:
         return [
             sid
             for sid, s in self._sessions.items()
-            if now - s.last_used > self.config.idle_timeout_s
+            if s.idle_for(now) > self.config.idle_timeout_s
             or now - s.opened_at > self.config.session_ttl_s
-            or (not s.steps and now - s.opened_at > self.config.unstepped_timeout_s)
+            or (
+                not s.steps
+                and not s.waiting
+                and now - s.opened_at > self.config.unstepped_timeout_s
+            )
         ]
 
     async def close_all(self) -> None:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
-from sharedllm.errors import FrameError, PeerError, SessionLimit, SessionUnknown, StepOutOfOrder
+from sharedllm.errors import (
+    FrameError,
+    PeerError,
+    SessionLimit,
+    StepOutOfOrder,
+)
 from sharedllm.node.sessions import Session, StepRecord
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.protocol.frames import TensorFrame
@@ -49,7 +54,7 @@ async def run_step(worker: SpanWorker, session: Session, frame: TensorFrame) -> 
             field="shape",
         )
     step, start_pos = parse_step_meta(frame.meta)
-    async with session.lock:
+    async with session.turn():
         if step < len(session.steps):
             done = session.steps[step]
             if done.input == frame.data and done.start_pos == start_pos:
@@ -67,9 +72,11 @@ async def run_step(worker: SpanWorker, session: Session, frame: TensorFrame) -> 
                 field="meta.start_pos",
             )
         _check_room(session, length)
+        session.touch()
         output = await worker.forward(session.cache, frame.data, length, start_pos)
         record = StepRecord(start_pos, length, frame.data, output)
         session.steps.append(record)
+        session.touch()
     async with session.changed:
         session.changed.notify_all()
     return record
@@ -79,11 +86,13 @@ async def replay(worker: SpanWorker, session: Session, frame: TensorFrame) -> by
     """Rebuild a fresh session's cache from a previous hop's saved outputs."""
     total = check_hidden(frame, worker.hidden_size)
     lengths = parse_replay_meta(frame.meta, total)
-    async with session.lock:
+    async with session.turn():
         if session.steps:
             raise StepOutOfOrder("replay needs a session with no steps yet")
         _check_room(session, total)
+        session.touch()
         output = await worker.forward_steps(session.cache, frame.data, lengths)
+        session.touch()
         width = worker.hidden_size * 4
         offset, pos = 0, 0
         for n in lengths:
@@ -118,7 +127,7 @@ async def wait_output(session: Session, step: int, timeout: float) -> StepRecord
                 f"step {step} did not arrive within {timeout:.0f} s", code="STEP_TIMEOUT"
             ) from None
     if session.closed:
-        raise SessionUnknown(f"session {session.id} was closed", session_id=session.id)
+        raise session.gone()
     return session.steps[step]
 
 

@@ -1,4 +1,4 @@
-"""At most so many open connections per remote address, in front of an aiohttp server.
+"""At most so many open connections per client (``client_address``), before aiohttp reads them.
 
 A node raises its open-file limit so that idle sockets from strangers cannot make ``accept()``
 fail, and aiohttp closes a connection that sends no complete request head within the
@@ -17,6 +17,8 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+from sharedllm.peers.client_address import client_of
 
 DEFAULT_PER_PEER = 256
 REFUSAL_LINGER_S = 1.0  # how long a refused connection may stay half-open
@@ -62,7 +64,7 @@ class _Capped(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        self.host = str(peer[0]) if peer else ""
+        self.host = client_of(str(peer[0])) if peer else ""
         if self.cap.open[self.host] >= self.cap.per_peer:
             # Answer, then half-close and wait a moment for the peer to close: closing with
             # its request unread would reset the connection and lose the answer.

@@ -4,12 +4,14 @@ are refused with SESSION_LIMIT instead of being served slowly or crashing the no
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
+from net_helpers import network_tokens
 
 from sharedllm.node.local import local_nodes
 from sharedllm.protocol import frames, session_keys
@@ -113,7 +115,8 @@ def test_a_step_longer_than_the_protocol_allows_is_refused_before_it_runs(node, 
 
 @pytest.fixture(scope="module")
 def fair_node(model_home: Path):
-    args = ("--max-sessions", "3", "--max-sessions-per-client", "1", "--unstepped-timeout", "2")
+    args = ("--max-sessions", "3", "--max-sessions-per-client", "1", "--unstepped-timeout", "2",
+            "--cache-mb", "32", "--reclaim-idle", "1")  # fmt: skip
     with local_nodes(["0:30"], *args) as started:
         yield started[0]
 
@@ -217,3 +220,105 @@ def test_a_long_replay_does_not_hold_the_worker_from_other_sessions(busy_node, m
         return done
 
     assert asyncio.run(run()) == ["honest step", "replay"]
+
+
+def _from(address: str) -> aiohttp.ClientSession:
+    """An HTTP client whose connections leave from ``address`` (another loopback address is
+    another client to the node's per-client limits)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def _free_positions(http: aiohttp.ClientSession, url: str) -> int:
+    async with http.get(url + "/info") as resp:
+        return (await resp.json())["free_cache_tokens"]
+
+
+def test_an_idle_hog_of_a_free_node_gives_way_to_a_newcomer(
+    fair_node, manifest, client_model, generate_baseline
+):
+    """Proof of concept: a client opens one session reserving nearly all of a free node's
+    cache, steps it once, and keeps it open by reading its state every few seconds: every
+    other client was refused (SESSION_LIMIT) for as long as it liked, at no cost. Now reads
+    do not keep a session open, and a newcomer within its fair share reclaims the hog's idle
+    session: the newcomer's answer is generate's, and the hog's next step is told
+    SESSION_RECLAIMED."""
+    from reference import PROMPTS
+
+    hidden = manifest.hidden_size
+    key = {session_keys.HEADER: "limits-test-key"}
+
+    async def run() -> tuple[list[int], int, dict]:
+        async with _from("127.0.0.2") as hog:
+            total = await _free_positions(hog, fair_node.url)
+            held = _whole(fair_node.url, manifest.model_id)
+            held["max_length"] = total - 4  # room for no other answer
+            async with hog.post(fair_node.url + "/sessions", json=held) as resp:
+                assert resp.status == 200, await resp.text()
+            steps = f"{fair_node.url}/sessions/{held['session_id']}/steps"
+
+            async def step(i: int) -> tuple[int, bytes]:
+                one = TensorFrame(
+                    "float32", (1, 1, hidden), bytes(4 * hidden), {"step": i, "start_pos": i}
+                )
+                headers = {**FRAME_HEADERS, **key}
+                async with hog.post(steps, data=frames.encode(one), headers=headers) as resp:
+                    return resp.status, await resp.read()
+
+            assert (await step(0))[0] == 200
+            state = f"{fair_node.url}/sessions/{held['session_id']}"
+            for _ in range(6):  # 1.5 s of reading its state, which once kept it alive
+                async with hog.get(state, headers=key) as resp:
+                    assert resp.status == 200
+                await asyncio.sleep(0.25)
+            tokens = await asyncio.to_thread(
+                network_tokens, client_model, [fair_node.url], PROMPTS[0]
+            )
+            status, body = await step(1)
+            return tokens, status, json.loads(body)
+
+    tokens, status, body = asyncio.run(run())
+    assert tokens == generate_baseline[PROMPTS[0]]
+    assert (status, body["code"]) == (410, "SESSION_RECLAIMED")
+
+
+def test_a_client_whose_idle_session_was_reclaimed_reopens_it_and_answers_the_same(
+    fair_node, manifest, client_model, generate_baseline
+):
+    """A chat that pauses mid-answer while holding more than its share loses its session to
+    a newcomer; at its next step the client opens it again on the same node (healthy, not
+    excluded) once there is room, replays, and the answer is generate's, token for token."""
+    from reference import PROMPTS
+
+    from sharedllm.client.generate import TextGenerator
+
+    prompt = PROMPTS[1]
+    expected = generate_baseline[prompt]
+    ids = client_model.prompt_ids(prompt)
+
+    async def run() -> tuple[list[int], list]:
+        async with (
+            _from("127.0.0.2") as newcomer,
+            TextGenerator([fair_node.url], client_model=client_model) as gen,
+        ):
+            total = await _free_positions(newcomer, fair_node.url)
+            # Reserve 0.6 of the node: over the half it is owed once a second client comes.
+            answer = gen.token_ids(ids, int(0.6 * total) - len(ids))
+            tokens = [await anext(answer) for _ in range(3)]
+            await asyncio.sleep(1.5)  # the user pauses; the session sits idle
+            opened = _whole(fair_node.url, manifest.model_id)
+            opened["max_length"] = int(0.45 * total)  # within its half, not in the free 0.4
+            async with newcomer.post(fair_node.url + "/sessions", json=opened) as resp:
+                assert resp.status == 200, await resp.text()
+            gone = f"{fair_node.url}/sessions/{opened['session_id']}"
+            async with newcomer.delete(gone, headers={session_keys.HEADER: "limits-test-key"}):
+                pass
+            while len(tokens) < len(expected):
+                tokens.append(await anext(answer))
+            await answer.aclose()
+            return tokens, gen.session.failovers
+
+    tokens, failovers = asyncio.run(run())
+    assert tokens == expected
+    assert [(url, [h.url for h in route]) for url, route in failovers] == [
+        (fair_node.url, [fair_node.url])
+    ]
