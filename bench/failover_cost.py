@@ -58,8 +58,7 @@ def answer(net: LocalNetwork, client, tokens: int, amend: bool = True, hop: int 
            after: int = 0) -> Answer:  # fmt: skip
     out, jobs, killed = asyncio.run(_answer(net, client, tokens, amend, hop, after))
     cost = sum(
-        int(net.wait_for_job(j.signed.job_id, "Submitted", "Finalized", timeout=120)["cost"])
-        for j in jobs
+        net.wait_for_job(j.signed.job_id, "Submitted", "Finalized", timeout=120).cost for j in jobs
     )
     replayed = jobs[0].amendments[0].from_position if amend and jobs[0].amendments else 0
     if not replayed and hop is not None:

@@ -39,10 +39,12 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     mapping(uint256 batchId => Batch) private _batches;
     mapping(bytes32 entryKey => Demand) private _demands;
     /// @dev What lifted jobs took out of an entry's credit to a node: pay and reward.
+    // slither-disable-next-line uninitialized-state -- written through storage references in _takeShares
     mapping(bytes32 creditKey => uint256[2]) private _liftedShare;
     /// @dev The leaf each lifted job came from, so a lift is not mistaken for a replay.
     mapping(bytes32 jobHash => bytes32 leafKey) private _liftedFrom;
     /// @dev What voids and lifts took out of a batch's payout to a node: pay and reward.
+    // slither-disable-next-line uninitialized-state -- written through storage references in _deduct
     mapping(bytes32 payoutKey => uint256[2]) private _deducted;
 
     /// @param market_ The market that holds the escrows; it must name this contract.
@@ -66,6 +68,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     // ------------------------------------------------------------------- posting
 
     /// @inheritdoc IBatchSettlement
+    // slither-disable-next-line reentrancy-benign -- _market is the immutable JobMarket, whose debitBatch makes no external call
     function postBatch(Entry[] calldata entries) external nonReentrant returns (uint256 batchId) {
         uint256 n = entries.length;
         if (n == 0 || n > MAX_ENTRIES) revert BadBatchSize(n);
@@ -322,6 +325,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     // ------------------------------------------------------------------ internal
 
     /// @dev The payout of a batch's funded entries: per node, in order of first credit.
+    // slither-disable-next-line assembly -- trims the memory arrays to the nodes credited
     function _payoutOf(Entry[] calldata entries, uint256 unfunded) private pure returns (Payout memory p) {
         uint256 slots = 0;
         for (uint256 i = 0; i < entries.length; ++i) {
@@ -359,6 +363,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         b.adjusted = true;
     }
 
+    // slither-disable-next-line calls-loop -- _registry is the immutable NodeRegistry; the loop is over one job's route
     function _requireActive(address node, address[] memory active, uint256 known) private view returns (uint256) {
         for (uint256 k = 0; k < known; ++k) {
             if (active[k] == node) return known;
@@ -458,6 +463,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     }
 
     /// @dev What the jobs shown so far add up to.
+    // slither-disable-next-line naming-convention -- private structs take a leading underscore, as private functions do
     struct _Shown {
         uint256[] amounts;
         uint256[] rewards;
@@ -465,6 +471,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         bytes32 lastHash;
     }
 
+    // slither-disable-next-line calls-loop -- hashJob is a view of the immutable JobMarket
     function _showOne(Batch storage b, EntryRef calldata ref, BatchedJob calldata job, uint256 k, _Shown memory t)
         private
         view
@@ -614,6 +621,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     /// @dev The first rule `job` breaks as a job of `client`'s entry, posted by `poster` at
     /// `postedAt`. Only plain ECDSA signatures count: a contract wallet could make a
     /// signature it gave invalid later, and so void a batch that paid for honest work.
+    // slither-disable-next-line unused-return -- tryRecover's third value only details the error it also returns
     function _leafFault(BatchedJob calldata job, bytes32 jobHash, address client, address poster, uint64 postedAt)
         private
         pure

@@ -124,6 +124,7 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
         _open(jobHash, hop, kind, evidence, bond);
     }
 
+    // slither-disable-next-line reentrancy-no-eth,reentrancy-benign -- _market is the immutable JobMarket, whose freeze makes no external call
     function _open(bytes32 jobHash, uint8 hop, Kind kind, bytes32 evidence, uint256 bond) private {
         if (!_isVerifier(msg.sender)) revert NotVerifier(msg.sender);
         if (bond < _params.minBond) revert BondBelowMinimum(bond, _params.minBond);
@@ -198,6 +199,7 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
     }
 
     /// @inheritdoc IDisputeCourt
+    // slither-disable-next-line assembly -- trims the memory array of coherent jurors to its count
     function resolve(bytes32 jobHash) external nonReentrant {
         Dispute storage d = _dispute(jobHash, Phase.Voting);
         uint256 seats = d.jurors.length;
@@ -370,6 +372,7 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
     /// @dev Draws up to `jurySize` jurors without replacement, each with probability
     /// proportional to its stake among the eligible ones left. Linear in the number of
     /// verifiers per seat.
+    // slither-disable-next-line weak-prng -- the seed is the hash of the block after the dispute opened (docs/CONTRACTS.md)
     function _seatJury(bytes32 jobHash, Dispute storage d, uint256 seed) private {
         (uint256[] memory weights, uint256 total) = _weights(jobHash, d.challenger);
         uint256 seats = _params.jurySize;
@@ -411,6 +414,7 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
     }
 
     /// @dev The juror's locked penalty leaves its stake for the dispute's pot.
+    // slither-disable-next-line costly-loop -- called once per juror who did not vote with the verdict, at most jurySize
     function _penalize(bytes32 jobHash, Dispute storage d, address juror, bool revealed) private {
         uint256 penalty = _params.jurorPenalty;
         VerifierInfo storage info = _verifiers[juror];
@@ -458,6 +462,7 @@ contract DisputeCourt is IDisputeCourt, ReentrancyGuard {
     /// jurors share `jurorShareBps` of the bond and the penalties, the rest of the bond goes
     /// to the accused node (a `Fault` claim) or back to the challenger (`Withholding`).
     /// Whatever no coherent juror can take goes to the market's reward pool.
+    // slither-disable-next-line divide-before-multiply,cyclomatic-complexity -- share * count leaves the remainder to the pool as dust; one branch per verdict
     function _finish(bytes32 jobHash, Dispute storage d, bool upheld, address[] memory coherent, uint256 reveals)
         private
     {

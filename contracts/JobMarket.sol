@@ -44,6 +44,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     mapping(bytes32 jobHash => JobRecord) private _jobs;
     /// @dev Amended jobs only: the positions each record hop is owed, and how many of the
     /// record's hops are replacements (the route's come first).
+    // slither-disable-next-line uninitialized-state -- written through storage references in _recordAmendments
     mapping(bytes32 jobHash => uint32[]) private _served;
     mapping(bytes32 jobHash => uint256) private _replacements;
 
@@ -104,6 +105,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     /// @inheritdoc IJobMarket
     /// @dev The permit is tried, not required: anyone can front-run a permit seen in the
     /// mempool, which would otherwise make this call revert although the allowance is set.
+    // slither-disable-next-line reentrancy-benign -- a token calling back from permit can only deposit for itself; the deposit follows either way
     function depositWithPermit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
         external
         nonReentrant
@@ -290,6 +292,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     }
 
     /// @inheritdoc IJobMarket
+    // slither-disable-next-line events-maths -- BatchSettlement emits the batch's payouts (NodePaid, BatchFinalized)
     function payBatch(address[] calldata nodes, uint256[] calldata amounts, uint256[] calldata rewards)
         external
         onlyBatches
@@ -326,6 +329,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     }
 
     /// @inheritdoc IJobMarket
+    // slither-disable-next-line events-maths -- BatchSettlement emits the voided entry's refund (EntryVoided)
     function refundBatched(address client, uint256 amount, address poster, address bountyTo)
         external
         onlyBatches
@@ -479,6 +483,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
 
     /// @dev Slashes `node` for bookkeeping it cannot stand behind: `bountyBps` of the slash
     /// to `bountyTo`, the rest to the reward pool.
+    // slither-disable-next-line reentrancy-benign -- _registry is the immutable NodeRegistry; slash moves stake with the market's token only
     function _slashForBounty(address node, address bountyTo) private returns (uint256 slashed, uint256 bounty) {
         // The registry is trusted (fixed at deployment) and sends the slashed stake here.
         slashed = _registry.slash(node, _params.slashAmount, address(this));
@@ -615,6 +620,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     }
 
     /// @dev Check 6 for one node serving route hop `i` for `positions` positions.
+    // slither-disable-next-line calls-loop -- _registry is the immutable NodeRegistry; the loop is over the job's route
     function _recordHop(JobRecord storage rec, Job calldata job, uint256 i, address hop, uint32 positions)
         private
         returns (uint256 amount)
@@ -670,6 +676,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
 
     /// @dev Cuts record hop `holder` down to the positions before the amendment and appends
     /// the replacement; returns the replacement's record index.
+    // slither-disable-next-line divide-before-multiply -- amounts[holder] is tokensServed * layers * price, so the division is exact
     function _replace(
         bytes32 jobHash,
         JobRecord storage rec,
@@ -784,6 +791,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     /// whatever they fail to prove is the submitter's fault.
     function _walk(bytes32 jobHash, uint256 hops, bytes calldata receipts) private pure returns (uint256 proven) {
         uint256 count = receipts.length / _RECEIPT_BYTES;
+        // slither-disable-next-line uninitialized-local -- the walk starts from an all-zero step
         _Step memory last;
         for (uint256 k = 0; k < count; ++k) {
             _Step memory r = _parse(receipts[k * _RECEIPT_BYTES:(k + 1) * _RECEIPT_BYTES]);
@@ -805,6 +813,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     }
 
     /// @dev The fields of one receipt that the walk reads.
+    // slither-disable-next-line naming-convention -- private structs take a leading underscore, as private functions do
     struct _Step {
         bytes32 jobHash;
         uint256 hop;
@@ -829,6 +838,7 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     /// other hop what it was owed out of the slash (their work was honest), send
     /// `bountyBps` of what is left to `bountyTo` (the prover, or the court for its jury), and
     /// the rest to the reward pool.
+    // slither-disable-next-line reentrancy-benign -- _registry is the immutable NodeRegistry; slash moves stake with the market's token only
     function _overturn(bytes32 jobHash, JobRecord storage rec, uint8 hop, address bountyTo)
         private
         returns (uint256 bounty)

@@ -54,8 +54,8 @@ def wait_for_batch(chain: Chain, client: str, status: str) -> int:
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while time.monotonic() < deadline:
         for entry in chain.batches.entries_posted(client, chain.deployment.deploy_block):
-            if chain.batches.get_batch(entry["batchId"]).status == status:
-                return int(entry["batchId"])
+            if chain.batches.get_batch(entry.batch_id).status == status:
+                return entry.batch_id
         time.sleep(1)
     raise SharedLLMError(f"no batch for {client} became {status} in {SETTLE_TIMEOUT_S} s")
 
@@ -106,13 +106,13 @@ def main() -> int:
         step("the last hop posts the answer in a batch: one transaction for many answers")
         batch_id = wait_for_batch(chain, client.address, "Posted")
         record = chain.batches.get_batch(batch_id)
-        (posted,) = [p for p in chain.batches.posted_by(record.poster) if p["batchId"] == batch_id]
+        (posted,) = [p for p in chain.batches.posted_by(record.poster) if p.batch_id == batch_id]
         (entry,) = [
-            e for e in chain.batches.entries_posted(client.address) if e["batchId"] == batch_id
+            e for e in chain.batches.entries_posted(client.address) if e.batch_id == batch_id
         ]
-        gas = chain.w3.eth.get_transaction_receipt(posted["tx"])["gasUsed"]
-        print(f"  batch #{batch_id}: {record.entries} client entry(ies), tx {posted['tx']}")
-        print(f"  entry {entry['index']}: your escrow debited {format_share(entry['debit'])} SHARE")
+        gas = chain.w3.eth.get_transaction_receipt(posted.tx)["gasUsed"]
+        print(f"  batch #{batch_id}: {record.entries} client entry(ies), tx {posted.tx}")
+        print(f"  entry {entry.index}: your escrow debited {format_share(entry.debit)} SHARE")
         print(f"  posting cost {gas:,} gas, shared by every answer the batch holds")
         print("  locked until the challenge window ends")
 

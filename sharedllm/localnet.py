@@ -27,6 +27,7 @@ from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.deployment import MarketParams
 from sharedllm.chain.devnet import DEVNET_PARAMS, Devnet, free_port
+from sharedllm.chain.market import JobRecord
 from sharedllm.chain.node_keys import load_or_create_node_key, public_key_bytes32
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.client.generate import TextGenerator
@@ -175,7 +176,7 @@ class LocalNetwork:
         self.nodes[i] = node
         return node
 
-    def wait_for_job(self, job_id: str, *statuses: str, timeout: float = 90.0) -> dict:
+    def wait_for_job(self, job_id: str, *statuses: str, timeout: float = 90.0) -> JobRecord:
         """The job's on-chain record once its status is one of ``statuses`` (nodes submit and
         finalize on their own clocks); ``AssertionError`` naming the status after ``timeout``."""
         assert self.chain is not None
@@ -184,7 +185,7 @@ class LocalNetwork:
             if time.monotonic() > deadline:
                 raise AssertionError(f"job {job_id} is {record.status}, wanted {statuses}")
             time.sleep(0.3)
-        return record.fields
+        return record
 
     def ledger_path(self, i: int) -> Path:
         return self.home / f"node{i}" / "nodes" / self.accounts[i].address / "ledger.db"

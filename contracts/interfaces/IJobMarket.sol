@@ -114,8 +114,10 @@ interface IJobMarket {
     /// charged `charged`.
     event OverchargeProven(bytes32 indexed jobHash, address indexed prover, uint32 proven, uint32 charged);
     /// @notice The court was set; it alone can freeze, release and overturn jobs.
+    // slither-disable-next-line unindexed-event-address -- emitted once, at deployment
     event CourtSet(address court);
     /// @notice The batch settlement was set; it alone can debit, pay and refund batches.
+    // slither-disable-next-line unindexed-event-address -- emitted once, at deployment
     event BatchesSet(address batches);
     /// @notice `funder` added `amount` to the reward pool, which is now `pool`.
     event RewardsFunded(address indexed funder, uint256 amount, uint256 pool);

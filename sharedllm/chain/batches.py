@@ -62,18 +62,50 @@ class Posted:
     tx: TxResult
 
 
-def _posted(log: Any) -> dict[str, Any]:
-    """A ``BatchPosted`` event as plain values."""
+@dataclass(frozen=True)
+class BatchPosted:
+    """A ``BatchPosted`` event, with the block and transaction that carried it."""
+
+    batch_id: int
+    poster: str
+    entries_hash: bytes
+    total: int
+    payout: Payout
+    block: int
+    tx: str
+
+
+@dataclass(frozen=True)
+class EntryPosted:
+    """An ``EntryPosted`` event: entry ``index`` of the batch debited ``debit`` from its
+    client's escrow, or was posted unfunded."""
+
+    batch_id: int
+    index: int
+    debit: int
+    funded: bool
+    block: int
+
+
+@dataclass(frozen=True)
+class Demand:
+    """An open demand for an entry's jobs: who demanded it and until when it may be shown."""
+
+    demander: str
+    due_at: int
+
+
+def _posted(log: Any) -> BatchPosted:
     args = log["args"]
-    return {
-        "batchId": int(args["batchId"]),
-        "poster": args["poster"],
-        "entriesHash": bytes(args["entriesHash"]),
-        "total": int(args["total"]),
-        "payout": _payout_of(args),
-        "block": log["blockNumber"],
-        "tx": "0x" + bytes(log["transactionHash"]).hex(),
-    }
+    return BatchPosted(
+        int(args["batchId"]),
+        args["poster"],
+        bytes(args["entriesHash"]),
+        int(args["total"]),
+        _payout_of(args),
+        int(log["blockNumber"]),
+        "0x" + bytes(log["transactionHash"]).hex(),
+    )
 
 
 def _payout_of(args: Any) -> Payout:
@@ -129,7 +161,7 @@ class Batches:
         )
         return FAULTS[fault]
 
-    def posted_by(self, poster: str, from_block: int = 0) -> list[dict[str, Any]]:
+    def posted_by(self, poster: str, from_block: int = 0) -> list[BatchPosted]:
         """``BatchPosted`` events of one poster since ``from_block``, oldest first."""
         logs = rpc(
             lambda: self.contract.events.BatchPosted().get_logs(
@@ -139,9 +171,9 @@ class Batches:
         )
         return [_posted(log) for log in logs]
 
-    def demand_of(self, batch_id: int, index: int) -> dict[str, Any]:
+    def demand_of(self, batch_id: int, index: int) -> Demand:
         raw = call(self.contract.functions.demandOf(batch_id, index), "demandOf")
-        return {"demander": raw.demander, "dueAt": int(raw.dueAt)}
+        return Demand(raw.demander, int(raw.dueAt))
 
     def posted_entries(self, batch_id: int) -> list[tuple[object, ...]]:
         """The entries of a batch exactly as posted, read from ``postBatch``'s calldata (a
@@ -164,7 +196,7 @@ class Batches:
             for e in args["entries"]
         ]  # fmt: skip
 
-    def posted_since(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+    def posted_since(self, from_block: int, to_block: int) -> list[BatchPosted]:
         """Every ``BatchPosted`` event in the block range, oldest first."""
         logs = rpc(
             lambda: self.contract.events.BatchPosted().get_logs(
@@ -174,7 +206,7 @@ class Batches:
         )
         return [_posted(log) for log in logs]
 
-    def entries_posted(self, client: str, from_block: int = 0) -> list[dict[str, Any]]:
+    def entries_posted(self, client: str, from_block: int = 0) -> list[EntryPosted]:
         """``EntryPosted`` events of one client since ``from_block``, oldest first."""
         logs = rpc(
             lambda: self.contract.events.EntryPosted().get_logs(
@@ -183,13 +215,13 @@ class Batches:
             "EntryPosted logs",
         )
         return [
-            {
-                "batchId": int(log["args"]["batchId"]),
-                "index": int(log["args"]["index"]),
-                "debit": int(log["args"]["debit"]),
-                "funded": bool(log["args"]["funded"]),
-                "block": log["blockNumber"],
-            }
+            EntryPosted(
+                int(log["args"]["batchId"]),
+                int(log["args"]["index"]),
+                int(log["args"]["debit"]),
+                bool(log["args"]["funded"]),
+                int(log["blockNumber"]),
+            )
             for log in logs
         ]
 

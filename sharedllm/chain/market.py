@@ -14,7 +14,7 @@ from sharedllm.chain.transact import TxResult, call, call_as, rpc, send
 from sharedllm.errors import ChainError
 from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.job import Job
-from sharedllm.protocol.types import JobId
+from sharedllm.protocol.types import Address, JobId
 
 JOB_STATUS = ("None", "Submitted", "Finalized", "Challenged", "Disputed")
 
@@ -27,11 +27,66 @@ class PendingWithdrawal:
 
 @dataclass(frozen=True)
 class JobRecord:
-    """The on-chain record of a submitted job; field names follow the contract's struct."""
+    """The market's record of a job, field for field ``IJobMarket.JobRecord``: who paid and
+    who submitted, when, how many tokens were served, their commitment and cost, the route
+    (an amended job's replacements after its hops) with each hop's layer count and payout,
+    and when the payouts were released. A job the market has no record of has status
+    ``"None"`` and zero fields."""
 
     job_id: JobId
     status: str
-    fields: dict[str, Any]
+    client: Address
+    submitter: Address
+    submitted_at: int
+    tokens_served: int
+    commitment: bytes
+    cost: int
+    hops: tuple[Address, ...]
+    layers: tuple[int, ...]
+    amounts: tuple[int, ...] = ()
+    released_at: int = 0
+
+    @classmethod
+    def from_chain(cls, job_id: JobId, raw: Any) -> JobRecord:
+        """From ``getJob``'s struct (a named tuple, in the contract's field order)."""
+        return cls(
+            job_id=job_id,
+            status=JOB_STATUS[int(raw.status)],
+            client=Address(raw.client),
+            submitter=Address(raw.submitter),
+            submitted_at=int(raw.submittedAt),
+            tokens_served=int(raw.tokensServed),
+            commitment=bytes(raw.commitment),
+            cost=int(raw.cost),
+            hops=tuple(Address(a) for a in raw.hops),
+            layers=tuple(int(n) for n in raw.layers),
+            amounts=tuple(int(a) for a in raw.amounts),
+            released_at=int(raw.releasedAt),
+        )
+
+
+@dataclass(frozen=True)
+class ResultSubmitted:
+    """A ``ResultSubmitted`` event, with the block that carried it."""
+
+    job_id: JobId
+    client: Address
+    submitter: Address
+    tokens_served: int
+    commitment: bytes
+    cost: int
+    block: int
+
+
+@dataclass(frozen=True)
+class Amended:
+    """A ``JobAmended`` event: from ``from_position`` on, ``replacement`` served route hop
+    ``hop`` of the job; it is the job's record hop ``index``."""
+
+    hop: int
+    replacement: Address
+    from_position: int
+    index: int
 
 
 @dataclass(frozen=True)
@@ -65,14 +120,22 @@ class Market:
         """The market's parameters as deployed, by their Solidity field names."""
         return dict(call(self.contract.functions.params(), "params")._asdict())
 
-    def submitted_jobs(self, from_block: int = 0) -> list[dict[str, Any]]:
-        """``ResultSubmitted`` events since ``from_block``, oldest first, as plain dicts."""
+    def submitted_jobs(self, from_block: int = 0) -> list[ResultSubmitted]:
+        """``ResultSubmitted`` events since ``from_block``, oldest first."""
         logs = rpc(
             lambda: self.contract.events.ResultSubmitted().get_logs(from_block=from_block),
             "ResultSubmitted logs",
         )
         return [
-            {**{k: _plain(v) for k, v in log["args"].items()}, "block": log["blockNumber"]}
+            ResultSubmitted(
+                JobId("0x" + bytes(log["args"]["jobHash"]).hex()),
+                Address(log["args"]["client"]),
+                Address(log["args"]["submitter"]),
+                int(log["args"]["tokensServed"]),
+                bytes(log["args"]["commitment"]),
+                int(log["args"]["cost"]),
+                int(log["blockNumber"]),
+            )
             for log in logs
         ]
 
@@ -104,8 +167,8 @@ class Market:
         fn = self.contract.functions.replacementsOf(bytes.fromhex(job_id[2:]))
         return call_as(int, fn, "replacementsOf")
 
-    def amendments_of(self, job_id: str, from_block: int = 0) -> list[dict[str, Any]]:
-        """The job's ``JobAmended`` events: hop, replacement, fromPosition, record index."""
+    def amendments_of(self, job_id: str, from_block: int = 0) -> list[Amended]:
+        """The job's ``JobAmended`` events, oldest first."""
         job_hash = bytes.fromhex(job_id[2:])
         logs = rpc(
             lambda: self.contract.events.JobAmended().get_logs(
@@ -113,13 +176,19 @@ class Market:
             ),
             "JobAmended logs",
         )
-        return [{k: _plain(v) for k, v in log["args"].items()} for log in logs]
+        return [
+            Amended(
+                int(log["args"]["hop"]),
+                Address(log["args"]["replacement"]),
+                int(log["args"]["fromPosition"]),
+                int(log["args"]["index"]),
+            )
+            for log in logs
+        ]
 
     def get_job(self, job_id: str) -> JobRecord:
         raw = call(self.contract.functions.getJob(bytes.fromhex(job_id[2:])), "getJob")
-        fields = {k: _plain(v) for k, v in raw._asdict().items()}
-        status = fields.get("status", 0)
-        return JobRecord(JobId(job_id), JOB_STATUS[status], fields)
+        return JobRecord.from_chain(JobId(job_id), raw)
 
     # -- escrow ------------------------------------------------------------------------
 
@@ -200,11 +269,3 @@ class Market:
         token.prepare_spend(account, self.address, amount, "fundRewards")
         fn = self.contract.functions.fundRewards(amount)
         return TxResult.of(send(self.w3, account, fn, "fundRewards"))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

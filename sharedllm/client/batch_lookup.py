@@ -39,14 +39,14 @@ def batch_places(chain: Chain, clients: Iterable[str]) -> dict[str, BatchPlace]:
     places: dict[str, BatchPlace] = {}
     for client in set(clients):
         for posted in chain.batches.entries_posted(client, chain.deployment.deploy_block):
-            batch_id, index = posted["batchId"], posted["index"]
+            batch_id, index = posted.batch_id, posted.index
             try:
                 entries = read_batch_now(chain, batch_id)
             except SharedLLMError as exc:
                 log.info("batch %d: %s", batch_id, exc)
                 continue
             record = chain.batches.get_batch(batch_id)
-            if not posted["funded"]:
+            if not posted.funded:
                 status = "unfunded"
             elif record.voided >> index & 1:
                 status = "refunded"

@@ -115,15 +115,14 @@ def refresh(chain: Chain, jobs: Iterable[BookedJob]) -> list[JobLine]:
     places = batch_places(chain, unrecorded) if unrecorded else {}
     for booked, record in records.values():
         if record.status in ON_CHAIN:
-            fields = record.fields
             dispute = dispute_of(chain, booked.job_id)
             lines.append(
                 JobLine(
                     booked,
                     on_chain_status(record.status, dispute),
-                    int(fields["tokensServed"]),
-                    int(fields["cost"]),
-                    int(fields["submittedAt"]),
+                    record.tokens_served,
+                    record.cost,
+                    record.submitted_at,
                     dispute,
                 )
             )

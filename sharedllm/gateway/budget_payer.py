@@ -105,7 +105,7 @@ async def reconcile(keys: ApiKeys, chain: Chain) -> int:
             continue
         record = await asyncio.to_thread(chain.market.get_job, r.job_id)
         if record.status in ("Submitted", "Finalized"):
-            cost = 0 if r.job_id in charged else int(record.fields["cost"])
+            cost = 0 if r.job_id in charged else record.cost
             keys.settle(r.reservation_id, cost)
             charged.add(r.job_id)
         elif record.status == "Challenged" or (r.deadline is not None and r.deadline < now):

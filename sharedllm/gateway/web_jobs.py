@@ -63,16 +63,15 @@ def _job_status(chain: Chain, book: JobBook, jid: JobId) -> dict[str, Any]:
         record = chain.market.get_job(jid)
         if record.status not in ON_CHAIN:
             raise UnknownJob(f"no job {jid} in this gateway's book or on-chain", job_id=jid)
-        f = record.fields
         dispute = dispute_of(chain, jid)
         body = {
             "jobId": jid,
             "status": on_chain_status(record.status, dispute),
             "dispute": dispute,
-            "client": f["client"],
-            "tokens": int(f["tokensServed"]),
-            "cost": str(f["cost"]),
-            "submittedAt": int(f["submittedAt"]),
+            "client": record.client,
+            "tokens": record.tokens_served,
+            "cost": str(record.cost),
+            "submittedAt": record.submitted_at,
         }
     submitted = body.get("submittedAt")
     body["challengeEndsAt"] = submitted + window if submitted else None

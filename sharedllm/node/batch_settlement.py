@@ -241,9 +241,9 @@ class BatchPoster:
     def _already_posted(self, key: str, from_block: int | None) -> tuple[int, Payout, int] | None:
         start = from_block if from_block is not None else self.chain.deployment.deploy_block
         for event in self.chain.batches.posted_by(self.account.address, start):
-            if "0x" + event["entriesHash"].hex() == key:
-                record = self.chain.batches.get_batch(event["batchId"])
-                return event["batchId"], event["payout"], record.unfunded
+            if "0x" + event.entries_hash.hex() == key:
+                record = self.chain.batches.get_batch(event.batch_id)
+                return event.batch_id, event.payout, record.unfunded
         return None
 
     def _pending_transaction(self) -> bool:
@@ -392,8 +392,8 @@ class BatchFollower:
         for first in range(start, latest + 1, _SCAN_RANGE):
             last = min(first + _SCAN_RANGE - 1, latest)
             for event in self.chain.batches.posted_since(first, last):
-                if any(n.lower() == self.address.lower() for n in event["payout"].nodes):
-                    key = f"batch:{event['batchId']}"
+                if any(n.lower() == self.address.lower() for n in event.payout.nodes):
+                    key = f"batch:{event.batch_id}"
                     if self.ledger.cursor(key) == 0:
                         self.ledger.set_cursor(key, 0)
             self.ledger.set_cursor("scan", last + 1)

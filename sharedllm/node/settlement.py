@@ -156,8 +156,8 @@ class Settler:
         entry = self.ledger.get(job_id)
         if status == "Submitted":
             if entry.status == SERVED:
-                self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
-            ends = int(record.fields["submittedAt"]) + self.window
+                self.ledger.set_status(job_id, SUBMITTED, cost=record.cost)
+            ends = record.submitted_at + self.window
             if entry.submits and self._next_block_time() >= ends:
                 self._finalize(job_id, entry.hops + len(entry.amendments))
         elif status == "Finalized" and entry.status != FINALIZED:
@@ -167,7 +167,7 @@ class Settler:
             # An overturned job still pays the hops that were not at fault, out of the slash.
             self.ledger.set_status(job_id, CHALLENGED, payout=self._compensation(job_id))
         elif status == "Disputed" and entry.status == SERVED:
-            self.ledger.set_status(job_id, SUBMITTED, cost=record.fields.get("cost"))
+            self.ledger.set_status(job_id, SUBMITTED, cost=record.cost)
         return True
 
     def _next_block_time(self) -> float:

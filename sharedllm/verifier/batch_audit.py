@@ -33,8 +33,10 @@ from sharedllm.chain.batch_tree import (
     leaf_fault,
 )
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.market import JobRecord
 from sharedllm.errors import ContractRevert, SharedLLMError
 from sharedllm.peers.batch_fetch import read_batch
+from sharedllm.protocol.types import Address, JobId
 from sharedllm.verifier.ledger import (
     BATCH_DEMANDED,
     BATCH_DONE,
@@ -62,17 +64,23 @@ class Placed:
     def job(self) -> BatchedJob:
         return self.entries[self.entry].jobs[self.leaf]
 
-    def fields(self) -> dict[str, Any]:
+    def record(self) -> JobRecord:
         """The job as the market would record it once lifted, for the inspector."""
         job = self.job
-        return {
-            "hops": list(job.job.route),
-            "layers": job.job.hop_layers(),
-            "submitter": self.poster,
-            "commitment": "0x" + job.commitment.hex(),
-            "tokensServed": job.tokens_served,
-            "submittedAt": self.posted_at,
-        }
+        amounts = tuple(job.amounts())
+        return JobRecord(
+            job_id=JobId("0x" + job.job_hash.hex()),
+            status="Submitted",
+            client=Address(job.job.client),
+            submitter=Address(self.poster),
+            submitted_at=self.posted_at,
+            tokens_served=job.tokens_served,
+            commitment=job.commitment,
+            cost=sum(amounts),
+            hops=tuple(Address(a) for a in job.job.route),
+            layers=tuple(job.job.hop_layers()),
+            amounts=amounts,
+        )
 
 
 class BatchDesk:
@@ -200,7 +208,7 @@ class BatchDesk:
                 return (earlier[0], entries, earlier[1], earlier[2])
         record = self.chain.market.get_job(job_id)
         if record.status != "None":
-            return None if int(record.fields["submittedAt"]) <= where.posted_at else "later"
+            return None if record.submitted_at <= where.posted_at else "later"
         return False
 
     def _undo_resubmission_of(self, where: Placed, job_id: str) -> None:
@@ -257,9 +265,9 @@ class BatchDesk:
             if not record.demanded >> index & 1:
                 continue
             demand = self.chain.batches.demand_of(batch_id, index)
-            if demand["demander"].lower() != self.account.address.lower():
+            if demand.demander.lower() != self.account.address.lower():
                 continue
-            if now <= demand["dueAt"]:
+            if now <= demand.due_at:
                 return
             posted = posted or self.chain.batches.posted_entries(batch_id)
             try:

@@ -75,9 +75,7 @@ class ChainEvents:
         for start in range(from_block, to_block + 1, MAX_RANGE):
             end = min(start + MAX_RANGE - 1, to_block)
             for p in self.chain.batches.posted_since(start, end):
-                found.append(
-                    SeenBatch(p["batchId"], p["block"], p["poster"], "0x" + p["entriesHash"].hex())
-                )
+                found.append(SeenBatch(p.batch_id, p.block, p.poster, "0x" + p.entries_hash.hex()))
         return sorted(found, key=lambda b: b.batch_id)
 
     def dispute_tx(self, job_id: str, challenger: str, from_block: int) -> tuple[str, int] | None:

@@ -16,12 +16,12 @@ holder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
+from sharedllm.chain.market import Amended
 from sharedllm.errors import ProtocolError
 from sharedllm.protocol.receipts import Receipt
 from sharedllm.verifier.recompute import HopTranscript
@@ -40,20 +40,16 @@ class Holder:
 
 def holders_of(
     route: Sequence[tuple[str, bytes]],
-    amendments: Sequence[Mapping[str, Any]],
+    amendments: Sequence[Amended],
     pubkey: Callable[[str], bytes],
 ) -> list[list[Holder]]:
     """Per route hop, its holders in order. ``route`` is (address, key) per hop;
-    ``amendments`` are the job's ``JobAmended`` events (hop, replacement, fromPosition,
-    index); ``pubkey`` reads a replacement's registered receipt key."""
+    ``amendments`` are the job's ``JobAmended`` events; ``pubkey`` reads a replacement's
+    registered receipt key."""
     holders = [[Holder(i, address, key, 0)] for i, (address, key) in enumerate(route)]
-    for event in sorted(amendments, key=lambda e: int(e["index"])):
-        hop = int(event["hop"])
-        replacement = str(event["replacement"])
-        holders[hop].append(
-            Holder(
-                int(event["index"]), replacement, pubkey(replacement), int(event["fromPosition"])
-            )
+    for event in sorted(amendments, key=lambda e: e.index):
+        holders[event.hop].append(
+            Holder(event.index, event.replacement, pubkey(event.replacement), event.from_position)
         )
     return holders
 

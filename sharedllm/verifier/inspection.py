@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import aiohttp
 from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.market import JobRecord
 from sharedllm.errors import ProtocolError, TranscriptUnavailable, WindowClosing
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
@@ -79,7 +79,7 @@ class Gathered:
     """A job's route and what each hop showed (a transcript, or why it could not)."""
 
     job_id: str
-    fields: dict[str, Any]
+    record: JobRecord
     route: list[RouteHop]
     model_id: str
     fetched: list[Fetched]  # per route hop (an amended hop's spliced from its holders')
@@ -88,12 +88,12 @@ class Gathered:
 
     @property
     def submitter_hop(self) -> int:
-        hops = [i for i, h in enumerate(self.route) if h.address == self.fields["submitter"]]
+        hops = [i for i, h in enumerate(self.route) if h.address == self.record.submitter]
         return hops[-1] if hops else len(self.route) - 1
 
     @property
     def commitment(self) -> bytes:
-        return bytes.fromhex(self.fields["commitment"][2:])
+        return self.record.commitment
 
     def unavailable(self, hop: int) -> TranscriptUnavailable | None:
         result = self.fetched[hop]
@@ -164,9 +164,9 @@ class Inspector:
 
     # -- gathering -------------------------------------------------------------------------
 
-    async def gather(self, job_id: str, fields: dict[str, Any], ends: float) -> Gathered:
+    async def gather(self, job_id: str, record: JobRecord, ends: float) -> Gathered:
         """Fetch every hop's transcript at once (``ends``: the deadline the work must fit)."""
-        route, model_id, holders = await asyncio.to_thread(self._route, job_id, fields)
+        route, model_id, holders = await asyncio.to_thread(self._route, job_id, record)
         self.need(ends, 1.0, "no time left to fetch the transcripts")
         each = [(hop, h) for hop, hs in enumerate(holders) for h in hs]
         fetched = await asyncio.gather(
@@ -174,20 +174,20 @@ class Inspector:
         )
         by_record = {h.record: f for (_, h), f in zip(each, fetched, strict=True)}
         per_hop = [self._spliced(hs, by_record) for hs in holders]
-        return Gathered(job_id, fields, route, model_id, per_hop, holders, by_record)
+        return Gathered(job_id, record, route, model_id, per_hop, holders, by_record)
 
     def _route(
-        self, job_id: str, fields: dict[str, Any]
+        self, job_id: str, record: JobRecord
     ) -> tuple[list[RouteHop], str, list[list[Holder]]]:
         """The job's route hops with their keys and spans, its model, and who served each
         hop: spans from the record's layer counts (a route's spans are contiguous from layer
         0), keys and the model from the registry (``submitResult`` checked that every hop
         serves the job's model). An amended job's record continues with its replacements,
         which ``JobAmended`` events place (``holders``)."""
-        replaced = self.chain.market.replacements_of(job_id) if fields.get("hops") else 0
-        hops = len(fields["hops"]) - replaced
+        replaced = self.chain.market.replacements_of(job_id) if record.hops else 0
+        hops = len(record.hops) - replaced
         route, start, model_id = [], 0, ""
-        for address, layers in zip(fields["hops"][:hops], fields["layers"][:hops], strict=True):
+        for address, layers in zip(record.hops[:hops], record.layers[:hops], strict=True):
             node = self.chain.registry.get_node(address)
             model_id = model_id or node.model_id
             route.append(RouteHop(address, bytes.fromhex(node.pubkey[2:]), start, start + layers))
@@ -275,7 +275,7 @@ class Inspector:
         transcripts: list[HopTranscript] = list(evidence.fetched)  # type: ignore[arg-type]
         finding = await asyncio.to_thread(
             check_bookkeeping, job_id, evidence.route, transcripts, evidence.commitment,
-            evidence.submitter_hop, int(evidence.fields["tokensServed"]),
+            evidence.submitter_hop, evidence.record.tokens_served,
         )  # fmt: skip
         if finding is not None:
             self.ledger.record_check(job_id, finding.hop, False, finding.reason,
@@ -326,7 +326,7 @@ class Inspector:
             transcripts: list[HopTranscript] = list(evidence.fetched)  # type: ignore[arg-type]
             found = await asyncio.to_thread(
                 check_bookkeeping, job_id, evidence.route, transcripts, evidence.commitment,
-                evidence.submitter_hop, int(evidence.fields["tokensServed"]),
+                evidence.submitter_hop, evidence.record.tokens_served,
             )  # fmt: skip
             if found is not None and found.hop == accused:
                 finding = found

@@ -134,7 +134,7 @@ class JuryDesk:
         accused hop is unavailable and its response window is still open)."""
         ends = float(case.commit_ends_at)
         record = await asyncio.to_thread(self.chain.market.get_job, case.job_id)
-        evidence = await self.inspector.gather(case.job_id, record.fields, ends)
+        evidence = await self.inspector.gather(case.job_id, record, ends)
         accused = dispute.hop
         if evidence.unavailable_record(accused) is not None:
             drawn_at = case.commit_ends_at - self.commit_window

@@ -167,13 +167,13 @@ class VerifierService:
         if await self._settled_on_chain(job):
             return self.ledger.get(job.job_id).status
         if placed is not None:
-            fields = placed.fields()
+            record = placed.record()
         else:
-            fields = (await asyncio.to_thread(self.chain.market.get_job, job.job_id)).fields
-        ends = int(fields["submittedAt"]) + self.window
+            record = await asyncio.to_thread(self.chain.market.get_job, job.job_id)
+        ends = record.submitted_at + self.window
         self.ledger.set_status(job.job_id, CHECKING)
         try:
-            evidence = await self.inspector.gather(job.job_id, fields, ends)
+            evidence = await self.inspector.gather(job.job_id, record, ends)
             if self.fault is not None:
                 self.fault("mid_check")
             finding = await self.inspector.find_fault(evidence, ends)
@@ -233,7 +233,7 @@ class VerifierService:
         ordered = committed_receipts(transcripts, evidence.commitment, evidence.submitter_hop)
         preimage = commitment_preimage(ordered)
         proven = proven_positions(bytes.fromhex(job.job_id[2:]), len(evidence.route), ordered)
-        if proven >= int(evidence.fields["tokensServed"]):  # the market's walk would not agree
+        if proven >= evidence.record.tokens_served:  # the market's walk would not agree
             return await self._dispute(job, finding, ends, placed)
         try:
             self.inspector.need(ends, 0.0, "an over-charge was found too late")

@@ -73,17 +73,17 @@ def test_a_python_signed_amendment_settles_as_the_replica_says(network: Network)
     submitted = chain.market.submit_amended(
         network.nodes[2], job, signature, (amendment,), 9, COMMITMENT
     )
-    record = chain.market.get_job(jid).fields
+    record = chain.market.get_job(jid)
     prices = {n.address: p for n, p in zip(network.nodes, PRICES, strict=True)}
     prices[spare.address] = SPARE_PRICE
     replica = record_hops(job.route, (amendment,), 9)
-    assert record["hops"] == [e.node for e in replica]
-    assert record["amounts"] == [e.positions * 10 * prices[e.node] for e in replica]
-    assert submitted.cost == sum(record["amounts"])
+    assert record.hops == tuple(e.node for e in replica)
+    assert record.amounts == tuple(e.positions * 10 * prices[e.node] for e in replica)
+    assert submitted.cost == sum(record.amounts)
     assert escrow - chain.market.escrow_of(network.client.address) == submitted.cost
     assert chain.market.replacements_of(jid) == 1
     (event,) = chain.market.amendments_of(jid)
-    assert (event["hop"], event["replacement"], event["fromPosition"], event["index"]) == (
+    assert (event.hop, event.replacement, event.from_position, event.index) == (
         1,
         spare.address,
         5,

@@ -165,7 +165,7 @@ def test_an_upheld_dispute_refunds_the_client_slashes_the_hop_and_pays_the_other
     signature = sign_job(job, network.client, chain.chain_id, market.address)
     escrow_before = market.escrow_of(network.client.address)
     submitted = _submit(network, job, signature)
-    amounts = market.get_job(submitted.job_id).fields["amounts"]
+    amounts = market.get_job(submitted.job_id).amounts
     cheat = network.nodes[1]
     stake_before = chain.registry.get_node(cheat.address).stake
     honest_before = [chain.token.balance_of(n.address) for n in network.nodes]

@@ -11,6 +11,7 @@ import pytest
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.market import JobRecord
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
@@ -25,7 +26,7 @@ def client(served, key: str = "main") -> openai.OpenAI:
     )
 
 
-def wait_submitted(served, job_ids: list[str]) -> list[dict]:
+def wait_submitted(served, job_ids: list[str]) -> list[JobRecord]:
     """The jobs' on-chain records once their last hops have submitted them."""
     statuses = ("Submitted", "Finalized", "Challenged")
     return [served.net.wait_for_job(j, *statuses, timeout=SUBMIT_S) for j in job_ids]
@@ -75,7 +76,7 @@ def test_a_long_paid_prompt_is_answered_and_the_key_pays_what_the_chain_charged(
     assert reply.usage.prompt_tokens > 2500
     ext = reply.model_extra["sharedllm"]
     (record,) = wait_submitted(served, job_ids(ext))
-    assert int(record["cost"]) == int(ext["cost_wei"]) > 0
+    assert record.cost == int(ext["cost_wei"]) > 0
     assert served.keys.get("main").spent - spent == int(ext["cost_wei"])
 
 
@@ -155,7 +156,7 @@ def test_a_chat_answer_is_paid_by_the_operator_and_charged_to_the_key(served) ->
     assert [h["span"] for h in ext["jobs"][0]["route"]] == [[0, 10], [10, 20], [20, 30]]
 
     records = wait_submitted(served, job_ids(ext))
-    assert sum(r["cost"] for r in records) == cost
+    assert sum(r.cost for r in records) == cost
     assert market.escrow_of(served.operator) == escrow_before - cost
     key = served.keys.get("main")
     assert key.spent == spent_before + cost and key.reserved == 0
@@ -269,7 +270,7 @@ def test_a_bad_field_is_a_bad_request_naming_it(served, field: str, value: objec
 
 def test_a_client_leaving_mid_stream_pays_only_for_what_was_served(served, client_model) -> None:
     market = served.net.chain.market
-    before = {j["jobHash"] for j in market.submitted_jobs()}
+    before = {j.job_id for j in market.submitted_jobs()}
     spent = served.keys.get("main").spent
     max_tokens = 64
     messages = [{"role": "user", "content": "Write a long story about a lighthouse."}]
@@ -286,17 +287,17 @@ def test_a_client_leaving_mid_stream_pays_only_for_what_was_served(served, clien
     stream.close()
 
     deadline = time.monotonic() + SUBMIT_S
-    while not (new := [j for j in market.submitted_jobs() if j["jobHash"] not in before]):
+    while not (new := [j for j in market.submitted_jobs() if j.job_id not in before]):
         assert time.monotonic() < deadline, "the abandoned job was never submitted"
         time.sleep(0.3)
     (job,) = new
-    record = market.get_job(job["jobHash"]).fields
+    record = market.get_job(job.job_id)
     while served.keys.get("main").reserved:
         assert time.monotonic() < deadline, "the reservation was never settled"
         time.sleep(0.2)
-    assert served.keys.get("main").spent == spent + record["cost"]
+    assert served.keys.get("main").spent == spent + record.cost
     # Generation stopped when the client left, far short of the prompt plus max_tokens.
-    assert record["tokensServed"] < len(client_model.chat_ids(messages)) + max_tokens // 2
+    assert record.tokens_served < len(client_model.chat_ids(messages)) + max_tokens // 2
     assert client(served).models.list()  # the gateway carries on
 
 

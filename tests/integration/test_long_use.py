@@ -54,7 +54,7 @@ def test_a_paid_prompt_near_the_context_is_answered_and_billed_for_its_positions
     paid = jobs[0]
     assert positions <= paid.tokens < positions + 4  # the prompt and the tokens fed back
     record = net.wait_for_job(paid.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
-    assert record["tokensServed"] == paid.tokens
+    assert record.tokens_served == paid.tokens
     escrow = net.chain.market.escrow_of(dev_account(6).address)
     assert escrow == before - paid.cost  # locked for exactly what the receipts prove
 
@@ -96,7 +96,7 @@ def test_a_twenty_turn_paid_chat_keeps_its_history_and_pays_each_turn(net):
     assert tokens == sorted(tokens) and tokens[-1] > 20 * 12  # the history is the prompt
     last = payer.jobs[-1]
     record = net.wait_for_job(last.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
-    assert record["tokensServed"] == last.tokens
+    assert record.tokens_served == last.tokens
 
 
 def test_a_step_the_client_never_received_is_not_billed(net):
@@ -125,4 +125,4 @@ def test_a_step_the_client_never_received_is_not_billed(net):
 
     paid, received = asyncio.run(run())
     record = net.wait_for_job(paid.signed.job_id, "Submitted", "Finalized", timeout=SETTLE_S)
-    assert record["tokensServed"] == received == paid.tokens
+    assert record.tokens_served == received == paid.tokens

@@ -49,7 +49,7 @@ def test_an_operator_spends_what_its_node_earned_on_its_own_answer(
         chain.market.deposit(client, 1 * WEI_PER_SHARE, chain.token)
         _, jobs = net.generate("Tell me a story about a dragon.", client, max_tokens=24)
         served = net.wait_for_job(jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
-        earned = _hop_earnings(net, served["tokensServed"], 0)
+        earned = _hop_earnings(net, served.tokens_served, 0)
         assert chain.token.balance_of(operator.address) == wallet_at_start + earned
 
         # The operator moves exactly those earnings into escrow with the node's keystore.
@@ -71,11 +71,11 @@ def test_an_operator_spends_what_its_node_earned_on_its_own_answer(
         text, own_jobs = net.generate("What is the capital of France?", me, max_tokens=2)
         assert text
         own = net.wait_for_job(own_jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
-        tokens = own["tokensServed"]
+        tokens = own.tokens_served
         cost = sum(
             tokens * (end - start) * p for (start, end), p in zip(net.spans, PRICES, strict=True)
         )
-        assert own["cost"] == cost == own_jobs[-1].cost
+        assert own.cost == cost == own_jobs[-1].cost
         assert chain.market.escrow_of(operator.address) == earned - cost
         # Its own hop of its own job paid it back, like any other job.
         assert chain.token.balance_of(operator.address) == wallet_at_start + _hop_earnings(

@@ -56,8 +56,8 @@ def test_a_span_served_only_in_parts_fails_over_to_a_new_job(model_home) -> None
         # The old job's last hop died with the full receipts; the hop before it was handed
         # them and submitted the steps the client got answers for.
         old = net.wait_for_job(first.signed.job_id, "Submitted", timeout=60)
-        assert old["submitter"].lower() == first.hops[-2].address.lower()
-        assert old["tokensServed"] == first.tokens
+        assert old.submitter.lower() == first.hops[-2].address.lower()
+        assert old.tokens_served == first.tokens
         start_block = net.chain.deployment.deploy_block
         net.wait_for_job(first.signed.job_id, "Finalized", timeout=60)
         paid = [
@@ -106,19 +106,19 @@ def _check_amended(net: LocalNetwork, client, paid, hop: int, escrow_before: int
     assert amendment.replacement.lower() == spare.address.lower()
     assert 0 < amendment.from_position < paid.tokens
     record = net.wait_for_job(paid.signed.job_id, "Submitted", timeout=60)
-    assert record["tokensServed"] == paid.tokens
+    assert record.tokens_served == paid.tokens
     assert net.chain.market.replacements_of(paid.signed.job_id) == 1
     if hop == len(paid.hops) - 1:
-        assert record["submitter"].lower() == spare.address.lower(), "the new last hop submits"
+        assert record.submitter.lower() == spare.address.lower(), "the new last hop submits"
     unbroken = paid.tokens * paid.price_per_token
     replay = amendment.from_position * spare.layers * spare.price_per_token
     later = paid.tokens - amendment.from_position  # positions the replacement served live
-    assert record["cost"] == paid.cost
-    assert record["cost"] - unbroken == replay + later * spare.layers * (
+    assert record.cost == paid.cost
+    assert record.cost - unbroken == replay + later * spare.layers * (
         spare.price_per_token - dead.price_per_token
     ), "the failover costs the replay of one span (and the price difference after it)"
     net.wait_for_job(paid.signed.job_id, "Finalized", timeout=60)
-    assert escrow_before - net.chain.market.escrow_of(client.address) == record["cost"]
+    assert escrow_before - net.chain.market.escrow_of(client.address) == record.cost
     owed = [(h.address.lower(), paid.tokens * h.layers * h.price_per_token) for h in paid.hops]
     owed[hop] = (dead.address.lower(), amendment.from_position * dead.layers * dead.price_per_token)
     owed.append((spare.address.lower(), paid.tokens * spare.layers * spare.price_per_token))

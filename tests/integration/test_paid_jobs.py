@@ -50,8 +50,8 @@ def test_a_paid_answer_moves_balances_exactly(net: LocalNetwork) -> None:
     paid = jobs[-1]
     net.wait_for_job(paid.signed.job_id, "Finalized", timeout=SETTLE_S)
 
-    record = chain.market.get_job(paid.signed.job_id).fields
-    tokens = record["tokensServed"]
+    record = chain.market.get_job(paid.signed.job_id)
+    tokens = record.tokens_served
     assert tokens == paid.tokens  # the client's count and the node's agree
     price = chain.registry.get_node(nodes[0]).price_per_token
     shares = [tokens * (end - start) * price for start, end in net.spans]
@@ -121,8 +121,8 @@ def test_a_client_withdrawing_mid_job_cannot_leave_the_nodes_unpaid(net: LocalNe
     with pytest.raises(ContractRevert) as early:
         chain.market.withdraw(client)
     assert early.value.code == "WithdrawalNotReady"
-    fields = net.wait_for_job(jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
-    assert fields["cost"] == jobs[-1].cost > 0
+    record = net.wait_for_job(jobs[-1].signed.job_id, "Finalized", timeout=SETTLE_S)
+    assert record.cost == jobs[-1].cost > 0
     # What the withdrawal can still take is what is left after paying the route.
     assert chain.market.escrow_of(client.address) == 1 * WEI_PER_SHARE - jobs[-1].cost
 

@@ -49,7 +49,7 @@ def test_a_served_job_waits_out_an_outage_and_is_paid_after(gated) -> None:
     net.wait_for_job(job_id, "Submitted", timeout=30)
     net.devnet.advance_time(int(net.chain.market.params()["challengeWindow"]) + 1)
     record = net.wait_for_job(job_id, "Finalized", timeout=30)
-    assert int(record["tokensServed"]) > 0
+    assert record.tokens_served > 0
     for node in net.nodes:
         assert node is not None and node.process.poll() is None, "a node died in the outage"
 

@@ -99,11 +99,11 @@ def test_every_hop_serves_a_transcript_that_matches_its_receipts_and_the_chain(
     last = transcripts[-1]
     # The last hop holds every hop's receipts: they chain and hash to the on-chain commitment.
     check_chain(last.chains, hops=3)
-    assert "0x" + job_commitment(last.chains).hex() == record["commitment"]
+    assert job_commitment(last.chains) == record.commitment
     for i, transcript in enumerate(transcripts):
         assert [r.hop for r in transcript.receipts] == [i] * len(transcript.inputs)
         assert set(transcript.receipts) <= set(last.chains)  # the same receipts everywhere
-        assert sum(transcript.lengths) == record["tokensServed"]
+        assert sum(transcript.lengths) == record.tokens_served
         start, end = net.spans[i]
         result = check_hop(SpanRunner(store, net.manifest, start, end), transcript)
         assert result.verdict.ok, result.verdict

@@ -158,10 +158,10 @@ def test_the_cheater_is_slashed_through_the_jury_and_honest_work_is_paid(
     market, court = chain.market.params(), chain.court.params()
     assert slashed == market["slashAmount"]
     # The hops that worked honestly on the cheated job are paid for it out of the slash.
-    cheated_job = chain.market.get_job(bad).fields
+    cheated_job = chain.market.get_job(bad)
     assert {(e["node"], e["amount"]) for e in compensated} == {
-        (nodes[FIRST], cheated_job["amounts"][0]),
-        (nodes[LAST], cheated_job["amounts"][2]),
+        (nodes[FIRST], cheated_job.amounts[0]),
+        (nodes[LAST], cheated_job.amounts[2]),
     }
     left = slashed - sum(e["amount"] for e in compensated)
     assert bounty == left * market["bountyBps"] // 10_000
@@ -317,7 +317,7 @@ def test_an_overcharge_is_proven_on_chain_and_refunded(net: LocalNetwork) -> Non
     assert verdict.startswith("overcharge hop=2 proven"), verdict
     record = net.wait_for_job(job_id, "Challenged", timeout=SETTLE_S)
     (proof,) = _events(net, "market", "OverchargeProven", start_block)
-    assert proof["charged"] == record["tokensServed"] == jobs[-1].signed.job.max_tokens
+    assert proof["charged"] == record.tokens_served == jobs[-1].signed.job.max_tokens
     assert proof["proven"] < proof["charged"]
     assert proof["prover"] == verifier.address
     assert chain.market.escrow_of(client.address) == escrow
@@ -392,7 +392,7 @@ def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake
     first, *_ = asyncio.run(answer())
     job_id = first.signed.job_id
     record = net.wait_for_job(job_id, "Submitted", "Disputed", timeout=SETTLE_S)
-    assert record["submitter"] == net.accounts[HONEST].address  # handed over
+    assert record.submitter == net.accounts[HONEST].address  # handed over
     verdict = verifier.verdict(job_id, SETTLE_S)
     assert verdict.startswith("challenged hop=2 reason=transcript_refused"), verdict
     net.restart(LAST)
@@ -517,20 +517,20 @@ def test_a_replacement_that_cheats_is_slashed_and_the_old_holder_is_paid_its_par
     assert verifier.said("dispute", job_id, SETTLE_S).startswith("upheld hop=3")
     net.wait_for_job(job_id, "Challenged", timeout=SETTLE_S)
 
-    record = chain.market.get_job(job_id).fields
-    assert record["hops"] == [nodes[FIRST], nodes[HONEST], nodes[LAST], nodes[CHEATER]]
+    record = chain.market.get_job(job_id)
+    assert record.hops == (nodes[FIRST], nodes[HONEST], nodes[LAST], nodes[CHEATER])
     challenged = _events(net, "market", "JobChallenged", start_block)
     assert [(e["node"], e["hop"]) for e in challenged] == [(nodes[CHEATER], 3)]
     compensated = {
         (e["node"], e["amount"]) for e in _events(net, "market", "HopCompensated", start_block)
     }
     assert compensated == {
-        (nodes[FIRST], record["amounts"][0]),
-        (nodes[HONEST], record["amounts"][1]),
-        (nodes[LAST], record["amounts"][2]),
+        (nodes[FIRST], record.amounts[0]),
+        (nodes[HONEST], record.amounts[1]),
+        (nodes[LAST], record.amounts[2]),
     }
     assert (
-        record["amounts"][1]
+        record.amounts[1]
         == amendment.from_position * 10 * chain.registry.get_node(nodes[HONEST]).price_per_token
     ), "the old holder is owed the positions before the amendment"
     assert chain.registry.get_node(nodes[HONEST]).stake == stake
