@@ -4,7 +4,8 @@ Prints one table: tokens/s and time to first token for the baseline and for rout
 and 3 local node processes; the per-hop overhead; the per-token latency with an injected
 one-way link delay against the limit of a pushed pipeline, (hops + 1) x delay + compute;
 and the same 3-node route as paid jobs (a signed job per answer, receipts per hop and step,
-settlement on a local chain) against the unpaid path in the same rounds; and long prompts
+settlement on a local chain) against the unpaid path in the same rounds; the same route
+over TLS links pinned to the nodes' keys against plain http, in the same rounds; and long prompts
 (1k and 4k tokens by default) through `generate`, the unpaid and the paid 3-node route.
 Node start-to-ready is bench/node_start.py.
 
@@ -163,6 +164,7 @@ def main() -> None:
             runs[(kind, length)] = []
     with (
         local_nodes(all_spans, *threads) as started,
+        local_nodes(ROUTES[3], "--tls", *threads) as tls_nodes,
         LocalNetwork(ROUTE_SPANS, node_args=threads) as paid_net,
     ):
         client = dev_account(4)
@@ -175,11 +177,15 @@ def main() -> None:
         for hops in ROUTES:
             asyncio.run(network(cm, urls[hops], 4))  # warm-up
             runs[hops] = []
+        tls_urls = [n.pinned_url for n in tls_nodes]
+        asyncio.run(network(cm, tls_urls, 4))  # warm-up
+        runs["tls"] = []
         for _ in range(args.rounds):  # interleaved, so a burst of load hits every row alike
             runs["base"].append(base.run(args.tokens))
             for hops in ROUTES:
                 runs[hops].append(asyncio.run(network(cm, urls[hops], args.tokens)))
             runs["paid"].append(asyncio.run(network(cm, None, args.tokens, payer=payer)))
+            runs["tls"].append(asyncio.run(network(cm, tls_urls, args.tokens)))
             for length in long_lengths:
                 ids = long_ids(cm, length)
                 n = args.long_tokens
@@ -217,6 +223,13 @@ def main() -> None:
     print(f"| unpaid | {rows[3][1]:.1f} | 1.00 |")
     print(f"| paid (signed job, receipts, settlement) | {paid_rate:.1f} | "
           f"{paid_rate / rows[3][1]:.2f} |")  # fmt: skip
+
+    tls_rate = best(runs["tls"])[1]
+    print("\nLinks encrypted with TLS 1.3 and pinned to the nodes' keys, 3 nodes, same rounds:\n")
+    print("| run | tokens/s | ratio to plain http |")
+    print("|---|---:|---:|")
+    print(f"| plain http | {rows[3][1]:.1f} | 1.00 |")
+    print(f"| TLS, pinned keys | {tls_rate:.1f} | {tls_rate / rows[3][1]:.2f} |")
 
     print(f"\nPer-token time split (client head+sampling+embedding: {own_ms:.1f} ms):\n")
     print("| hops | ms/token | vs baseline (ms) | node compute (ms) | overhead per hop (ms) |")

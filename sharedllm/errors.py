@@ -114,6 +114,13 @@ class PeerError(SharedLLMError):
     http_status = 502
 
 
+class LinkUntrusted(PeerError):
+    """A node's address presented a key other than the one expected there, or no key is
+    known for it: nothing is sent over such a link."""
+
+    code = "LINK_UNTRUSTED"
+
+
 class RouteError(SharedLLMError):
     """No chain of known nodes covers the model's layers."""
 

@@ -33,14 +33,23 @@ def load_node_key(path: Path) -> SigningKey:
 
 
 def load_or_create_node_key(path: Path) -> SigningKey:
-    """Load the key at ``path``, creating it (mode 0600) if the file does not exist yet."""
+    """Load the key at ``path``, creating it (mode 0600) if the file does not exist yet.
+    The file appears whole or not at all (written aside, then linked into place), so nodes
+    starting together on one home all end up with the one key that won."""
     if path.exists():
         return load_node_key(path)
     key = SigningKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(bytes(key).hex() + "\n")
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(bytes(key).hex() + "\n")
+        os.link(aside, path)
+    except FileExistsError:
+        return load_node_key(path)
+    finally:
+        aside.unlink(missing_ok=True)
     return key
 
 

@@ -8,6 +8,7 @@ applies the head and samples.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from sharedllm.model.manifest import Manifest
 from sharedllm.model.sampling import Sampler, SamplingParams
 from sharedllm.model.store import ModelStore
 from sharedllm.peers.http import PeerClient
+from sharedllm.peers.link_tls import LinkTrust
 
 
 class TextGenerator:
@@ -42,7 +44,10 @@ class TextGenerator:
         self.manifest = client_model.manifest if client_model else store.manifest(model_id)
         self.model = client_model or ClientModel(store, self.manifest)
         self.directory = nodes if isinstance(nodes, NodeDirectory) else StaticDirectory(nodes)
-        self.peers = PeerClient(link_delay_s=link_delay_ms / 1000.0)
+        # Without a registry, an https node whose key the command line did not name is
+        # trusted on first use, and said so.
+        trust = LinkTrust(trust_on_first_use=not self.directory.knows_keys, report=_say)
+        self.peers = PeerClient(link_delay_s=link_delay_ms / 1000.0, trust=trust)
         self.planner = RoutePlanner(self.directory, self.peers, policy)
         self.step_timeout_s = step_timeout_s
         self.payer = payer  # signs a job per route; None on a free network
@@ -144,3 +149,7 @@ def check_context(manifest: Manifest, prompt_tokens: int, max_new_tokens: int) -
             max_tokens=max_new_tokens,
             context_length=context,
         )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -128,6 +128,7 @@ async def _probe_row(peers: PeerClient, record: RegisteredNode, timeout: float) 
     url = normalised_endpoint(record.endpoint)
     if url is None:
         return NodeRow(record, None, "registered endpoint is not an http(s) URL")
+    peers.trust.expect(url, bytes.fromhex(record.pubkey[2:]))
     try:
         found = await probe(peers, url, timeout)
     except SharedLLMError as exc:

@@ -80,6 +80,8 @@ class RoutePlanner:
 
     async def candidates(self, model_id: str, exclude: Collection[str] = ()) -> list[Candidate]:
         urls = [u for u in await self.directory.endpoints() if u not in exclude]
+        for url, keys in (await self.directory.keys()).items():
+            self.peers.trust.expect(url, *keys)
         found, unreachable = await probe_report(self.peers, urls)
         others = [c for c in found if c.info.model_id != model_id]
         self.unreachable = unreachable | {
@@ -98,5 +100,19 @@ class RoutePlanner:
                 + (f" (tried {tried})" if tried else " (no node to try)"),
                 model_id=model_id,
             )
-        chain = best_chain(nodes, start, end, self.policy)
-        return [Hop(c.url, c.info.start, c.info.end) for c in chain]
+        try:
+            chain = best_chain(nodes, start, end, self.policy)
+        except RouteError as exc:
+            if self.unreachable:
+                tried = "; ".join(f"{url}: {why}" for url, why in self.unreachable.items())
+                exc.message += f" (left out: {tried})"
+                exc.args = (exc.message,)
+            raise
+        return [Hop(c.url, c.info.start, c.info.end, _link_key(self.peers, c.url)) for c in chain]
+
+
+def _link_key(peers: PeerClient, url: str) -> str | None:
+    """The key the link to ``url`` was pinned to when it was probed (None over plain http):
+    the hop before it in the route pushes to it pinned to the same key."""
+    key = peers.trust.pinned(url)
+    return "0x" + key.hex() if key is not None else None

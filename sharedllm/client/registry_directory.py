@@ -32,6 +32,8 @@ class RegistryDirectory(NodeDirectory):
     consistent snapshot without hiding a node that left the registry for long.
     """
 
+    knows_keys = True
+
     def __init__(
         self, chain: Chain, model_id: str | None = None, *, ttl_s: float = DEFAULT_TTL_S
     ) -> None:
@@ -61,6 +63,16 @@ class RegistryDirectory(NodeDirectory):
             if url is not None:
                 seen.setdefault(url, None)
         return list(seen)
+
+    async def keys(self) -> Mapping[str, frozenset[bytes]]:
+        """Each endpoint's registered keys: one, or those of every registration that
+        claims it (the link then shows which one answers)."""
+        sets: dict[str, set[bytes]] = {}
+        for node in await self.records():
+            url = normalised_endpoint(node.endpoint)
+            if url is not None:
+                sets.setdefault(url, set()).add(bytes.fromhex(node.pubkey[2:]))
+        return {url: frozenset(ks) for url, ks in sets.items()}
 
     async def record_for(self, endpoint: str, public_key: str | None = None) -> RegisteredNode:
         """The registered node behind a probed endpoint.
@@ -96,7 +108,7 @@ class RegistryDirectory(NodeDirectory):
         keys = public_keys or {}
         hops = []
         for hop in route:
-            node = await self.record_for(hop.url, keys.get(hop.url))
+            node = await self.record_for(hop.url, hop.key or keys.get(hop.url))
             if (node.start, node.end) != (hop.start, hop.end):
                 raise RouteError(
                     f"{hop.url} is registered for layers {node.start}:{node.end}, "

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from nacl.signing import SigningKey
 
 from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.admission import AcceptAll, Admission
@@ -25,7 +26,7 @@ from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.node.transcript_handlers import TranscriptAccess, add_transcript_routes
-from sharedllm.peers import connection_cap
+from sharedllm.peers import connection_cap, link_tls
 from sharedllm.peers.http import PeerClient
 from sharedllm.stop_signals import stop_event
 
@@ -89,9 +90,11 @@ async def serve(
     handoff: ReceiptHandoff | None = None,
     batches: Ledger | None = None,
     wrap_runner: Callable[[Any], Any] | None = None,
+    link_key: SigningKey | None = None,
 ) -> None:
-    """``wrap_runner`` is for tests: a cheating runner around the honest one."""
-    peers = PeerClient(link_delay_s=config.link_delay_s)
+    """``link_key``: serve TLS 1.3 with this node key's certificate (``peers/link_tls``).
+    ``wrap_runner`` is for tests: a cheating runner around the honest one."""
+    peers = PeerClient(link_delay_s=config.link_delay_s, trust=config.peer_trust())
     try:
         await fetch_missing_shards(peers, store, manifest, start, end, config.peers)
         worker = SpanWorker(
@@ -119,15 +122,26 @@ async def serve(
         )
         await runner.setup()
         assert runner.server is not None
+        tls = link_tls.server_context(link_key) if link_key is not None else None
         listener = await connection_cap.listen(
-            runner.server, config.host, config.port, config.max_connections_per_peer
+            runner.server, config.host, config.port, config.max_connections_per_peer, tls
         )
         port = listener.sockets[0].getsockname()[1]
-        url = config.public_url or f"http://{config.host}:{port}"
+        scheme = "https" if tls is not None else "http"
+        url = config.public_url or f"{scheme}://{config.host}:{port}"
         stop = stop_event()
+        if link_key is not None:
+            log.info(
+                "links: TLS 1.3 pinned to key 0x%s; clients without a registry pin it with "
+                "--nodes %s#0x%s",
+                bytes(link_key.verify_key).hex(), url, bytes(link_key.verify_key).hex(),
+            )  # fmt: skip
+        else:
+            log.warning("links: plain http, readable and alterable by anyone on the path")
+        key = f" key=0x{bytes(link_key.verify_key).hex()}" if link_key is not None else ""
         print(
             f"ready {url} model={manifest.model_id} layers={start}:{end} "
-            f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}",
+            f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}{key}",
             flush=True,
         )
         tasks = [asyncio.create_task(_reap(state))]

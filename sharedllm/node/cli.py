@@ -105,6 +105,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "position)",
     )
     run.add_argument("--public-key", help="shown at /info")
+    run.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve TLS 1.3 with a certificate of the node key (--node-key; a free node "
+        "creates one there if missing): clients pin it to the registered key, or to the "
+        "key given as --nodes URL#KEY",
+    )
     run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     run.add_argument(
         "--no-host",
@@ -119,8 +126,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_chain_options(paid)
     add_account_options(paid)
     paid.add_argument(
-        "--node-key", type=Path, help="ed25519 key file registered at stake time "
-        "(default: $SHAREDLLM_HOME/nodes/node.ed25519)",
+        "--node-key", type=Path, help="ed25519 key file registered at stake time, or a "
+        "free node's TLS key (default: $SHAREDLLM_HOME/nodes/node.ed25519)",
     )  # fmt: skip
     paid.add_argument(
         "--transcript-budget-mb",
@@ -222,13 +229,15 @@ def _run(args: argparse.Namespace) -> int:
     from sharedllm.model.store import ModelStore
     from sharedllm.node.app import serve
     from sharedllm.node.config import NodeConfig
-    from sharedllm.protocol.session_msgs import parse_url
+    from sharedllm.protocol.session_msgs import parse_pinned_url, parse_url
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    peers = tuple(parse_url(p, "--peer") for p in args.peer)
+    pinned = [parse_pinned_url(p, "--peer") for p in args.peer]
+    peers = tuple(url for url, _ in pinned)
+    peer_keys = tuple((url, key) for url, key in pinned if key is not None)
     if args.max_connections_per_peer < 1:
         raise ConfigError(
             "--max-connections-per-peer: must be at least 1", field="max_connections_per_peer"
@@ -260,10 +269,14 @@ def _run(args: argparse.Namespace) -> int:
         client_max_size=args.max_body_mb << 20,
         public_key=args.public_key,
         peers=peers,
+        peer_keys=peer_keys,
     )
+    if args.tls and config.public_url is not None and not config.public_url.startswith("https:"):
+        raise ConfigError("--public-url: a --tls node is reached at an https URL", field="tls")
     store = ModelStore(args.models_dir)
     span = parse_layers(args.layers)
     admission, background, transcripts, handoff, ledger = None, [], None, None, None
+    link_key = None
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
 
@@ -283,8 +296,27 @@ def _run(args: argparse.Namespace) -> int:
         )
         admission, background = node.admission, [node.settler.run]
         transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
+        link_key = node.key if args.tls else None
+        if reg.endpoint.startswith("https://") != bool(args.tls):
+            raise ConfigError(
+                f"the registered endpoint {reg.endpoint} is "
+                + ("https: run with --tls" if not args.tls else "plain http: run "
+                   "`sharedllm-node update --endpoint https://…` first, or drop --tls"),
+                field="tls",
+            )  # fmt: skip
     else:
         manifest = store.manifest(args.model)
+        if args.tls:
+            from dataclasses import replace
+
+            from sharedllm.chain.node_keys import (
+                default_node_key_path,
+                load_or_create_node_key,
+                public_key_bytes32,
+            )
+
+            link_key = load_or_create_node_key(args.node_key or default_node_key_path())
+            config = replace(config, public_key=public_key_bytes32(link_key))
     if span is None:
         span = asyncio.run(_auto_span(args, store, manifest, config))
     asyncio.run(
@@ -292,6 +324,7 @@ def _run(args: argparse.Namespace) -> int:
             config, store, manifest, span[0], span[1], started_at=started,
             admission=admission, background=background, transcripts=transcripts,
             handoff=handoff, batches=ledger, wrap_runner=args.faults.wrap_runner,
+            link_key=link_key,
         )
     )  # fmt: skip
     return 0
@@ -301,7 +334,6 @@ async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
     from sharedllm.peers.http import PeerClient
     from sharedllm.peers.probe import probe_all
     from sharedllm.placement.span_choice import choose_span, layers_that_fit
-    from sharedllm.protocol.session_msgs import parse_url
 
     budget = parse_size(args.memory_budget) if args.memory_budget else available_ram() // 2
     first = manifest.layer_shards[0]
@@ -310,8 +342,8 @@ async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
     else:
         layer_bytes = _estimated_layer_bytes(manifest.config)
     count = layers_that_fit(budget, layer_bytes, config.cache_budget_bytes, manifest.num_layers)
-    async with PeerClient() as peers:
-        urls = list(dict.fromkeys(parse_url(u, "peer") for u in config.peers))
+    async with PeerClient(trust=config.peer_trust()) as peers:
+        urls = list(dict.fromkeys(config.peers))
         found = await probe_all(peers, urls)
     spans = [(c.info.start, c.info.end) for c in found if c.info.model_id == manifest.model_id]
     return choose_span(manifest.num_layers, count, spans)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from sharedllm.node.batching import DEFAULT_MAX_POSITIONS, DEFAULT_MAX_ROWS, DEFAULT_WAIT_MS
 from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
+from sharedllm.peers.link_tls import LinkTrust
+
+_log = logging.getLogger("sharedllm.node")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,16 @@ class NodeConfig:
     address: str | None = None  # the staking account; set when serving paid jobs
     client_max_size: int = 64 * 1024 * 1024  # the largest request body aiohttp will read
     peers: tuple[str, ...] = field(default_factory=tuple)
+    peer_keys: tuple[tuple[str, str], ...] = ()  # (url, 0x key) named as --peer URL#KEY
+
+    def peer_trust(self) -> LinkTrust:
+        """The node's trust in links: the keys --peer named; other https peers (shard
+        sources, whose shards are hash-checked) on first use, said in the log; a route's
+        next hop always by the key the client named for it (parse_open requires one)."""
+        trust = LinkTrust(trust_on_first_use=True, report=_log.warning)
+        for url, key in self.peer_keys:
+            trust.expect(url, bytes.fromhex(key[2:]))
+        return trust
 
     @property
     def per_client_limit(self) -> int:

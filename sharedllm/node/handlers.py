@@ -219,6 +219,9 @@ async def _push(st: NodeState, next_url: str, session: Session, frame: TensorFra
     client's point of view (even a 4xx such as an unknown session after it restarted), so it
     is reported as a PeerError naming that hop unless it already names one further on."""
     url = f"{next_url}/sessions/{session.id}/steps"
+    key = session.route[session.hop_index + 1].key
+    if key is not None:  # the client's choice of key for the hop (parse_open requires it)
+        st.peers.trust.expect(next_url, bytes.fromhex(key[2:]))
     try:
         await st.peers.post_frame(url, frame, st.sessions.push_timeout(session))
     except PeerError as exc:

@@ -24,6 +24,7 @@ class LocalNode:
     child: Child
     span: tuple[int, int]
     pid: int  # the process serving: the run command's own, or its fork of a node host
+    key: str | None = None  # a --tls node's key (0x + 64 hex), from its ready line
 
     @property
     def process(self) -> subprocess.Popen:
@@ -32,6 +33,11 @@ class LocalNode:
     @property
     def url(self) -> str:
         return self.child.url
+
+    @property
+    def pinned_url(self) -> str:
+        """The URL with the node's key after a ``#``, as ``--nodes`` takes it."""
+        return f"{self.url}#{self.key}" if self.key is not None else self.url
 
     @property
     def ready_s(self) -> float:
@@ -79,7 +85,8 @@ class StartingNode:
         layers = next(w for w in line.split() if w.startswith("layers=")).split("=")[1]
         start, end = (int(x) for x in layers.split(":"))
         pid = int(next(w for w in line.split() if w.startswith("pid=")).split("=")[1])
-        return LocalNode(self.child, (start, end), pid)
+        key = next((w.split("=")[1] for w in line.split() if w.startswith("key=")), None)
+        return LocalNode(self.child, (start, end), pid, key)
 
 
 def start_node(layers: str, *extra: str, env: dict[str, str] | None = None) -> LocalNode:

@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nacl.signing import SigningKey
+
 from sharedllm import paths
 from sharedllm.chain.cli_common import open_chain, signer
 from sharedllm.chain.node_keys import default_node_key_path, load_node_key, public_key_bytes32
@@ -35,6 +37,7 @@ class PaidNode:
     registered: NodeInfo
     transcripts: TranscriptAccess
     handoff: ReceiptHandoff
+    key: SigningKey  # the registered node key: receipts, and the TLS certificate
 
 
 def paid_node(args: argparse.Namespace) -> PaidNode:
@@ -75,7 +78,7 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
     access = TranscriptAccess(
         store, chain.chain_id, chain.market.address, account.address, chain.court.may_judge
     )
-    return PaidNode(admission, settler, registered, access, _handoff(admission))
+    return PaidNode(admission, settler, registered, access, _handoff(admission), key)
 
 
 def _handoff(admission: PaidAdmission) -> ReceiptHandoff:

@@ -20,10 +20,15 @@ MAX_BATCH_BODY = 32 << 20  # 256 entries of 64 jobs at ~1.5 KB each, with room
 FETCH_TIMEOUT_S = 10.0
 
 
-async def fetch_batch_body(endpoint: str, batch_id: int) -> dict[str, Any]:
-    url = f"{endpoint.rstrip('/')}/batches/{batch_id}"
+async def fetch_batch_body(
+    endpoint: str, batch_id: int, key: bytes | None = None
+) -> dict[str, Any]:
+    """``key``: the poster's registered ed25519 key, which an https endpoint must hold."""
+    base = endpoint.rstrip("/")
     async with PeerClient() as peers:
-        return await peers.get_json(url, FETCH_TIMEOUT_S, MAX_BATCH_BODY)
+        if key is not None:
+            peers.trust.expect(base, key)
+        return await peers.get_json(f"{base}/batches/{batch_id}", FETCH_TIMEOUT_S, MAX_BATCH_BODY)
 
 
 async def read_batch(chain: Chain, batch_id: int) -> tuple[list[Entry], dict[str, Any]]:
@@ -31,7 +36,7 @@ async def read_batch(chain: Chain, batch_id: int) -> tuple[list[Entry], dict[str
     does not answer, or answers with other entries than it posted."""
     record = await asyncio.to_thread(chain.batches.get_batch, batch_id)
     node = await asyncio.to_thread(chain.registry.get_node, record.poster)
-    body = await fetch_batch_body(node.endpoint, batch_id)
+    body = await fetch_batch_body(node.endpoint, batch_id, bytes.fromhex(node.pubkey[2:]))
     reward = int((await asyncio.to_thread(chain.market.params))["rewardPerToken"])
     entries = batch_from_json(body, chain.chain_id, chain.market.address, reward)
     if entries_hash(entries) != record.entries_hash:

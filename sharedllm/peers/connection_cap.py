@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from sharedllm.peers.client_address import client_of
+from sharedllm.peers.link_tls import HANDSHAKE_TIMEOUT_S
 
 DEFAULT_PER_PEER = 256
 REFUSAL_LINGER_S = 1.0  # how long a refused connection may stay half-open
@@ -105,10 +107,20 @@ class _Capped(asyncio.Protocol):
             self.inner.resume_writing()
 
 
-async def listen(factory: Any, host: str, port: int, per_peer: int) -> asyncio.Server:
-    """Serve ``factory`` (an aiohttp ``AppRunner.server``) on ``host:port`` within the cap."""
+async def listen(
+    factory: Any, host: str, port: int, per_peer: int, tls: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    """Serve ``factory`` (an aiohttp ``AppRunner.server``) on ``host:port`` within the cap;
+    over TLS when ``tls`` is given (the cap then counts connections from their completed
+    handshake, and a handshake must complete within ``HANDSHAKE_TIMEOUT_S``)."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return await loop.create_server(
-        PeerConnectionCap(factory, per_peer), host, port, family=family, reuse_address=True
+        PeerConnectionCap(factory, per_peer),
+        host,
+        port,
+        family=family,
+        reuse_address=True,
+        ssl=tls,
+        ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if tls is not None else None,
     )

@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from sharedllm.errors import PeerError, SharedLLMError
+from sharedllm.errors import LinkUntrusted, PeerError, SharedLLMError
+from sharedllm.peers.link_tls import LinkTrust
 from sharedllm.protocol import frames, untrusted_json
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.wire_errors import error_from_body
@@ -30,9 +31,19 @@ _CHUNK = 1 << 16
 
 
 class PeerClient:
-    def __init__(self, *, link_delay_s: float = 0.0, connect_timeout: float = 5.0) -> None:
+    """Calls to nodes; an https node is reached only over a link pinned to its key
+    (``trust``, see ``link_tls``)."""
+
+    def __init__(
+        self,
+        *,
+        link_delay_s: float = 0.0,
+        connect_timeout: float = 5.0,
+        trust: LinkTrust | None = None,
+    ) -> None:
         self.link_delay_s = link_delay_s
         self.connect_timeout = connect_timeout
+        self.trust = trust if trust is not None else LinkTrust()
         self._http: aiohttp.ClientSession | None = None
 
     @property
@@ -117,11 +128,16 @@ class PeerClient:
         headers = {**({"Content-Type": ctype} if ctype else {}), **(extra_headers or {})}
         limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.connect_timeout))
         try:
+            link = await self.trust.context(_base(url), min(timeout, self.connect_timeout))
             async with self.http.request(
-                method, url, data=data, headers=headers, timeout=limits
+                method, url, data=data, headers=headers, timeout=limits, ssl=link or True
             ) as resp:
                 body = await _read_within(resp, max_bytes, url)
                 status, content_type = resp.status, resp.content_type
+        except aiohttp.ClientConnectorCertificateError:
+            raise LinkUntrusted(
+                f"{_base(url)} no longer presents the key pinned for it", failed_url=_base(url)
+            ) from None
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise PeerError(f"{method} {url} {_failure(exc)}", failed_url=_base(url)) from None
         if status >= 400:

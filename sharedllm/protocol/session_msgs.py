@@ -30,9 +30,13 @@ class Hop:
     url: str
     start: int
     end: int
+    # The node's ed25519 key (0x + 64 hex) that an https link to ``url`` must be pinned to
+    # (peers/link_tls.py): what the client trusts, handed to the hop that pushes to it.
+    key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "start": self.start, "end": self.end}
+        body: dict[str, Any] = {"url": self.url, "start": self.start, "end": self.end}
+        return body | ({"key": self.key} if self.key is not None else {})
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,23 @@ def parse_session_id(value: Any) -> str:
     return value
 
 
+def parse_link_key(value: Any, field: str) -> str:
+    """An ed25519 public key as the registry writes it: 0x + 64 hex digits, lowercased."""
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", value):
+        raise ProtocolError(f"{field}: expected 0x + 64 hex digits (an ed25519 key)", field=field)
+    return value.lower()
+
+
+def parse_pinned_url(value: Any, field: str) -> tuple[str, str | None]:
+    """A node's URL as a person writes it, optionally with the key its link must be pinned
+    to after a ``#``: ``https://host:port#0x<64 hex>``. Returns (url, key or None)."""
+    url = parse_url(value, field)
+    base, sep, key = url.partition("#")
+    if not sep:
+        return url, None
+    return base.rstrip("/"), parse_link_key(key if key.startswith("0x") else "0x" + key, field)
+
+
 def parse_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 2048:
         raise ProtocolError(f"{field}: expected an http(s) URL string", field=field)
@@ -157,17 +178,24 @@ def _route_and_index(obj: dict[str, Any]) -> tuple[tuple[Hop, ...], int]:
         raise ProtocolError(f"route: expected a list of 1..{MAX_HOPS} hops", field="route")
     hops: list[Hop] = []
     for i, item in enumerate(raw):
-        h = _object(item, {"url", "start", "end"}, set(), f"route[{i}]")
+        h = _object(item, {"url", "start", "end"}, {"key"}, f"route[{i}]")
         start = _int(h["start"], f"route[{i}].start", 0, 65535)
         end = _int(h["end"], f"route[{i}].end", 1, 65535)
         if end <= start:
             raise ProtocolError(f"route[{i}]: end must be > start", field=f"route[{i}]")
         if hops and hops[-1].end != start:
             raise ProtocolError(f"route[{i}]: spans must be contiguous", field=f"route[{i}]")
-        hops.append(Hop(parse_url(h["url"], f"route[{i}].url"), start, end))
+        key = parse_link_key(h["key"], f"route[{i}].key") if "key" in h else None
+        hops.append(Hop(parse_url(h["url"], f"route[{i}].url"), start, end, key))
     if hops[0].start != 0:
         raise ProtocolError("route: the first hop must start at layer 0", field="route")
     index = _int(obj["hop_index"], "hop_index", 0, len(hops) - 1)
+    after = index + 1
+    if after < len(hops) and hops[after].url.startswith("https://") and hops[after].key is None:
+        raise ProtocolError(
+            f"route[{after}].key: required, since this hop pushes to it over https",
+            field=f"route[{after}].key",
+        )
     return tuple(hops), index
 
 

@@ -14,6 +14,7 @@ from sharedllm.errors import (
     BodySlow,
     BodyTooLarge,
     FrameError,
+    LinkUntrusted,
     ModelError,
     PeerError,
     ProtocolError,
@@ -43,6 +44,7 @@ _BY_CODE: dict[str, type[SharedLLMError]] = {
         SessionLimit,
         AdmissionRefused,
         PeerError,
+        LinkUntrusted,
         RouteError,
         ModelError,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,9 +20,15 @@ from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.market import JobRecord
-from sharedllm.errors import ProtocolError, TranscriptUnavailable, WindowClosing
+from sharedllm.errors import (
+    PeerError,
+    ProtocolError,
+    TranscriptUnavailable,
+    WindowClosing,
+)
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
+from sharedllm.peers.link_tls import LinkTrust
 from sharedllm.verifier.checker import (
     Finding,
     RouteHop,
@@ -161,6 +168,7 @@ class Inspector:
         self.timing = timing or Timing()
         self.events = ChainEvents(chain)
         self.http: aiohttp.ClientSession | None = None
+        self.links = LinkTrust()  # each node's https link pinned to its registered key
 
     # -- gathering -------------------------------------------------------------------------
 
@@ -222,16 +230,32 @@ class Inspector:
         except ProtocolError as exc:
             return TranscriptUnavailable(exc.message, code="TRANSCRIPT_MALFORMED")
 
+    async def _link(
+        self, endpoint: str, job_id: str, hop: int, timeout: float
+    ) -> ssl.SSLContext | None:
+        """The TLS context pinned to the node's registered key (None for plain http); a
+        link that cannot be made, or answers with another key, leaves the hop unavailable."""
+        try:
+            return await self.links.context(endpoint, timeout)
+        except (PeerError, ValueError) as exc:  # LinkUntrusted among them
+            raise TranscriptUnavailable(
+                f"{endpoint}: {getattr(exc, 'message', exc)}",
+                node_url=endpoint, job_id=job_id, hop=hop,
+            ) from None  # fmt: skip
+
     async def _fetch(self, job_id: str, hop: int, address: str, ends: float) -> Fetched:
         """One hop's transcript, with one retry for a refusal or a miss (a transcript may
         be written a moment after the commitment); the error itself if it stays unavailable."""
         node = await asyncio.to_thread(self.chain.registry.get_node, address)
+        self.links.expect(node.endpoint, bytes.fromhex(node.pubkey[2:]))
         for attempt in (0, 1):
             timeout = min(self.timing.fetch_timeout_s, self.left(ends))
             try:
+                link = await self._link(node.endpoint, job_id, hop, max(timeout, 0.5))
                 return await self.fetch(
                     self.http, node.endpoint, address, job_id, hop, self.account,
                     self.chain.chain_id, self.chain.market.address, timeout_s=max(timeout, 0.5),
+                    link=link,
                 )  # fmt: skip
             except TranscriptUnavailable as exc:
                 retry = exc.code != "TRANSCRIPT_MALFORMED" and attempt == 0

@@ -10,6 +10,7 @@ committed job counts against the node, and a body that does not parse is the nod
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import time
 
 import aiohttp
@@ -32,9 +33,11 @@ async def fetch_transcript(
     chain_id: int,
     market: str,
     timeout_s: float = 30.0,
+    link: ssl.SSLContext | None = None,
 ) -> HopTranscript:
     """Hop ``hop``'s transcript of ``job_id`` from the node at ``node_url``.
 
+    ``link`` is the TLS context pinned to the node's registered key, for an https node.
     The result carries per step the input and output as float32 [T, hidden], this hop's own
     receipt per step in ``receipts`` and every receipt the node held in ``chains``.
     Receipt hashes and signatures are not judged here: a transcript that contradicts its
@@ -52,6 +55,7 @@ async def fetch_transcript(
             params={"hop": str(hop)},
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ssl=link or True,
         ) as response:
             body = await response.read()
             status = response.status
