@@ -197,5 +197,10 @@ class LinkTrust:
 
 
 def _address(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{(parts.hostname or '').lower()}:{parts.port or 443}"
+    """host:port of an https URL, the key of both tables; a malformed URL (peer data, such
+    as a registered endpoint) keys as itself, and ``context`` refuses it."""
+    try:
+        parts = urlsplit(url)
+        return f"{(parts.hostname or '').lower()}:{parts.port or 443}"
+    except ValueError:
+        return url

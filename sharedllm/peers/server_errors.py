@@ -26,9 +26,9 @@ def as_error(request: web.Request, exc: BaseException, server: str) -> SharedLLM
         return BodyTooLarge(f"the request body is over this {server}'s limit: {exc.text}")
     if isinstance(exc, web.HTTPException):
         code = "NOT_FOUND" if exc.status == 404 else "HTTP_ERROR"
-        err = ProtocolError(f"{request.method} {request.path}: {exc.reason}", code=code)
-        err.http_status = exc.status
-        return err
+        refused = ProtocolError(f"{request.method} {request.path}: {exc.reason}", code=code)
+        refused.http_status = exc.status
+        return refused
     logging.getLogger(f"sharedllm.{server}").exception(
         "unexpected error in %s %s", request.method, request.path
     )
@@ -44,7 +44,9 @@ def error_middleware(
     redirects and other non-errors pass through."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPException as exc:

@@ -29,12 +29,23 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def stake_args(tmp_path: Path, amount: str = "150", layers: str = "0:10") -> list[str]:
+def stake_args(
+    tmp_path: Path, amount: str = "150", layers: str = "0:10", scheme: str = "https"
+) -> list[str]:
     return [
         "stake", "--dev-account", str(NODE), "--amount", amount,
-        "--endpoint", "http://127.0.0.1:9000", "--node-key", str(tmp_path / "node.key"),
+        "--endpoint", f"{scheme}://127.0.0.1:9000", "--node-key", str(tmp_path / "node.key"),
         "--model-id", MODEL_ID, "--layers", layers, "--price", "0.000001",
     ]  # fmt: skip
+
+
+def test_a_plain_http_endpoint_is_staked_with_a_warning(
+    anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *stake_args(tmp_path, scheme="http"))
+    assert code == 0
+    assert err.startswith("warning: http://127.0.0.1:9000 is plain http: anyone on the path")
+    assert "run with --tls" in err
 
 
 def test_stake_update_unstake_withdraw(
@@ -56,7 +67,7 @@ def test_stake_update_unstake_withdraw(
     code, out, _ = run(capsys, "update", "--dev-account", str(NODE), "--layers", "10:20")
     assert code == 0 and "layers:   10:20" in out
     node = chain.registry.get_node(address)
-    assert (node.start, node.end, node.endpoint) == (10, 20, "http://127.0.0.1:9000")
+    assert (node.start, node.end, node.endpoint) == (10, 20, "https://127.0.0.1:9000")
 
     code, out, _ = run(capsys, "stake", "--dev-account", str(NODE), "--amount", "0.5")
     assert code == 0

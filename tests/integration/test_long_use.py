@@ -75,6 +75,7 @@ def test_a_prompt_past_the_context_is_refused_before_anything_is_signed(net):
     assert payer.jobs == []  # nothing signed, nothing reserved
 
 
+@pytest.mark.slow  # about 45 s; the default run stays under its 20 minutes
 def test_a_twenty_turn_paid_chat_keeps_its_history_and_pays_each_turn(net):
     payer = net.payer(dev_account(6))
     messages: list[dict] = []

@@ -227,3 +227,15 @@ async def test_plain_http_needs_no_context_and_a_dead_address_names_itself() -> 
         await trust.context("https://127.0.0.1:9", timeout=2.0)
     assert failed.value.details["failed_url"] == "https://127.0.0.1:9"
     assert "TLS handshake failed" in failed.value.message
+
+
+@run
+async def test_a_malformed_address_is_refused_as_a_peer_failure() -> None:
+    """Registered endpoints are peer data: ``http://[::1`` or a port out of range must end
+    as the caller's usual error, not as a crash."""
+    trust = LinkTrust()
+    key = bytes(SigningKey(SEED_A).verify_key)
+    for url in ("https://[::1", "https://h:99999"):
+        trust.expect(url, key)
+        with pytest.raises((PeerError, ValueError)):
+            await trust.context(url, timeout=1.0)
