@@ -297,13 +297,6 @@ def _run(args: argparse.Namespace) -> int:
         admission, background = node.admission, [node.settler.run]
         transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
         link_key = node.key if args.tls else None
-        if reg.endpoint.startswith("https://") != bool(args.tls):
-            raise ConfigError(
-                f"the registered endpoint {reg.endpoint} is "
-                + ("https: run with --tls" if not args.tls else "plain http: run "
-                   "`sharedllm-node update --endpoint https://…` first, or drop --tls"),
-                field="tls",
-            )  # fmt: skip
     else:
         manifest = store.manifest(args.model)
         if args.tls:

@@ -183,3 +183,20 @@ def test_running_an_account_that_never_staked_says_to_stake_first(
     assert code == 1 and out == ""
     assert "has never staked as a node" in err and "sharedllm-node stake" in err
     assert "(None)" not in err
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_paid_nodes_tls_flag_must_match_its_registered_endpoint(
+    anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str], scheme: str
+) -> None:
+    """A node registered at https but serving plaintext (or the reverse) would be
+    unreachable for every client: it refuses to start and says what to change."""
+    assert run(capsys, *stake_args(tmp_path, scheme=scheme))[0] == 0
+    flags = [] if scheme == "https" else ["--tls"]
+    code, out, err = run(
+        capsys, "run", "--dev-account", str(NODE), "--no-host", "--layers", "0:10",
+        "--node-key", str(tmp_path / "node.key"), *flags,
+    )  # fmt: skip
+    assert code == 1 and out == ""
+    want = "https: run with --tls" if scheme == "https" else "sharedllm-node update --endpoint"
+    assert f"the registered endpoint {scheme}://127.0.0.1:9000 is" in err and want in err

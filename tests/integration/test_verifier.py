@@ -407,6 +407,7 @@ def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake
     assert_every_token_in_one_place(net)
 
 
+@pytest.mark.slow  # about 65 s; the default run stays under its 20 minutes
 def test_a_silent_juror_is_penalised_and_a_restarted_one_reveals_once(net: LocalNetwork) -> None:
     """Two jurors die after committing and before revealing: one stays down, one is
     restarted. The restarted one reveals the vote it kept (no second commitment), the
