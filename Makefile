@@ -108,7 +108,7 @@ bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/detection.py
 
-# ruff for style; mypy (strict on protocol/ and chain/) for types; import-linter for the
+# ruff for style; mypy (strict; the packages in pyproject.toml) for types; import-linter for the
 # package graph of docs/ARCHITECTURE.md (settings in pyproject.toml); slither for the
 # contracts (settings in slither.config.json, triage in docs/CONTRACTS.md).
 lint: setup slither
