@@ -27,7 +27,8 @@ from sharedllm.errors import (
     SessionUnknown,
     SharedLLMError,
 )
-from sharedllm.protocol import session_keys
+from sharedllm.peers.stall_watch import watched
+from sharedllm.protocol import session_keys, step_deadline
 from sharedllm.protocol.amendment import Amendment
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.session_keys import hop_key, key_digest
@@ -151,7 +152,11 @@ class InferenceSession(Failover):
             index = len(self._inputs)
             frame = TensorFrame(
                 "float32", (1, length, self.hidden_size), data,
-                {"step": index, "start_pos": self.position},
+                {
+                    "step": index,
+                    "start_pos": self.position,
+                    "budget_ms": step_deadline.budget_ms(self.step_timeout_s),
+                },
             )  # fmt: skip
             try:
                 out = await self._try_step(index, frame)
@@ -187,22 +192,35 @@ class InferenceSession(Failover):
 
     async def _try_step(self, index: int, frame: TensorFrame) -> TensorFrame:
         first, last = self.route[0].url, self.route[-1].url
-        poll_timeout = self.step_timeout_s + 5.0 * len(self.route) + 5.0
+        # The push carries the step's budget down the route (step_deadline): the hop before a
+        # stalled one gives up first and names it, and the push's outcome, which names the
+        # failed hop, arrives before the long-poll gives up. Both calls are watched, so a hop
+        # that froze is named within seconds (stall_watch).
         poll = asyncio.create_task(
             self._with_url(
                 last,
-                self.peers.get_frame(
-                    f"{last}/sessions/{self.session_id}/outputs/{index}",
-                    poll_timeout,
-                    self._key_header(last),
+                watched(
+                    self.peers.get_frame(
+                        f"{last}/sessions/{self.session_id}/outputs/{index}",
+                        self.step_timeout_s + step_deadline.HOP_MARGIN_S,
+                        self._key_header(last),
+                    ),
+                    self.peers.answers,
+                    last,
                 ),
             )
         )
         push = asyncio.create_task(
             self._with_url(
                 first,
-                self.peers.post_frame(
-                    f"{first}/sessions/{self.session_id}/steps", frame, poll_timeout
+                watched(
+                    self.peers.post_frame(
+                        f"{first}/sessions/{self.session_id}/steps",
+                        frame,
+                        step_deadline.wait_for(self.step_timeout_s),
+                    ),
+                    self.peers.answers,
+                    first,
                 ),
             )
         )

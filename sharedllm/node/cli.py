@@ -95,7 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=120.0,
         help="seconds without a step before a session is closed",
     )
-    run.add_argument("--step-timeout", type=float, default=30.0, help="seconds")
+    run.add_argument(
+        "--step-timeout",
+        type=float,
+        default=30.0,
+        help="longest wait in seconds for the rest of a route with one step "
+        "(a client's shorter budget wins)",
+    )
     run.add_argument("--max-body-mb", type=int, default=64, help="largest request body")
     run.add_argument(
         "--price",

@@ -33,7 +33,7 @@ class NodeConfig:
     default_max_length: int = 2048
     idle_timeout_s: float = 120.0  # a session with no step for this long is closed
     session_ttl_s: float = 3600.0  # no session lives longer than this
-    step_timeout_s: float = 30.0  # one hop's push of one step, including its compute
+    step_timeout_s: float = 30.0  # the most a step's push may wait for the rest of the route
     link_delay_ms: float = 0.0  # test/bench only: one-way delay on every outbound frame
     price: int = 0  # SHARE wei per position per layer (prompt and answer tokens alike)
     public_key: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,8 @@ from sharedllm.node.span_worker import SpanWorker
 from sharedllm.peers import server_errors
 from sharedllm.peers.client_address import client_of
 from sharedllm.peers.http import PeerClient
-from sharedllm.protocol import frames, session_keys
+from sharedllm.peers.stall_watch import watched
+from sharedllm.protocol import frames, session_keys, step_deadline
 from sharedllm.protocol.frames import TensorFrame
 from sharedllm.protocol.node_info import NodeInfo
 from sharedllm.protocol.receipt_handoff import parse_handoff
@@ -189,10 +191,12 @@ async def close_session(request: web.Request) -> web.Response:
 
 
 async def step(request: web.Request) -> web.Response:
+    began = time.monotonic()
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
     frame = await read_frame(request, _frame_limit(st, MAX_STEP_POSITIONS))
     upstream = parse_receipts_meta(frame.meta)
+    budget = step_deadline.parse_budget(frame.meta)
     record = await steps.run_step(st.worker, session, frame)
     index = frame.meta["step"]
     shape = (1, record.length, st.worker.hidden_size)
@@ -207,23 +211,28 @@ async def step(request: web.Request) -> web.Response:
             record.length,
         )
     if session.next_url is not None:
-        out = TensorFrame(
-            "float32", shape, record.output, _step_meta(index, record.start_pos, record.receipts)
-        )
-        await _push(st, session.next_url, session, out)
+        handed, wait = st.sessions.push_budget(session, budget, time.monotonic() - began)
+        meta = _step_meta(index, record.start_pos, record.receipts)
+        meta["budget_ms"] = step_deadline.budget_ms(handed)
+        out = TensorFrame("float32", shape, record.output, meta)
+        await _push(st, session.next_url, session, out, wait)
     return web.json_response({"step": index, "position": record.start_pos + record.length})
 
 
-async def _push(st: NodeState, next_url: str, session: Session, frame: TensorFrame) -> None:
-    """Send our output to the next hop. Any refusal there is the next hop's failure from the
-    client's point of view (even a 4xx such as an unknown session after it restarted), so it
-    is reported as a PeerError naming that hop unless it already names one further on."""
+async def _push(
+    st: NodeState, next_url: str, session: Session, frame: TensorFrame, wait: float
+) -> None:
+    """Send our output to the next hop, and wait for it (and every hop after it) at most
+    ``wait``, or until it stops answering (``stall_watch``). Any refusal there is the next
+    hop's failure from the client's point of view (even a 4xx such as an unknown session
+    after it restarted), so it is reported as a PeerError naming that hop unless it already
+    names one further on."""
     url = f"{next_url}/sessions/{session.id}/steps"
     key = session.route[session.hop_index + 1].key
     if key is not None:  # the client's choice of key for the hop (parse_open requires it)
         st.peers.trust.expect(next_url, bytes.fromhex(key[2:]))
     try:
-        await st.peers.post_frame(url, frame, st.sessions.push_timeout(session))
+        await watched(st.peers.post_frame(url, frame, wait), st.peers.answers, next_url)
     except PeerError as exc:
         exc.details.setdefault("failed_url", next_url)
         raise
@@ -237,7 +246,7 @@ async def output(request: web.Request) -> web.Response:
     st = request.app[STATE]
     session = _own_session(request)
     index = _query_int(request.match_info["step"], "step")
-    record = await steps.wait_output(session, index, st.sessions.push_timeout(session))
+    record = await steps.wait_output(session, index, st.sessions.poll_timeout)
     response = await _delayed(
         st,
         TensorFrame(

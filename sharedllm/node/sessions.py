@@ -31,6 +31,7 @@ from sharedllm.errors import (
 from sharedllm.node import fair_share
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.span_worker import SpanWorker
+from sharedllm.protocol import step_deadline
 from sharedllm.protocol.session_msgs import Hop, OpenSession, RouteUpdate
 
 # Requests that may wait on one session's lock at once: an honest route has one step in
@@ -221,11 +222,22 @@ class SessionManager:
         session.hop_index = update.hop_index
         session.route = update.route
 
-    def push_timeout(self, session: Session) -> float:
-        """A push waits for every hop after it, so each hop upstream waits a little longer:
-        the hop nearest a stalled node times out first and names it."""
-        after_next = max(0, len(session.route) - session.hop_index - 2)
-        return self.config.step_timeout_s + 5.0 * after_next
+    def push_budget(
+        self, session: Session, received_s: float | None, spent_s: float
+    ) -> tuple[float, float]:
+        """The budget to hand the next hop with a step (``step_deadline``), and how long to
+        wait for it. This node allows a step its ``--step-timeout`` plus a margin per hop
+        after this one, and less when the step's budget says so."""
+        after = len(session.route) - session.hop_index - 1
+        own = self.config.step_timeout_s + step_deadline.HOP_MARGIN_S * after
+        received = own if received_s is None else min(received_s, own)
+        handed = step_deadline.next_budget(received, spent_s)
+        return handed, step_deadline.wait_for(handed)
+
+    @property
+    def poll_timeout(self) -> float:
+        """How long a client's long-poll for a step's output may wait here."""
+        return self.config.step_timeout_s + step_deadline.HOP_MARGIN_S
 
     async def close(self, session_id: str, reclaimed: bool = False) -> Session | None:
         session = self._sessions.pop(session_id, None)

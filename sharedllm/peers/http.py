@@ -125,6 +125,34 @@ class PeerClient:
         max_bytes: int,
         extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, str]:
+        status, body, content_type = await self._exchange(
+            method, url, data, ctype, timeout, max_bytes, extra_headers
+        )
+        if status >= 400:
+            raise _peer_error(url, status, body)
+        return status, body, content_type
+
+    async def answers(self, base_url: str, timeout: float) -> bool:
+        """Whether the node at ``base_url`` answers at all within ``timeout``: any HTTP
+        answer counts (a busy node's 429 too), only silence or a broken link does not."""
+        try:
+            await self._exchange("GET", f"{base_url}/info", None, None, timeout, MAX_JSON_ANSWER)
+        except PeerError:
+            return False
+        return True
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        ctype: str | None,
+        timeout: float,
+        max_bytes: int,
+        extra_headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, str]:
+        """One request and its whole answer, whatever its status; transport failures only
+        raise (as ``PeerError``)."""
         headers = {**({"Content-Type": ctype} if ctype else {}), **(extra_headers or {})}
         limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.connect_timeout))
         try:
@@ -140,8 +168,6 @@ class PeerClient:
             ) from None
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise PeerError(f"{method} {url} {_failure(exc)}", failed_url=_base(url)) from None
-        if status >= 400:
-            raise _peer_error(url, status, body)
         return status, body, content_type
 
 

@@ -220,8 +220,8 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
 
 
 def parse_step_meta(meta: dict[str, Any]) -> tuple[int, int]:
-    """The (step, start_pos) of a step frame's metadata."""
-    _object(meta, {"step", "start_pos"}, {"receipts"}, "meta")
+    """The (step, start_pos) of a step frame's metadata (its budget: ``step_deadline``)."""
+    _object(meta, {"step", "start_pos"}, {"receipts", "budget_ms"}, "meta")
     return _int(meta["step"], "meta.step", 0, 1 << 20), _int(
         meta["start_pos"], "meta.start_pos", 0, 1 << 20
     )

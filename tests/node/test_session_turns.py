@@ -139,3 +139,28 @@ def test_a_newcomer_over_its_share_takes_nothing(worker, manifest):
         assert sessions.get("hog") is hog
 
     asyncio.run(run())
+
+
+def test_a_step_hands_on_what_is_left_of_the_clients_budget(worker, manifest):
+    """Proof of concept: a node once waited its own 30 s for the next hop whatever the client
+    waited, so with a client waiting 8 s the client gave up first and blamed hop 0 for a stall
+    further down. Now the next hop gets the budget less what was spent and a margin."""
+    sessions = manager(worker)  # --step-timeout 30
+    hops = tuple(Hop(f"http://n:{i}", 29, 30) for i in range(3))
+    s = sessions.open(OpenSession("a", manifest.model_id, hops, 0, 64))
+    handed, wait = sessions.push_budget(s, 8.0, 0.25)
+    assert handed == pytest.approx(8.0 - 0.25 - 1.0)
+    assert handed < wait < 8.0  # the client's own wait for hop 0
+
+
+def test_a_node_never_waits_past_its_own_step_timeout(worker, manifest):
+    sessions = manager(worker, step_timeout_s=5.0)
+    hops = tuple(Hop(f"http://n:{i}", 29, 30) for i in range(4))
+    s = sessions.open(OpenSession("a", manifest.model_id, hops, 0, 64))
+    # Its own timeout, a margin more per hop after it: hop 0 of 4 allows 5 + 3 s, and hands
+    # on what is left after its margin; the hop before the last hands on exactly 5 s.
+    assert sessions.push_budget(s, 600.0, 0.0) == (7.0, 7.5)
+    assert sessions.push_budget(s, None, 0.0) == (7.0, 7.5)
+    assert sessions.push_budget(s, 4.0, 0.0) == (3.0, 3.5)  # the client's shorter budget
+    last_but_one = sessions.open(OpenSession("b", manifest.model_id, hops, 2, 64))
+    assert sessions.push_budget(last_but_one, 600.0, 0.0) == (5.0, 5.5)
