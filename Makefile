@@ -7,9 +7,9 @@ NODE_BIN := $(CURDIR)/node_modules/.bin
 export PATH := $(CURDIR)/$(VENV)/bin:$(NODE_BIN):$(PATH)
 export SHAREDLLM_HOME ?= $(CURDIR)/.state
 
-.PHONY: setup demo test test-all test-latest bench lint slither lock contracts chromium clean
+.PHONY: setup demo test test-all test-latest bench lint slither lock contracts chromium nftables clean
 
-setup: $(VENV)/.installed node_modules/.installed sharedllm/chain/artifacts/.built $(SHAREDLLM_HOME)/.model-imported web/dist/app.js chromium
+setup: $(VENV)/.installed node_modules/.installed sharedllm/chain/artifacts/.built $(SHAREDLLM_HOME)/.model-imported web/dist/app.js chromium nftables
 
 # Python: every package at the exact version in requirements.lock (`make lock` refreshes it),
 # installed without resolving anything, then checked for consistency. torch==2.13.0+cpu is
@@ -66,6 +66,10 @@ web/dist/app.js: node_modules/.installed $(wildcard web/src/*.js)
 # Headless Chromium for the browser tests: Debian's package, never Playwright's download.
 chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# nftables for the tests across network namespaces (a NAT router): Debian's package.
+nftables:
+	command -v nft >/dev/null || { apt-get update -qq && apt-get install -y -qq nftables; }
 
 $(SHAREDLLM_HOME)/.model-imported: $(VENV)/.installed
 	$(VENV)/bin/sharedllm model import

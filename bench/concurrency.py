@@ -205,8 +205,8 @@ def main() -> None:
             base: dict[int, list[float]] = {1: [], 2: []}
             for _ in range(args.rounds):
                 for name, nodes in (("batched", batching), ("alone", alone)):
-                    runs[name].append(summary(run_clients([x.url for x in nodes], n, args.tokens),
-                                              args.tokens))  # fmt: skip
+                    urls = [x.pinned_url for x in nodes]
+                    runs[name].append(summary(run_clients(urls, n, args.tokens), args.tokens))
                 for threads in (1, 2):
                     base[threads].append(generate_rate(n, args.tokens, threads))
             best = {k: max(v, key=lambda s: s["total"]) for k, v in runs.items()}

@@ -51,7 +51,7 @@ def main() -> None:
         measured = {}
         for delay in (0.0, d):
             with local_nodes(spans, "--threads", "1", "--link-delay-ms", str(delay)) as nodes:
-                urls = [n.url for n in nodes]
+                urls = [n.pinned_url for n in nodes]
                 measured[delay] = asyncio.run(step_ms(urls, hops, delay, m.hidden_size, m.model_id))
         added = measured[d] - measured[0.0]
         print(

@@ -86,12 +86,12 @@ def compute_rates(socket_file: Path, rounds: int) -> tuple[float, float]:
         try:
             with local_nodes(["0:30"], "--threads", "1") as (forked,):
                 assert forked.pid != forked.process.pid, "the node did not come from the host"
-                asyncio.run(tokens_per_s(cm, own.url, 8))  # warm-up
-                asyncio.run(tokens_per_s(cm, forked.url, 8))
+                asyncio.run(tokens_per_s(cm, own.pinned_url, 8))  # warm-up
+                asyncio.run(tokens_per_s(cm, forked.pinned_url, 8))
                 runs: dict[str, list[float]] = {"own": [], "forked": []}
                 for _ in range(rounds):
-                    runs["own"].append(asyncio.run(tokens_per_s(cm, own.url, TOKENS)))
-                    runs["forked"].append(asyncio.run(tokens_per_s(cm, forked.url, TOKENS)))
+                    runs["own"].append(asyncio.run(tokens_per_s(cm, own.pinned_url, TOKENS)))
+                    runs["forked"].append(asyncio.run(tokens_per_s(cm, forked.pinned_url, TOKENS)))
         finally:
             os.environ.pop(SOCKET_ENV)
     return max(runs["own"]), max(runs["forked"])

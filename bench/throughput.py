@@ -5,8 +5,11 @@ and 3 local node processes; the per-hop overhead; the per-token latency with an 
 one-way link delay against the limit of a pushed pipeline, (hops + 1) x delay + compute;
 and the same 3-node route as paid jobs (a signed job per answer, receipts per hop and step,
 settlement on a local chain) against the unpaid path in the same rounds; the same route
-over TLS links pinned to the nodes' keys against plain http, in the same rounds; and long prompts
-(1k and 4k tokens by default) through `generate`, the unpaid and the paid 3-node route.
+over TLS links pinned to the nodes' keys (the default) against plain http (`--plaintext`
+nodes), and with its middle hop reached through a relay, in the same rounds; and long
+prompts (1k and 4k tokens by default) through `generate`, the unpaid and the paid 3-node
+route, both over TLS. The 1- to 3-node rows run
+over plain http, so that the per-hop overhead is the data path's own.
 Node start-to-ready is bench/node_start.py.
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/throughput.py [--tokens 64] [--delay-ms 20]
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 import time
 import urllib.request
 
@@ -24,11 +28,13 @@ import torch
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
+from sharedllm.chain.devnet import free_port
 from sharedllm.client.generate import TextGenerator
 from sharedllm.localnet import LocalNetwork
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes
+from sharedllm.processes import Child, program
 
 PROMPT = "Tell me a short story about a robot who learns to paint."
 ROUTES = {1: ["0:30"], 2: ["0:15", "15:30"], 3: ["0:10", "10:20", "20:30"]}
@@ -162,9 +168,16 @@ def main() -> None:
     for length in long_lengths:
         for kind in ("base", "unpaid", "paid"):
             runs[(kind, length)] = []
+    relay_port, public = free_port(), free_port()
+    scratch = tempfile.TemporaryDirectory()
+    relay = Child([*program("sharedllm"), "relay", "--host", "127.0.0.1", "--port",
+                   str(relay_port), "--ports", f"{public}-{public}",
+                   "--db", f"{scratch.name}/ports.db"])  # fmt: skip
+    relay.wait_ready("relay")
     with (
-        local_nodes(all_spans, *threads) as started,
-        local_nodes(ROUTES[3], "--tls", *threads) as tls_nodes,
+        local_nodes(all_spans, "--plaintext", *threads) as started,
+        local_nodes(ROUTES[3], *threads) as tls_nodes,
+        local_nodes(["10:20"], "--relay", f"127.0.0.1:{relay_port}", *threads) as (relayed,),
         LocalNetwork(ROUTE_SPANS, node_args=threads) as paid_net,
     ):
         client = dev_account(4)
@@ -180,21 +193,27 @@ def main() -> None:
         tls_urls = [n.pinned_url for n in tls_nodes]
         asyncio.run(network(cm, tls_urls, 4))  # warm-up
         runs["tls"] = []
+        relayed_urls = [tls_urls[0], relayed.pinned_url, tls_urls[2]]
+        asyncio.run(network(cm, relayed_urls, 4))  # warm-up
+        runs["relayed"] = []
         for _ in range(args.rounds):  # interleaved, so a burst of load hits every row alike
             runs["base"].append(base.run(args.tokens))
             for hops in ROUTES:
                 runs[hops].append(asyncio.run(network(cm, urls[hops], args.tokens)))
             runs["paid"].append(asyncio.run(network(cm, None, args.tokens, payer=payer)))
             runs["tls"].append(asyncio.run(network(cm, tls_urls, args.tokens)))
+            runs["relayed"].append(asyncio.run(network(cm, relayed_urls, args.tokens)))
             for length in long_lengths:
                 ids = long_ids(cm, length)
                 n = args.long_tokens
                 runs[("base", length)].append(base.run(n, torch.tensor([ids])))
-                runs[("unpaid", length)].append(asyncio.run(network(cm, urls[3], n, ids=ids)))
+                runs[("unpaid", length)].append(asyncio.run(network(cm, tls_urls, n, ids=ids)))
                 runs[("paid", length)].append(
                     asyncio.run(network(cm, None, n, payer=payer, ids=ids))
                 )
         span_ms = {hops: sum(node_ms(u) for u in urls[hops]) for hops in ROUTES}
+    relay.stop()
+    scratch.cleanup()
     own_ms = client_ms(cm)
 
     first, rate = best(runs["base"])
@@ -216,20 +235,29 @@ def main() -> None:
     for name, rate, first, ratio in rows:
         print(f"| {name} | {rate:.1f} | {first * 1000:.0f} | {ratio:.2f} |")
 
-    paid_rate = best(runs["paid"])[1]
-    print("\nPaid jobs against the unpaid path, 3 nodes (0:10, 10:20, 20:30), same rounds:\n")
+    paid_rate, tls_rate = best(runs["paid"])[1], best(runs["tls"])[1]
+    print("\nPaid jobs against the unpaid path, 3 nodes (0:10, 10:20, 20:30), both over TLS,")
+    print("same rounds:\n")
     print("| run | tokens/s | ratio to unpaid |")
     print("|---|---:|---:|")
-    print(f"| unpaid | {rows[3][1]:.1f} | 1.00 |")
+    print(f"| unpaid | {tls_rate:.1f} | 1.00 |")
     print(f"| paid (signed job, receipts, settlement) | {paid_rate:.1f} | "
-          f"{paid_rate / rows[3][1]:.2f} |")  # fmt: skip
+          f"{paid_rate / tls_rate:.2f} |")  # fmt: skip
 
-    tls_rate = best(runs["tls"])[1]
     print("\nLinks encrypted with TLS 1.3 and pinned to the nodes' keys, 3 nodes, same rounds:\n")
     print("| run | tokens/s | ratio to plain http |")
     print("|---|---:|---:|")
     print(f"| plain http | {rows[3][1]:.1f} | 1.00 |")
     print(f"| TLS, pinned keys | {tls_rate:.1f} | {tls_rate / rows[3][1]:.2f} |")
+
+    relayed_rate = best(runs["relayed"])[1]
+    print("\nThe middle hop (10:20) reached through a relay on loopback (`sharedllm relay`), TLS")
+    print("end to end, against the same route with every hop direct, same rounds:\n")
+    print("| run | tokens/s | ms/token | ratio to direct |")
+    print("|---|---:|---:|---:|")
+    print(f"| direct, TLS | {tls_rate:.1f} | {1000 / tls_rate:.1f} | 1.00 |")
+    print(f"| middle hop relayed | {relayed_rate:.1f} | {1000 / relayed_rate:.1f} | "
+          f"{relayed_rate / tls_rate:.2f} |")  # fmt: skip
 
     print(f"\nPer-token time split (client head+sampling+embedding: {own_ms:.1f} ms):\n")
     print("| hops | ms/token | vs baseline (ms) | node compute (ms) | overhead per hop (ms) |")
@@ -248,8 +276,8 @@ def main() -> None:
             local_nodes(ROUTES[hops], *threads) as plain_nodes,
             local_nodes(ROUTES[hops], "--link-delay-ms", str(d), *threads) as delayed_nodes,
         ):
-            plain = [n.url for n in plain_nodes]
-            delayed = [n.url for n in delayed_nodes]
+            plain = [n.pinned_url for n in plain_nodes]
+            delayed = [n.pinned_url for n in delayed_nodes]
             asyncio.run(network(cm, plain, 4))  # warm-up
             asyncio.run(network(cm, delayed, 4, d))
             plain_runs, delayed_runs = [], []

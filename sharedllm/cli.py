@@ -14,6 +14,7 @@ def sharedllm_main(argv: Sequence[str] | None = None) -> int:
     from sharedllm.client import network_cli
     from sharedllm.gateway import cli as gateway_cli
     from sharedllm.model import cli as model_cli
+    from sharedllm.relay import cli as relay_cli
 
     parser = build(
         "sharedllm",
@@ -24,6 +25,7 @@ def sharedllm_main(argv: Sequence[str] | None = None) -> int:
             client_cli.register,
             network_cli.register,
             gateway_cli.register,
+            relay_cli.register,
         ],
     )
     return run(parser, argv)

@@ -60,16 +60,14 @@ class LocalNetwork:
         verifier_probability: float | None = None,
         jurors: Sequence[int] = (),
         node_stake: int = NODE_STAKE,
-        tls: bool = False,
     ) -> None:
         """``node_faults`` gives single nodes, by index, the flags of
         ``sharedllm.testing.faulty_node`` (a test's cheater: ``("--cheat", "skip_layer")``);
         ``verifier_probability`` starts a ``sharedllm-verifier run`` process with that check
         probability once the nodes are up (see ``start_verifier``); ``jurors`` are the dev
         accounts of more verifier processes that check nothing themselves (probability 0)
-        and sit on the juries they are drawn for. ``tls``: every node serves TLS pinned to
-        its registered key, at an https endpoint."""
-        self.tls = tls
+        and sit on the juries they are drawn for. Every node serves TLS pinned to its
+        registered key, at an https endpoint."""
         self.spans = list(spans)
         self.node_stake = node_stake
         self.prices = list(prices or [NODE_PRICE] * len(self.spans))
@@ -135,7 +133,7 @@ class LocalNetwork:
             key_path = self.home / f"node{i}.ed25519"
             key = load_or_create_node_key(key_path)
             cfg = NodeConfig(
-                f"{'https' if self.tls else 'http'}://127.0.0.1:{port}",
+                f"https://127.0.0.1:{port}",
                 public_key_bytes32(key),
                 self.manifest.model_id,
                 start,
@@ -159,7 +157,6 @@ class LocalNetwork:
             # Each job settles on its own unless node_args ask for batches, so that a test
             # can follow one answer's record on the market.
             "--batch-size", "0",
-            *(["--tls"] if self.tls else []),
             *self.node_args,
             *extra,
         ]  # fmt: skip

@@ -48,7 +48,9 @@ class TextGenerator:
         # trusted on first use, and said so.
         trust = LinkTrust(trust_on_first_use=not self.directory.knows_keys, report=_say)
         self.peers = PeerClient(link_delay_s=link_delay_ms / 1000.0, trust=trust)
-        self.planner = RoutePlanner(self.directory, self.peers, policy)
+        self.planner = RoutePlanner(
+            self.directory, self.peers, policy, encrypted_only=payer is not None
+        )
         self.step_timeout_s = step_timeout_s
         self.payer = payer  # signs a job per route; None on a free network
         self.session: InferenceSession | None = None  # the latest, for its route and failovers

@@ -66,27 +66,37 @@ def best_chain(
     return best[end][1]
 
 
+PLAIN_HTTP = "plain http, and a paid session travels only over encrypted links"
+
+
 class RoutePlanner:
     def __init__(
         self,
         directory: NodeDirectory,
         peers: PeerClient,
         policy: RoutePolicy | None = None,
+        *,
+        encrypted_only: bool = False,
     ) -> None:
+        """``encrypted_only`` (paid routes): plain http nodes are left out, since a paid
+        session travels only over encrypted links."""
         self.directory = directory
         self.peers = peers
         self.policy = policy or RoutePolicy()
+        self.encrypted_only = encrypted_only
         self.unreachable: dict[str, str] = {}  # from the last probe: node URL -> why
 
     async def candidates(self, model_id: str, exclude: Collection[str] = ()) -> list[Candidate]:
         urls = [u for u in await self.directory.endpoints() if u not in exclude]
+        plain = {u: PLAIN_HTTP for u in urls if self.encrypted_only and u.startswith("http:")}
+        urls = [u for u in urls if u not in plain]
         for url, keys in (await self.directory.keys()).items():
             self.peers.trust.expect(url, *keys)
         found, unreachable = await probe_report(self.peers, urls)
         others = [c for c in found if c.info.model_id != model_id]
-        self.unreachable = unreachable | {
-            c.url: f"serves model {c.info.model_id[:10]}…" for c in others
-        }
+        self.unreachable = (
+            plain | unreachable | {c.url: f"serves model {c.info.model_id[:10]}…" for c in others}
+        )
         return [c for c in found if c.info.model_id == model_id]
 
     async def plan(

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import resource
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from nacl.signing import SigningKey
 
+from sharedllm.errors import ConfigError
 from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.admission import AcceptAll, Admission
 from sharedllm.node.batch_handlers import add_batch_routes
@@ -22,6 +24,7 @@ from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
 from sharedllm.node.handoff import ReceiptHandoff, add_handoff_routes
 from sharedllm.node.ledger import Ledger
+from sharedllm.node.relay_link import RelayLink
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
@@ -62,6 +65,18 @@ async def _reap(state: NodeState) -> None:
                 await state.admission.closed(session.request, session.served_steps())
 
 
+def _say_reach(link: RelayLink, port: int, direct: bool) -> None:
+    assert link.assigned is not None
+    through = f"through relay {link.where} at {link.assigned.url}"
+    if direct:
+        log.info("reach: directly (the relay opened a connection to port %d) and %s", port, through)
+    else:
+        log.warning(
+            "reach: only %s (the relay could not open a connection to port %d: this node is "
+            "not reachable directly)", through, port,
+        )  # fmt: skip
+
+
 KEEPALIVE_TIMEOUT_S = 15.0
 WANTED_OPEN_FILES = 65536
 
@@ -91,8 +106,12 @@ async def serve(
     batches: Ledger | None = None,
     wrap_runner: Callable[[Any], Any] | None = None,
     link_key: SigningKey | None = None,
+    relay: tuple[str, int] | None = None,
+    registered_endpoint: str | None = None,
 ) -> None:
     """``link_key``: serve TLS 1.3 with this node key's certificate (``peers/link_tls``).
+    ``relay``: also be reachable through the relay at that address (``relay_link``); a paid
+    node's ``registered_endpoint`` must then be the URL the relay gives it.
     ``wrap_runner`` is for tests: a cheating runner around the honest one."""
     peers = PeerClient(link_delay_s=config.link_delay_s, trust=config.peer_trust())
     try:
@@ -123,12 +142,33 @@ async def serve(
         await runner.setup()
         assert runner.server is not None
         tls = link_tls.server_context(link_key) if link_key is not None else None
-        listener = await connection_cap.listen(
-            runner.server, config.host, config.port, config.max_connections_per_peer, tls
-        )
+        cap = connection_cap.PeerConnectionCap(runner.server, config.max_connections_per_peer)
+        state.relayed_client = cap.relayed_client
+        listener = await connection_cap.listen(cap, config.host, config.port, tls)
         port = listener.sockets[0].getsockname()[1]
         scheme = "https" if tls is not None else "http"
         url = config.public_url or f"{scheme}://{config.host}:{port}"
+        link = None
+        if relay is not None:
+            assert tls is not None and link_key is not None  # cli.py refuses --plaintext
+            context = tls
+
+            async def take(sock: socket.socket, client: str) -> None:
+                await connection_cap.take_relayed(cap, sock, client, context)
+
+            link = RelayLink(relay, link_key, port, take)
+            assigned = await link.register()
+            url = config.public_url or assigned.url
+            _say_reach(link, port, assigned.direct)
+            if registered_endpoint is not None and registered_endpoint != assigned.url:
+                await link.close()
+                raise ConfigError(
+                    f"the relay gives this node {assigned.url}, but {registered_endpoint} is "
+                    f"registered: `sharedllm-node update --endpoint {assigned.url}` first",
+                    field="relay",
+                )
+        else:
+            log.info("reach: directly at %s only; a node behind NAT needs --relay HOST:PORT", url)
         stop = stop_event()
         if link_key is not None:
             log.info(
@@ -139,12 +179,15 @@ async def serve(
         else:
             log.warning("links: plain http, readable and alterable by anyone on the path")
         key = f" key=0x{bytes(link_key.verify_key).hex()}" if link_key is not None else ""
+        reach = f" via=relay:{link.where}" if link is not None else ""
         print(
             f"ready {url} model={manifest.model_id} layers={start}:{end} "
-            f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}{key}",
+            f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}{key}{reach}",
             flush=True,
         )
         tasks = [asyncio.create_task(_reap(state))]
+        if link is not None:
+            tasks.append(asyncio.create_task(link.run()))
         tasks += [asyncio.create_task(job()) for job in background]
         try:
             await stop.wait()
@@ -153,6 +196,8 @@ async def serve(
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if link is not None:
+                await link.close()
             listener.close()  # no new connections; the runner closes the open ones
             await state.sessions.close_all()
             await runner.cleanup()

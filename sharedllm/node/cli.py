@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    run.add_argument("--public-url", help="the URL peers should use, if not http://host:port")
+    run.add_argument("--public-url", help="the URL peers should use, if not https://host:port")
     run.add_argument(
         "--peer",
         action="append",
@@ -112,11 +113,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--public-key", help="shown at /info")
     run.add_argument(
-        "--tls",
+        "--plaintext",
         action="store_true",
-        help="serve TLS 1.3 with a certificate of the node key (--node-key; a free node "
-        "creates one there if missing): clients pin it to the registered key, or to the "
-        "key given as --nodes URL#KEY",
+        help="free nodes only: serve plain http instead of TLS 1.3 (anyone on the path then "
+        "reads and alters what clients send). By default a node serves TLS with a "
+        "certificate of its node key (--node-key; a free node creates one there if "
+        "missing), which clients pin to the registered key or to the key in --nodes URL#KEY",
+    )
+    run.add_argument("--tls", action="store_true", help="deprecated: TLS is the default")
+    run.add_argument(
+        "--relay",
+        metavar="HOST:PORT",
+        help="also be reachable through this relay (`sharedllm relay`), for a node behind NAT: "
+        "it gives the node a public URL of its own and sees only ciphertext",
     )
     run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     run.add_argument(
@@ -277,12 +286,31 @@ def _run(args: argparse.Namespace) -> int:
         peers=peers,
         peer_keys=peer_keys,
     )
-    if args.tls and config.public_url is not None and not config.public_url.startswith("https:"):
-        raise ConfigError("--public-url: a --tls node is reached at an https URL", field="tls")
+    if args.tls:
+        if args.plaintext:
+            raise ConfigError("--tls and --plaintext contradict each other", field="plaintext")
+        print("note: --tls is the default now and may be left out", file=sys.stderr)
+    tls = not args.plaintext
+    relay = None
+    if args.relay is not None:
+        from sharedllm.node.relay_link import parse_relay
+
+        if not tls:
+            raise ConfigError(
+                "--relay: a relayed node serves TLS, so that the relay sees only ciphertext; "
+                "drop --plaintext",
+                field="relay",
+            )
+        relay = parse_relay(args.relay)
+    if config.public_url is not None and config.public_url.startswith("https:") != tls:
+        raise ConfigError(
+            "--public-url: a node is reached at an https URL, or at http with --plaintext",
+            field="public_url",
+        )
     store = ModelStore(args.models_dir)
     span = parse_layers(args.layers)
     admission, background, transcripts, handoff, ledger = None, [], None, None, None
-    link_key = None
+    link_key, registered_endpoint = None, None
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
 
@@ -302,10 +330,11 @@ def _run(args: argparse.Namespace) -> int:
         )
         admission, background = node.admission, [node.settler.run]
         transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
-        link_key = node.key if args.tls else None
+        link_key = node.key
+        registered_endpoint = reg.endpoint if relay is not None else None
     else:
         manifest = store.manifest(args.model)
-        if args.tls:
+        if tls:
             from dataclasses import replace
 
             from sharedllm.chain.node_keys import (
@@ -323,7 +352,7 @@ def _run(args: argparse.Namespace) -> int:
             config, store, manifest, span[0], span[1], started_at=started,
             admission=admission, background=background, transcripts=transcripts,
             handoff=handoff, batches=ledger, wrap_runner=args.faults.wrap_runner,
-            link_key=link_key,
+            link_key=link_key, relay=relay, registered_endpoint=registered_endpoint,
         )
     )  # fmt: skip
     return 0

@@ -16,7 +16,7 @@ _log = logging.getLogger("sharedllm.node")
 class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0
-    public_url: str | None = None  # what peers should call; defaults to http://host:port
+    public_url: str | None = None  # what peers should call; defaults to https://host:port
     max_sessions: int = 16
     # Free sessions one client address may hold at once (None: half the cap, at least 2).
     # A paid session is held by its signed job's escrow reservation instead.

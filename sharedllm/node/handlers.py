@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,9 @@ class NodeState:
     sessions: SessionManager
     admission: Admission
     peers: PeerClient
+    # The client behind a connection a relay handed over, by the connection's transport
+    # (``PeerConnectionCap.relayed_client``); None for a direct connection.
+    relayed_client: Callable[[object], str | None] = lambda _: None
 
 
 STATE = web.AppKey("state", NodeState)
@@ -143,7 +147,7 @@ async def open_session(request: web.Request) -> web.Response:
             field=f"route[{req.hop_index}]",
         )
     await st.admission.admit(req)
-    client = client_of(request.remote or "")
+    client = client_of(st.relayed_client(request.transport) or request.remote or "")
     per_client = st.admission.limits_per_client
     try:
         if per_client:

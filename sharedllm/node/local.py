@@ -68,16 +68,18 @@ class StartingNode:
         extra: Sequence[str],
         env: dict[str, str] | None,
         faults: Sequence[str] = (),
+        under: Sequence[str] = (),
     ) -> None:
         """``faults``: flags of ``sharedllm.testing.faulty_node`` (a cheat, a crash point);
-        such a node runs as that module instead of ``sharedllm-node``."""
+        such a node runs as that module instead of ``sharedllm-node``. ``under``: a command
+        the node runs under (``ip netns exec NS`` for a node on another host)."""
         self.layers = layers
         node = (
             [sys.executable, "-m", "sharedllm.testing.faulty_node", *faults]
             if faults
             else (program("sharedllm-node"))
         )
-        command = [*node, "run", "--layers", layers, "--port", "0", *extra]
+        command = [*under, *node, "run", "--layers", layers, "--port", "0", *extra]
         self.child = Child(command, env)
 
     def wait(self) -> LocalNode:

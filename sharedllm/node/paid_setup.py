@@ -52,14 +52,20 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
             "`sharedllm-node withdraw` can take the stake back; stake again afterwards",
         }.get(registered.status, f"is {registered.status}")
         raise ConfigError(f"{account.address} {why}", code="NodeNotActive")
-    if registered.endpoint.startswith("https://") != bool(args.tls):
-        # Either way round, no client could reach the node.
+    if args.plaintext:
         raise ConfigError(
-            f"the registered endpoint {registered.endpoint} is "
-            + ("https: run with --tls" if not args.tls else "plain http: run "
-               "`sharedllm-node update --endpoint https://…` first, or drop --tls"),
-            field="tls",
-        )  # fmt: skip
+            "--plaintext: paid sessions travel only over encrypted links; drop it",
+            code="PLAINTEXT_REFUSED",
+            field="plaintext",
+        )
+    if not registered.endpoint.startswith("https://"):
+        raise ConfigError(
+            f"the registered endpoint {registered.endpoint} is plain http, and paid sessions "
+            "travel only over encrypted links: run `sharedllm-node update --endpoint "
+            "https://…` first",
+            code="PLAINTEXT_REFUSED",
+            field="endpoint",
+        )
     key_path = args.node_key or default_node_key_path()
     if not key_path.exists():
         raise ConfigError(f"--node-key: no key file at {key_path}", field="node_key")

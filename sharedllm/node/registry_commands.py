@@ -7,7 +7,6 @@ is a position), decimals allowed (``--price 0.000001`` is 1e12 wei).
 from __future__ import annotations
 
 import argparse
-import sys
 
 from sharedllm import paths
 from sharedllm.chain.amounts import format_share, parse_positive_share, parse_share
@@ -101,11 +100,12 @@ def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
     assert endpoint is not None and model_id is not None and span is not None
     assert price is not None
     _check_span_fits(model_id, span)
-    if endpoint.startswith("http://"):
-        print(
-            f"warning: {endpoint} is plain http: anyone on the path reads and alters what "
-            "clients send this node; register an https endpoint and run with --tls",
-            file=sys.stderr,
+    if not endpoint.startswith("https://"):
+        raise ConfigError(
+            f"--endpoint {endpoint}: a paid node is reached only at an https URL (paid "
+            "sessions travel only over encrypted links)",
+            code="PLAINTEXT_REFUSED",
+            field="endpoint",
         )
     return NodeConfig(endpoint, _pubkey(args, known), model_id.lower(), *span, price)
 

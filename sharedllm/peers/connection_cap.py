@@ -17,7 +17,6 @@ import socket
 import ssl
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from sharedllm.peers.client_address import client_of
 from sharedllm.peers.link_tls import HANDSHAKE_TIMEOUT_S
@@ -41,7 +40,11 @@ def _refusal(per_peer: int) -> bytes:
 
 
 class PeerConnectionCap:
-    """A protocol factory: ``factory()`` per connection, within ``per_peer`` per address."""
+    """A protocol factory: ``factory()`` per connection, within ``per_peer`` per address.
+
+    A connection a relay handed over comes from the relay's address; ``relayed(client)``
+    counts it as the client the relay saw instead, and ``relayed_client`` tells that client
+    to the request handlers (by the connection's transport)."""
 
     def __init__(self, factory: Callable[[], asyncio.Protocol], per_peer: int) -> None:
         if per_peer < 1:
@@ -50,23 +53,35 @@ class PeerConnectionCap:
         self.per_peer = per_peer
         self.open: Counter[str] = Counter()
         self._refusal = _refusal(per_peer)
+        self._relayed: dict[int, str] = {}  # id(transport) -> the client behind the relay
 
     def __call__(self) -> asyncio.Protocol:
         return _Capped(self)
+
+    def relayed(self, client: str) -> asyncio.Protocol:
+        return _Capped(self, client)
+
+    def relayed_client(self, transport: object) -> str | None:
+        return self._relayed.get(id(transport))
 
 
 class _Capped(asyncio.Protocol):
     """Forwards to the wrapped protocol, once its address is within the cap."""
 
-    def __init__(self, cap: PeerConnectionCap) -> None:
+    def __init__(self, cap: PeerConnectionCap, relayed_from: str | None = None) -> None:
         self.cap = cap
         self.inner: asyncio.Protocol | None = None
         self.host = ""
+        self.relayed_from = relayed_from
+        self._transport: asyncio.BaseTransport | None = None
         self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
-        self.host = client_of(str(peer[0])) if peer else ""
+        if self.relayed_from is not None:
+            self.host = client_of(self.relayed_from)
+        else:
+            peer = transport.get_extra_info("peername")
+            self.host = client_of(str(peer[0])) if peer else ""
         if self.cap.open[self.host] >= self.cap.per_peer:
             # Answer, then half-close and wait a moment for the peer to close: closing with
             # its request unread would reset the connection and lose the answer.
@@ -78,12 +93,17 @@ class _Capped(asyncio.Protocol):
             self._linger = loop.call_later(REFUSAL_LINGER_S, transport.close)
             return
         self.cap.open[self.host] += 1
+        if self.relayed_from is not None:
+            self._transport = transport
+            self.cap._relayed[id(transport)] = self.relayed_from
         self.inner = self.cap.factory()
         self.inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger is not None:
             self._linger.cancel()
+        if self._transport is not None:
+            self.cap._relayed.pop(id(self._transport), None)
         if self.inner is None:
             return
         self.cap.open[self.host] -= 1
@@ -108,19 +128,30 @@ class _Capped(asyncio.Protocol):
 
 
 async def listen(
-    factory: Any, host: str, port: int, per_peer: int, tls: ssl.SSLContext | None = None
+    cap: PeerConnectionCap, host: str, port: int, tls: ssl.SSLContext | None = None
 ) -> asyncio.Server:
-    """Serve ``factory`` (an aiohttp ``AppRunner.server``) on ``host:port`` within the cap;
-    over TLS when ``tls`` is given (the cap then counts connections from their completed
-    handshake, and a handshake must complete within ``HANDSHAKE_TIMEOUT_S``)."""
+    """Serve the capped factory on ``host:port``; over TLS when ``tls`` is given (the cap
+    then counts connections from their completed handshake, and a handshake must complete
+    within ``HANDSHAKE_TIMEOUT_S``)."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return await loop.create_server(
-        PeerConnectionCap(factory, per_peer),
+        cap,
         host,
         port,
         family=family,
         reuse_address=True,
         ssl=tls,
         ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if tls is not None else None,
+    )
+
+
+async def take_relayed(
+    cap: PeerConnectionCap, sock: socket.socket, client: str, tls: ssl.SSLContext
+) -> None:
+    """Serve a connection a relay handed over (``sock``, already connected) as if ``client``
+    had opened it: the same cap, the same TLS, the same handshake timeout."""
+    loop = asyncio.get_running_loop()
+    await loop.connect_accepted_socket(
+        lambda: cap.relayed(client), sock, ssl=tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S
     )

@@ -3,14 +3,13 @@ route, the answer goes on, and the escrow pays exactly the cost the page shows, 
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from injected_wallet import InjectedWallet
+from links import call_json, pinned_ssl
 from playwright.sync_api import expect
 
 from sharedllm.chain.accounts import dev_account
@@ -31,9 +30,10 @@ def net(model_home: Path) -> Iterator[LocalNetwork]:
         yield network
 
 
-def _sessions_open(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/info", timeout=10) as reply:
-        return int(json.load(reply)["sessions_open"])
+def _sessions_open(node) -> int:
+    status, info = call_json(f"{node.url}/info", pinned_ssl(node))
+    assert status == 200, info
+    return int(info["sessions_open"])
 
 
 def test_a_last_hop_dying_mid_answer_asks_the_wallet_again_and_pays_both_jobs(
@@ -56,7 +56,7 @@ def test_a_last_hop_dying_mid_answer_asks_the_wallet_again_and_pays_both_jobs(
         assert time.monotonic() < deadline, "no answer started"
         page.wait_for_timeout(100)
     last_hops = [n for n in net.nodes[2:] if n is not None]
-    victim = next(n for n in last_hops if _sessions_open(n.url) > 0)
+    victim = next(n for n in last_hops if _sessions_open(n) > 0)
     victim.kill()
 
     cost = page.locator(".msg.assistant .receipt .cost")

@@ -16,6 +16,7 @@ from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.devnet import Devnet
 from sharedllm.chain.node_keys import load_node_key, public_key_bytes32
+from sharedllm.chain.registry import NodeConfig
 from sharedllm.cli import node_main
 
 pytestmark = pytest.mark.chain
@@ -39,13 +40,25 @@ def stake_args(
     ]  # fmt: skip
 
 
-def test_a_plain_http_endpoint_is_staked_with_a_warning(
+def test_a_plain_http_endpoint_is_refused_and_nothing_is_staked(
     anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, *stake_args(tmp_path, scheme="http"))
-    assert code == 0
-    assert err.startswith("warning: http://127.0.0.1:9000 is plain http: anyone on the path")
-    assert "run with --tls" in err
+    """Proof of concept: an http endpoint was once staked with only a warning, and every
+    client's prompt then crossed the network in plaintext. Now neither stake nor update
+    registers one, and the tokens stay in the wallet."""
+    address = dev_account(NODE).address
+    wallet = chain.token.balance_of(address)
+    code, out, err = run(capsys, *stake_args(tmp_path, scheme="http"))
+    assert (code, out) == (1, "")
+    assert err.startswith("error: [PLAINTEXT_REFUSED] --endpoint http://127.0.0.1:9000: a paid")
+    assert chain.registry.get_node(address).status == "None"
+    assert chain.token.balance_of(address) == wallet
+    assert run(capsys, *stake_args(tmp_path))[0] == 0
+    code, _, err = run(
+        capsys, "update", "--dev-account", str(NODE), "--endpoint", "http://127.0.0.1:9000"
+    )
+    assert code == 1 and "[PLAINTEXT_REFUSED]" in err
+    assert chain.registry.get_node(address).endpoint == "https://127.0.0.1:9000"
 
 
 def test_stake_update_unstake_withdraw(
@@ -185,18 +198,23 @@ def test_running_an_account_that_never_staked_says_to_stake_first(
     assert "(None)" not in err
 
 
-@pytest.mark.parametrize("scheme", ["https", "http"])
-def test_a_paid_nodes_tls_flag_must_match_its_registered_endpoint(
-    anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str], scheme: str
+def test_a_paid_node_refuses_plaintext(
+    anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A node registered at https but serving plaintext (or the reverse) would be
-    unreachable for every client: it refuses to start and says what to change."""
-    assert run(capsys, *stake_args(tmp_path, scheme=scheme))[0] == 0
-    flags = [] if scheme == "https" else ["--tls"]
-    code, out, err = run(
-        capsys, "run", "--dev-account", str(NODE), "--no-host", "--layers", "0:10",
-        "--node-key", str(tmp_path / "node.key"), *flags,
-    )  # fmt: skip
-    assert code == 1 and out == ""
-    want = "https: run with --tls" if scheme == "https" else "sharedllm-node update --endpoint"
-    assert f"the registered endpoint {scheme}://127.0.0.1:9000 is" in err and want in err
+    """A paid node never serves plain http: not when asked to, and not at an http endpoint
+    registered by other means (the registry itself takes any string)."""
+    assert run(capsys, *stake_args(tmp_path))[0] == 0
+    serve = ["run", "--dev-account", str(NODE), "--no-host", "--layers", "0:10",
+             "--node-key", str(tmp_path / "node.key")]  # fmt: skip
+    code, out, err = run(capsys, *serve, "--plaintext")
+    assert (code, out) == (1, "")
+    assert "[PLAINTEXT_REFUSED] --plaintext: paid sessions travel only over encrypted" in err
+    registered = chain.registry.get_node(dev_account(NODE).address)
+    config = NodeConfig(
+        "http://127.0.0.1:9000", registered.pubkey, registered.model_id, 0, 10, 10**12
+    )
+    chain.registry.update_config(dev_account(NODE), config)
+    code, out, err = run(capsys, *serve)
+    assert (code, out) == (1, "")
+    assert "the registered endpoint http://127.0.0.1:9000 is plain http" in err
+    assert "sharedllm-node update --endpoint https://" in err

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+from links import node_http
 
 from sharedllm.node.local import local_nodes
 from sharedllm.protocol import frames, session_keys
@@ -106,7 +107,7 @@ async def _expect(client: Client, status: int, code: str, method: str, path: str
 
 def test_bad_requests_are_refused_and_other_sessions_keep_working(node, manifest):
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
             c = Client(http, node.url, manifest)
             await c.open_good()
             await c.good_step()
@@ -224,7 +225,7 @@ def test_bad_requests_are_refused_and_other_sessions_keep_working(node, manifest
 
 def test_info_and_shards(node, manifest, store):
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
             async with http.get(node.url + "/info") as resp:
                 info = await resp.json()
             assert info["model_id"] == manifest.model_id and info["span"] == [0, 10]
@@ -254,7 +255,7 @@ def test_only_the_sessions_client_can_read_steer_or_close_it(node, manifest):
     ]
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
             c = Client(http, node.url, manifest)
             c.sid = sid
             await c.open_good()

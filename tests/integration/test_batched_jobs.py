@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from links import call_json, pinned_ssl
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
@@ -103,16 +102,15 @@ def test_the_poster_serves_the_batch_it_posted(net: LocalNetwork) -> None:
     assert batch_id >= 1
     poster = chain.batches.get_batch(batch_id).poster
     endpoint = chain.registry.get_node(poster).endpoint
-    with urllib.request.urlopen(f"{endpoint}/batches/{batch_id}", timeout=10) as answer:
-        body = json.loads(answer.read())
+    link = pinned_ssl(*net.nodes)
+    status, body = call_json(f"{endpoint}/batches/{batch_id}", link)
+    assert status == 200
     entries = batch_from_json(
         body, chain.chain_id, chain.market.address, chain.market.params()["rewardPerToken"]
     )
     assert entries_hash(entries) == chain.batches.get_batch(batch_id).entries_hash
-    with pytest.raises(urllib.error.HTTPError) as missing:
-        urllib.request.urlopen(f"{endpoint}/batches/{batch_id + 1000}", timeout=10)
-    assert missing.value.code == 404
-    assert json.loads(missing.value.read())["code"] == "BATCH_UNKNOWN"
+    status, missing = call_json(f"{endpoint}/batches/{batch_id + 1000}", link)
+    assert (status, missing["code"]) == (404, "BATCH_UNKNOWN")
 
 
 def test_node_status_shows_what_batches_paid(

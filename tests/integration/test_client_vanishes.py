@@ -4,15 +4,14 @@ the client's escrow and to the wei."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from links import call_json, pinned_ssl
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
@@ -32,9 +31,10 @@ def net(model_home: Path):
         yield n
 
 
-def _sessions_open(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/info", timeout=10) as reply:
-        return int(json.load(reply)["sessions_open"])
+def _sessions_open(node) -> int:
+    status, info = call_json(f"{node.url}/info", pinned_ssl(node))
+    assert status == 200, info
+    return int(info["sessions_open"])
 
 
 def _submitted(net: LocalNetwork, client: str, timeout: float) -> dict:
@@ -69,7 +69,7 @@ def test_a_client_killed_mid_answer_pays_exactly_for_what_was_served(
         last = net.nodes[-1]
         assert last is not None
         deadline = time.monotonic() + 120
-        while _sessions_open(last.url) == 0:  # the answer has begun
+        while _sessions_open(last) == 0:  # the answer has begun
             assert answer.poll() is None and time.monotonic() < deadline, "no session opened"
             time.sleep(0.1)
         time.sleep(1.5)  # a dozen tokens or so, of the 200 asked for

@@ -17,9 +17,10 @@ from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.node_keys import public_key_bytes32
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.client.generate import TextGenerator
-from sharedllm.client.planner import RoutePolicy
+from sharedllm.client.planner import PLAIN_HTTP, RoutePolicy
 from sharedllm.errors import RouteError
 from sharedllm.localnet import LocalNetwork
+from sharedllm.node.local import local_nodes
 
 pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 
@@ -29,9 +30,7 @@ SPARE = 3  # a second 0:10 node
 @pytest.fixture(scope="module")
 def net(model_home):
     spans = ((0, 10), (10, 20), (20, 30), (0, 10))
-    with LocalNetwork(
-        spans, node_accounts=(1, 2, 3, 5), tls=True, verifier_probability=1.0
-    ) as network:
+    with LocalNetwork(spans, node_accounts=(1, 2, 3, 5), verifier_probability=1.0) as network:
         client = dev_account(4)
         network.chain.market.deposit(client, 5 * WEI_PER_SHARE, network.chain.token)
         yield network
@@ -113,3 +112,40 @@ def test_an_address_that_presents_another_key_than_registered_gets_no_prompt(
                 record.price_per_token,
             ),
         )  # fmt: skip
+
+
+def test_a_paid_route_never_uses_a_plain_http_endpoint(
+    net: LocalNetwork, client_model, generate_baseline
+) -> None:
+    """Proof of concept: the registry takes any endpoint string, and a paying client once
+    planned onto a registered http endpoint, sending its prompt's hidden states in the
+    clear. Such a node is left out and said so; the answer goes around it."""
+    spare = net.nodes[SPARE]
+    assert spare is not None
+    others = [n.url for i, n in enumerate(net.nodes) if n is not None and i not in (0, SPARE)]
+    record = net.chain.registry.get_node(net.accounts[SPARE].address)
+    with local_nodes(["0:10"], "--plaintext", "--threads", "1") as (plain,):
+        assert plain.url.startswith("http://") and plain.key is None
+        net.chain.registry.update_config(
+            net.accounts[SPARE],
+            NodeConfig(
+                plain.url, record.pubkey, record.model_id, record.start, record.end,
+                record.price_per_token,
+            ),
+        )  # fmt: skip
+        try:
+            with pytest.raises(RouteError) as refused:
+                _answer(net, client_model, PROMPTS[3], RoutePolicy(trusted=[plain.url, *others]))
+            assert f"{plain.url}: {PLAIN_HTTP}" in refused.value.message
+            tokens, route, unreachable, _ = _answer(net, client_model, PROMPTS[3])
+            assert tokens == generate_baseline[PROMPTS[3]]
+            assert plain.url not in [h.url for h in route]
+            assert unreachable[plain.url] == PLAIN_HTTP
+        finally:
+            net.chain.registry.update_config(
+                net.accounts[SPARE],
+                NodeConfig(
+                    record.endpoint, record.pubkey, record.model_id, record.start, record.end,
+                    record.price_per_token,
+                ),
+            )  # fmt: skip

@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
-import requests
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from links import call_json, node_http, pinned_ssl
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
@@ -63,8 +62,8 @@ def paid_session(net, node, manifest) -> str:
     job, signature = paid.signed.wire()
     body = {**_open_body(node.url, manifest.model_id), "job": job, "signature": signature,
             "control": key_digest(KEY)}  # fmt: skip
-    reply = requests.post(node.url + "/sessions", json=body, timeout=30)
-    assert reply.status_code == 200, reply.text
+    status, reply = call_json(node.url + "/sessions", pinned_ssl(node), "POST", body)
+    assert status == 200, reply
     return SESSION
 
 
@@ -106,7 +105,7 @@ def test_nested_json_big_numbers_and_bad_urls_get_a_4xx_and_the_node_lives(
     ]
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
             for method, path, body, ctype, status in attacks:
                 got, answer = await _send(http, method, url + path, body, ctype)
                 assert got == status if status else 400 <= got < 500, (path, answer)
@@ -161,7 +160,7 @@ def test_a_seeded_mutation_fuzzer_finds_no_500(node, manifest, paid_session):
     statuses: dict[int, int] = {}
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
             for _ in range(FUZZ_CASES):
                 path, body, ctype = rng.choice(seeds)
                 headers = {"Content-Type": ctype, session_keys.HEADER: KEY}
@@ -231,18 +230,21 @@ def test_one_address_cannot_hold_more_connections_than_its_cap(net):
     net.nodes[0].kill()
     node = net.restart(0, extra=("--max-connections-per-peer", "8"))
     port = int(node.url.rsplit(":", 1)[1])
+    link = pinned_ssl(node)
 
     async def run() -> tuple[bytes, int]:
-        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
+        await asyncio.sleep(0.2)  # pinned_ssl's own connection has closed
+        # The cap counts a connection from its completed TLS handshake.
+        held = [await asyncio.open_connection("127.0.0.1", port, ssl=link) for _ in range(8)]
         await asyncio.sleep(0.2)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=link)
         writer.write(b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n")
         refused = await asyncio.wait_for(reader.read(), 10)
         writer.close()
         for _, w in held:
             w.close()
         await asyncio.sleep(0.2)
-        return refused, requests.get(node.url + "/info", timeout=10).status_code
+        return refused, call_json(node.url + "/info", link)[0]
 
     refused, after = asyncio.run(run())
     assert refused.startswith(b"HTTP/1.1 429") and b"TOO_MANY_CONNECTIONS" in refused

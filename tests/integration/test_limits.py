@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from links import node_http
 from net_helpers import network_tokens
 
 from sharedllm.node.local import local_nodes
@@ -57,7 +58,7 @@ async def _all_closed(http: aiohttp.ClientSession, url: str, within_s: float) ->
 
 def test_caps_and_idle_timeout(node, manifest):
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
 
             async def post(body: dict) -> tuple[int, dict]:
                 async with http.post(node.url + "/sessions", json=body) as resp:
@@ -94,7 +95,7 @@ def test_a_step_longer_than_the_protocol_allows_is_refused_before_it_runs(node, 
     )  # fmt: skip
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(node) as http:
             for _ in range(40):  # the first test's sessions are reaped after ~1 s idle
                 async with http.post(node.url + "/sessions", json=opened) as resp:
                     if resp.status != 429:
@@ -135,7 +136,7 @@ def test_a_client_holds_only_its_share_of_free_sessions_and_idle_opens_are_dropp
     address now holds its share, with a retry hint, and a session that never steps goes."""
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with node_http(fair_node) as http:
             opened = _whole(fair_node.url, manifest.model_id)
             async with http.post(fair_node.url + "/sessions", json=opened) as resp:
                 assert resp.status == 200
@@ -158,7 +159,7 @@ def test_a_client_refused_by_a_full_node_waits_for_a_slot_instead_of_failing(
 
     async def run() -> str:
         async with (
-            aiohttp.ClientSession() as http,
+            node_http(fair_node) as http,
             TextGenerator([fair_node.url], store=store) as gen,
         ):
             # An open that never steps holds this client address's only slot for ~2 s.
@@ -199,7 +200,7 @@ def test_a_long_replay_does_not_hold_the_worker_from_other_sessions(busy_node, m
 
     async def run() -> list[str]:
         done: list[str] = []
-        async with aiohttp.ClientSession() as http:
+        async with node_http(busy_node) as http:
             for body in (stranger, honest):
                 async with http.post(busy_node.url + "/sessions", json=body) as resp:
                     assert resp.status == 200, await resp.text()
@@ -222,10 +223,10 @@ def test_a_long_replay_does_not_hold_the_worker_from_other_sessions(busy_node, m
     assert asyncio.run(run()) == ["honest step", "replay"]
 
 
-def _from(address: str) -> aiohttp.ClientSession:
-    """An HTTP client whose connections leave from ``address`` (another loopback address is
-    another client to the node's per-client limits)."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+def _from(address: str, node) -> aiohttp.ClientSession:
+    """An HTTP client of ``node`` whose connections leave from ``address`` (another loopback
+    address is another client to the node's per-client limits)."""
+    return node_http(node, local_addr=(address, 0))
 
 
 async def _free_positions(http: aiohttp.ClientSession, url: str) -> int:
@@ -248,7 +249,7 @@ def test_an_idle_hog_of_a_free_node_gives_way_to_a_newcomer(
     key = {session_keys.HEADER: "limits-test-key"}
 
     async def run() -> tuple[list[int], int, dict]:
-        async with _from("127.0.0.2") as hog:
+        async with _from("127.0.0.2", fair_node) as hog:
             total = await _free_positions(hog, fair_node.url)
             held = _whole(fair_node.url, manifest.model_id)
             held["max_length"] = total - 4  # room for no other answer
@@ -297,7 +298,7 @@ def test_a_client_whose_idle_session_was_reclaimed_reopens_it_and_answers_the_sa
 
     async def run() -> tuple[list[int], list]:
         async with (
-            _from("127.0.0.2") as newcomer,
+            _from("127.0.0.2", fair_node) as newcomer,
             TextGenerator([fair_node.url], client_model=client_model) as gen,
         ):
             total = await _free_positions(newcomer, fair_node.url)

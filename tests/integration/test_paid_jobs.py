@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from links import call_json, pinned_ssl
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
@@ -88,21 +86,18 @@ def test_a_bad_job_is_refused_at_the_door_with_the_contract_code(net: LocalNetwo
     body = {
         "session_id": "replayed-session-1",
         "model_id": net.manifest.model_id,
-        "route": [{"url": h.url, "start": h.start, "end": h.end} for h in paid.hops],
+        "route": [
+            {"url": h.url, "start": h.start, "end": h.end, "key": h.pubkey} for h in paid.hops
+        ],
         "hop_index": 0,
         "max_length": 16,
         "job": job,
         "signature": signature,
     }
-    request = urllib.request.Request(
-        f"{paid.hops[0].url}/sessions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+    status, refused = call_json(
+        f"{paid.hops[0].url}/sessions", pinned_ssl(*net.nodes), "POST", body
     )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code == 402
-    assert json.loads(refused.value.read())["code"] == "JobAlreadySubmitted"
+    assert (status, refused["code"]) == (402, "JobAlreadySubmitted")
     with pytest.raises(ContractRevert) as reverted:
         chain.market.submit_result(
             net.accounts[-1], paid.signed.job, paid.signed.signature, 1, b"\x00" * 32

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import ssl
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
+from links import call_json, pinned_ssl
 from net_helpers import network_tokens
 from reference import NEW_TOKENS, PROMPTS
 
@@ -89,7 +89,8 @@ def test_concurrent_sessions_are_batched_and_answer_as_alone(
     """Every prompt at once: the nodes run the sessions' one-token steps together, and each
     answer is still `generate`'s, token for token."""
     urls = [n.url for n in nodes]
-    before = [_info(url)["batched_steps"] for url in urls]
+    link = pinned_ssl(*nodes)
+    before = [_info(url, link)["batched_steps"] for url in urls]
 
     async def one(prompt: str) -> list[int]:
         async with TextGenerator(urls, client_model=client_model) as gen:
@@ -102,11 +103,12 @@ def test_concurrent_sessions_are_batched_and_answer_as_alone(
     answers = asyncio.run(every())
     for prompt, tokens in zip(PROMPTS, answers, strict=True):
         assert tokens == generate_baseline[prompt], prompt
-    after = [_info(url) for url in urls]
+    after = [_info(url, link) for url in urls]
     assert all(a["batched_steps"] > b for a, b in zip(after, before, strict=True))
     assert all(a["max_batch"] > 1 and a["queued_steps"] == 0 for a in after)
 
 
-def _info(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/info", timeout=10) as resp:
-        return json.load(resp)
+def _info(url: str, link: ssl.SSLContext) -> dict:
+    status, info = call_json(f"{url}/info", link)
+    assert status == 200, info
+    return info

@@ -11,14 +11,11 @@ and every hop prunes, so the fetches happen first and the (slower) recomputes af
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import aiohttp
 import pytest
+from links import call_json, node_http, pinned_ssl
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
@@ -75,7 +72,7 @@ def _wait_until(ready, timeout: float = SETTLE_S) -> None:
 
 async def _fetch_all(net: LocalNetwork, job, account, **overrides) -> list:
     chain = net.chain
-    async with aiohttp.ClientSession() as http:
+    async with node_http(*net.nodes) as http:
         return [
             await fetch_transcript(
                 http,
@@ -133,11 +130,8 @@ def test_only_a_staked_verifier_signing_for_this_node_is_served(net: LocalNetwor
             sig = headers[SIGNATURE_HEADER]
             headers[SIGNATURE_HEADER] = sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]
         url = f"{hop.url}/jobs/{job.signed.job_id}/transcript?hop=0"
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30):
-                return 200, ""
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())["code"]
+        status, answer = call_json(url, pinned_ssl(*net.nodes), headers=headers)
+        return status, answer["code"] if status != 200 else ""
 
     now = int(time.time())
     assert ask(now - 5) == (401, "REQUEST_EXPIRED")
@@ -166,10 +160,11 @@ def test_a_session_whose_transcript_might_not_fit_is_refused(net: LocalNetwork) 
     net.restart(last, extra=("--transcript-budget-mb", "1"))
     try:
         route = tuple(
-            Hop(f"http://127.0.0.1:{port}", start, end)
+            Hop(f"https://127.0.0.1:{port}", start, end)
             for port, (start, end) in zip(net.ports, net.spans, strict=True)
         )
         paid = asyncio.run(net.payer(client).job_for(net.manifest.model_id, route, 400))
+        link = pinned_ssl(net.nodes[last])
         job, signature = paid.signed.wire()
 
         def open_last(session_id: str, max_length: int) -> tuple[int, str]:
@@ -183,25 +178,18 @@ def test_a_session_whose_transcript_might_not_fit_is_refused(net: LocalNetwork) 
                 "signature": signature,
                 "control": key_digest("transcript-test-key"),
             }
-            request = urllib.request.Request(
-                f"{route[last].url}/sessions",
-                data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30):
-                    return 200, ""
-            except urllib.error.HTTPError as exc:
-                return exc.code, json.loads(exc.read())["code"]
+            status, answer = call_json(f"{route[last].url}/sessions", link, "POST", body)
+            return status, answer["code"] if status != 200 else ""
 
         assert open_last("too-long-1", 400) == (429, "TRANSCRIPT_BUDGET")
         assert open_last("short-session-1", 16) == (200, "")
-        delete = urllib.request.Request(
+        status, _ = call_json(
             f"{route[last].url}/sessions/short-session-1",
-            method="DELETE",
+            link,
+            "DELETE",
             headers={session_keys.HEADER: "transcript-test-key"},
         )
-        urllib.request.urlopen(delete, timeout=30).close()
+        assert status == 200
         # A short paid answer still fits, through the real client.
         text, jobs = net.generate(PROMPT, client, max_tokens=4)
         assert text and jobs[-1].tokens > 0

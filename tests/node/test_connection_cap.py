@@ -33,7 +33,8 @@ async def _scenario() -> None:
     app.router.add_get("/info", _info)
     runner = web.AppRunner(app, keepalive_timeout=30)
     await runner.setup()
-    listener = await connection_cap.listen(runner.server, "127.0.0.1", 0, per_peer=4)
+    cap = connection_cap.PeerConnectionCap(runner.server, per_peer=4)
+    listener = await connection_cap.listen(cap, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     try:
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
+from links import call_json, pinned_ssl
 
 from sharedllm.errors import NodeHostError
 from sharedllm.node import host_client
@@ -101,7 +101,7 @@ def test_a_run_becomes_a_fork_of_the_host_and_serves(node_host, model_home):
     try:
         assert node.pid != node.process.pid
         assert _parent(node.pid) == node_host.process.pid
-        info = requests.get(f"{node.url}/info", timeout=10).json()
+        info = call_json(f"{node.url}/info", pinned_ssl(node))[1]
         assert info["span"] == [0, 3]
     finally:
         node.stop()

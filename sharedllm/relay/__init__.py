@@ -1,0 +1,1 @@
+"""``sharedllm relay``: public addresses for nodes behind NAT (``server``)."""
