@@ -18,8 +18,9 @@ connection a client opens to ``url``:
     that connection carries the client's bytes both ways, unchanged: the client's TLS, which
     ends at the node, so the relay sees only ciphertext.
 
-Either side sends {"ping": n} / {"pong": n} to keep the NAT mapping open and to find a dead
-peer. A line is at most ``MAX_LINE`` bytes.
+The node sends {"ping": n} every ``PING_EVERY_S`` and the relay answers {"pong": n}: the NAT
+mapping stays open, and either side takes ``SILENT_S`` of silence for a dead peer. A line is
+at most ``MAX_LINE`` bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sharedllm.protocol import untrusted_json
 
 DOMAIN = b"sharedllm relay registration v1\x00"
 MAX_LINE = 4096
-PING_EVERY_S = 15.0  # each side pings the other this often
+PING_EVERY_S = 15.0  # how often the node pings its relay
 SILENT_S = 3 * PING_EVERY_S  # a control connection silent this long is dead
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _KEY = re.compile(r"^0x[0-9a-fA-F]{64}$")

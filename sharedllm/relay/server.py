@@ -133,6 +133,10 @@ class Relay:
             await _refuse(writer, exc)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             writer.close()
+        except OSError as exc:  # the node's public port cannot be opened
+            log.warning("cannot open a public port: %s", exc)
+            await _refuse(writer, ConfigError(f"the relay cannot open a port: {exc.strerror}",
+                                              code="RELAY_PORT_BUSY"))  # fmt: skip
 
     async def _serve_node(
         self, register: Register, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -35,6 +35,7 @@ async def _answer(net: LocalNetwork, client, kill_after: int | None) -> tuple[li
     return tokens, payer.jobs
 
 
+@pytest.mark.slow  # about 20 s; the default run stays under its 20 minutes
 def test_a_span_served_only_in_parts_fails_over_to_a_new_job(model_home) -> None:
     """No single node can take the dead last hop's span, so no amendment can name one: the
     client settles the old job (through a survivor, since the dead hop held the receipts)

@@ -328,6 +328,7 @@ def test_an_overcharge_is_proven_on_chain_and_refunded(net: LocalNetwork) -> Non
     assert_every_token_in_one_place(net)
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_an_accused_hop_restarting_inside_its_response_window_is_cleared(
     net: LocalNetwork,
 ) -> None:
@@ -359,6 +360,7 @@ def test_an_accused_hop_restarting_inside_its_response_window_is_cleared(
     assert_every_token_in_one_place(net)
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_a_last_hop_killed_mid_answer_and_back_inside_its_window_keeps_its_stake(
     net: LocalNetwork,
 ) -> None:
