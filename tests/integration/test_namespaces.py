@@ -2,9 +2,9 @@
 network namespaces of their own on one switch; two nodes behind NAT routers (nftables
 masquerade, nothing reaches them from outside), each reachable only through a relay. A paid
 answer through a NAT'ed node equals `generate`'s and settles on-chain; a relay that alters
-the bytes it carries mid-answer breaks the link (TLS ends at the node), and the client hands
-the span to the other NAT'ed node under the same job, the text unchanged. The test makes
-every namespace itself and removes them, also when it fails."""
+or replays the bytes it carries mid-answer breaks the link (TLS ends at the node), and the
+client hands the span to the other NAT'ed node under the same job, the text unchanged. The
+test makes every namespace itself and removes them, also when it fails."""
 
 from __future__ import annotations
 
@@ -92,9 +92,9 @@ def net(hosts: Hosts, client_model, model_home: Path, tmp_path_factory: pytest.T
                 if port is None:
                     continue
                 relay = [*program("sharedllm"), "relay"]
-                if name == "flip":
-                    relay = [sys.executable, "-m", "sharedllm.testing.faulty_relay",
-                             "--tamper", "flip", "--after-bytes", str(flip_after)]  # fmt: skip
+                if name == "flip":  # flips a byte on one connection, replays on the next
+                    relay = [sys.executable, "-m", "sharedllm.testing.faulty_relay", "--tamper",
+                             "flip,replay", "--after-bytes", str(flip_after)]  # fmt: skip
                 first = 40000 + 10 * (port - 7000)
                 args = ["--host", RELAY_IP, "--port", str(port), "--ports",
                         f"{first}-{first + 9}", "--db", str(home / f"{name}-relay.db")]  # fmt: skip
@@ -175,12 +175,14 @@ def test_a_paid_answer_through_a_node_behind_nat_equals_generate(
     assert [_settled(chain, job) for job in answer["jobs"]] == ["Submitted"]
 
 
-def test_a_relay_that_alters_bytes_breaks_the_link_and_the_answer_goes_around(
-    hosts: Hosts, net, generate_baseline
+@pytest.mark.parametrize("tamper", ["flip", "replay"])  # in this order: the relay's turns
+def test_a_relay_that_alters_or_replays_bytes_breaks_the_link_and_the_answer_goes_around(
+    hosts: Hosts, net, generate_baseline, tamper: str
 ) -> None:
-    """The relay flips a byte of the stream towards the node some tokens into the answer.
-    The node's TLS refuses the record (nothing altered is ever run), the hop before it names
-    it, and the client hands the span to the other NAT'ed node, behind an honest relay."""
+    """The relay flips a byte of the stream towards the node some tokens into the answer (or
+    sends a chunk twice). The node's TLS refuses the record (nothing altered or repeated is
+    ever run), the hop before it names it, and the client hands the span to the other NAT'ed
+    node, behind an honest relay."""
     started, _, chain, _ = net
     bad = started["flip"]
     answer = _ask(hosts, net, [started["a"], bad, started["c"]])
