@@ -90,7 +90,7 @@ class RelayLink:
                 attempt = 0
                 try:
                     await self._serve(*self._control)
-                except (OSError, TimeoutError, ProtocolError, ConnectionError) as exc:
+                except (OSError, TimeoutError, ValueError, ProtocolError) as exc:
                     log.warning("relay %s: link lost (%s); registering again", self.where, exc)
                 self._control = None
             await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
@@ -158,12 +158,14 @@ class RelayLink:
 
 
 async def _ping(writer: asyncio.StreamWriter) -> None:
+    """Ping until the connection breaks (the reader then notices and registers again)."""
     n = 0
-    while True:
-        await asyncio.sleep(PING_EVERY_S)
-        n += 1
-        writer.write(relay_msgs.line({"ping": n}))
-        await writer.drain()
+    with contextlib.suppress(ConnectionError, OSError):
+        while True:
+            await asyncio.sleep(PING_EVERY_S)
+            n += 1
+            writer.write(relay_msgs.line({"ping": n}))
+            await writer.drain()
 
 
 def _client(message: dict[str, Any]) -> str:
