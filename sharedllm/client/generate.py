@@ -86,13 +86,13 @@ class TextGenerator:
         )
         async with self.session as session:
             hidden = self.model.embed(ids)
-            for _ in range(max_new_tokens):
+            for produced in range(max_new_tokens):
                 out = await session.step(hidden.numpy())
                 token = sampler.sample(self.model.next_logits(torch.from_numpy(out)))
                 yield token
                 if stop_at_eos and token in self.model.eos_token_ids:
                     return
-                hidden = self.model.embed([token])
+                hidden = self.model.embed([token], len(ids) + produced)
 
     async def generate(
         self,

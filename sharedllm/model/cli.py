@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from sharedllm.errors import ConfigError
 from sharedllm.model.store import ModelStore
 
 
@@ -19,12 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = model_sub.add_parser(
         "import",
         help="shard a checkpoint into the store (default: SmolLM2-135M-Instruct)",
-        description="Convert a checkpoint (.gguf file or folder with config.json) into "
-        "content-addressed shards and a manifest; prints the model id.",
+        description="Convert checkpoints (.gguf files or folders with config.json) into "
+        "content-addressed shards and manifests; prints each model id.",
     )
-    imp.add_argument("path", nargs="?", type=Path, help="a .gguf file or a checkpoint folder")
+    imp.add_argument(
+        "path", nargs="*", type=Path, help=".gguf files or checkpoint folders (one or more)"
+    )
     imp.add_argument("--set-default", action="store_true", help="make it the default model")
-    imp.add_argument("--json", action="store_true", help="print the result as JSON")
+    imp.add_argument(
+        "--json", action="store_true", help="print each result as one JSON object per line"
+    )
     imp.set_defaults(func=_import)
 
     lst = model_sub.add_parser("list", help="list imported models")
@@ -40,25 +45,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _import(args: argparse.Namespace) -> int:
     from sharedllm.model.importer import import_model
 
+    paths: list[Path | None] = list(args.path) or [None]
+    if args.set_default and len(paths) > 1:
+        raise ConfigError("--set-default takes one path: which import should be the default?")
     store = ModelStore()
     started = time.monotonic()
 
     def progress(message: str) -> None:
         print(f"[{time.monotonic() - started:5.1f}s] {message}", file=sys.stderr, flush=True)
 
-    result = import_model(
-        store, args.path, set_default=True if args.set_default else None, progress=progress
-    )
-    manifest = result.manifest
-    if args.json:
-        print(
-            json.dumps(
-                {"model_id": manifest.model_id, "name": manifest.name, "reused": result.reused}
-            )
+    for path in paths:
+        result = import_model(
+            store, path, set_default=True if args.set_default else None, progress=progress
         )
-    else:
-        state = "already imported" if result.reused else "imported"
-        print(f"{manifest.name} {state}: {manifest.model_id}")
+        manifest = result.manifest
+        if args.json:
+            body = {"model_id": manifest.model_id, "name": manifest.name, "reused": result.reused}
+            print(json.dumps(body), flush=True)
+        else:
+            state = "already imported" if result.reused else "imported"
+            print(f"{manifest.name} {state}: {manifest.model_id}", flush=True)
     return 0
 
 

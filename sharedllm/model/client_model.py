@@ -22,8 +22,15 @@ class ClientModel:
         self.config = config_from_dict(manifest.config)
         parts = skeleton(self.config)
         embed_data = store.read_shard(manifest.embed_shard, what="embed shard")
-        embed = decode_modules(embed_data, ("embed_tokens",), "embed shard")
+        names = ("embed_tokens", "embed_positions") if parts.positions else ("embed_tokens",)
+        embed = decode_modules(embed_data, names, "embed shard")
         self.embedding = load_weights(parts.embed, embed["embed_tokens"], "embed shard")
+        self.positions = (
+            load_weights(parts.positions, embed["embed_positions"], "embed shard (positions)")
+            if parts.positions is not None
+            else None
+        )
+        self.scaling = parts.scaling
         head_data = store.read_shard(manifest.head_shard, what="head shard")
         head = decode_modules(head_data, ("norm", "lm_head"), "head shard")
         self.norm = load_weights(parts.norm, head["norm"], "head shard (norm)")
@@ -57,20 +64,24 @@ class ClientModel:
         )
         return [int(t) for t in ids]
 
-    def embed(self, ids: list[int]) -> torch.Tensor:
-        """Hidden states [1, T, H] float32 for token ids."""
+    def embed(self, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Hidden states [1, T, H] float32 for token ids at positions ``start`` onwards (the
+        positions matter only to a model with learned absolute position embeddings)."""
         if not ids or any(not 0 <= t < self.manifest.vocab_size for t in ids):
             raise ModelError(
                 f"token ids must be non-empty and < {self.manifest.vocab_size}", code="BAD_TOKENS"
             )
         with torch.inference_mode():
-            return self.embedding(torch.tensor([ids], dtype=torch.long))
+            hidden = self.scaling.embedding(self.embedding(torch.tensor([ids], dtype=torch.long)))
+            if self.positions is not None:
+                hidden = hidden + self.positions(torch.arange(start, start + len(ids)).unsqueeze(0))
+            return hidden
 
     def next_logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
         """Logits [vocab] for the token after the last position of ``hidden_last``."""
         with torch.inference_mode():
             last = hidden_last[:, -1:, :].to(torch.float32)
-            return self.head(self.norm(last))[0, -1]
+            return self.scaling.logits(self.head(self.norm(last))[0, -1])
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

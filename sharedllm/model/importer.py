@@ -151,7 +151,10 @@ def _convert(store: ModelStore, source: Source, progress: Progress) -> Manifest:
     num_layers = len(parts.layers)
     progress("writing the tokenizer shard")
     tokenizer_shard = store.put_shard(encode_tokenizer(tokenizer))
-    embed_shard = store.put_shard(encode_modules({"embed_tokens": parts.embed}))
+    embedding = {"embed_tokens": parts.embed}
+    if parts.positions is not None:
+        embedding["embed_positions"] = parts.positions
+    embed_shard = store.put_shard(encode_modules(embedding))
     head_shard = store.put_shard(encode_modules({"norm": parts.norm, "lm_head": parts.head}))
     progress("wrote the embed and head shards")
     layer_shards = []

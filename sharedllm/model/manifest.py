@@ -63,9 +63,13 @@ class Manifest:
 
     @property
     def context_length(self) -> int | None:
-        """The most positions one sequence may hold (the config's max_position_embeddings)."""
-        value = self.config.get("max_position_embeddings")
-        return value if isinstance(value, int) and value > 0 else None
+        """The most positions one sequence may hold (the config's max_position_embeddings,
+        which GPT-2's config calls n_positions)."""
+        for key in ("max_position_embeddings", "n_positions"):
+            value = self.config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
 
     def shards(self) -> tuple[str, ...]:
         """Every shard the model needs, embed and head first."""

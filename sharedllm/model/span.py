@@ -11,6 +11,8 @@ and ``forward_batch`` runs several sessions' steps as one left-padded batch.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -45,7 +47,8 @@ class SpanRunner:
             data = store.read_shard(shard, what=what)
             weights = decode_modules(data, (_LAYER,), what)[_LAYER]
             self.layers.append(load_weights(parts.layers[index], weights, what))
-        self.rotary = parts.rotary_cls(config=self.config).eval()
+        self.rotary = parts.rotary_cls(config=self.config).eval() if parts.rotary_cls else None
+        self._call = layer_call(self.layers[0])
         self._layer_types = getattr(self.config, "layer_types", None)
         self._mask_types = sorted({self._layer_type(i) for i in range(start, end)})
         self._workspace = Workspace()
@@ -84,7 +87,7 @@ class SpanRunner:
             hidden = hidden.to(torch.float32).contiguous()
         with torch.inference_mode():
             positions = torch.arange(start_pos, start_pos + hidden.shape[1]).unsqueeze(0)
-            rotary = self.rotary(hidden, positions)
+            rotary = self._rotary(hidden, positions)
             masks = self._masks(hidden, cache, positions)
             return self._layers(hidden, masks, positions, cache, rotary)
 
@@ -117,7 +120,7 @@ class SpanRunner:
         positions = torch.tensor(lengths).unsqueeze(1) + torch.arange(new).unsqueeze(0)
         batch = batch_cache(caches, self.start, self.end, longest, self._workspace)
         with torch.inference_mode():
-            rotary = self.rotary(hidden, positions)
+            rotary = self._rotary(hidden, positions)
             mask = create_causal_mask(
                 config=self.config,
                 inputs_embeds=hidden,
@@ -136,15 +139,18 @@ class SpanRunner:
     def _layers(self, hidden, masks: dict, positions, cache, rotary) -> torch.Tensor:
         """The span's decoder layers in order, each with the mask of its layer type."""
         for offset, layer in enumerate(self.layers):
-            hidden = layer(
+            hidden = self._call(
+                layer,
                 hidden,
-                attention_mask=masks[self._layer_type(self.start + offset)],
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                position_embeddings=rotary,
+                masks[self._layer_type(self.start + offset)],
+                positions,
+                cache,
+                rotary,
             )
         return hidden
+
+    def _rotary(self, hidden: torch.Tensor, positions: torch.Tensor):
+        return None if self.rotary is None else self.rotary(hidden, positions)
 
     def _layer_type(self, index: int) -> str:
         return self._layer_types[index] if self._layer_types else "full_attention"
@@ -177,6 +183,35 @@ class SpanRunner:
                 layer_idx=first,
             )
         return masks
+
+
+def layer_call(layer: nn.Module):
+    """How to call one family's decoder layer: the library's layers agree on what they need
+    but not on every keyword (the cache is ``cache`` or ``layer_past``; Falcon's layer takes
+    an ``alibi`` argument) nor on what they return (a tensor, or a tuple led by one)."""
+    accepted = inspect.signature(layer.forward).parameters
+    cache_name = "cache" if "cache" in accepted else "layer_past"
+    if cache_name not in accepted:
+        raise ModelError(
+            f"{type(layer).__name__} takes no KV cache argument; the span runner cannot drive it",
+            code="UNSUPPORTED_MODEL",
+        )
+    fixed = {"alibi": None} if "alibi" in accepted else {}
+
+    def call(layer, hidden, mask, positions, cache, rotary) -> torch.Tensor:
+        extra = {} if rotary is None else {"position_embeddings": rotary}
+        out = layer(
+            hidden,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_name: cache},
+            **fixed,
+            **extra,
+        )
+        return out[0] if isinstance(out, tuple) else out
+
+    return call
 
 
 def _check_span(manifest: Manifest, start: int, end: int) -> None:

@@ -78,7 +78,7 @@ def answer(
     job = Job(prompt, [], [[] for _ in runners], [[] for _ in runners], [0.0] * len(runners))
     step_ids, position = client.prompt_ids(prompt), 0
     while len(job.tokens) < max_new_tokens:
-        hidden = client.embed(step_ids)
+        hidden = client.embed(step_ids, position)
         for hop, (runner, cache) in enumerate(zip(runners, caches, strict=True)):
             job.hop_inputs[hop].append(hidden[0].numpy().copy())
             began = time.process_time()

@@ -19,7 +19,7 @@ def generate_with_spans(
     caches = [runner.new_cache() for runner in runners]
     position, step_ids, produced = 0, list(prompt_ids), []
     while len(produced) < max_new_tokens:
-        hidden = client.embed(step_ids)
+        hidden = client.embed(step_ids, position)
         for runner, cache in zip(runners, caches, strict=True):
             hidden = runner.forward(hidden, cache, position)
         position += len(step_ids)

@@ -1,0 +1,83 @@
+"""Model families served by real node processes: each tiny checkpoint is imported with
+``sharedllm model import``, split over three ``sharedllm-node run`` processes, and answers
+with ``generate``'s greedy tokens. The families this network newly serves run by default;
+the rest, which share the Llama layout, in the slow tier."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+
+import pytest
+
+from sharedllm.client.generate import TextGenerator
+from sharedllm.model.store import ModelStore
+from sharedllm.node.local import local_nodes
+from sharedllm.processes import program
+from tests.model import families
+
+pytestmark = pytest.mark.nodes
+
+PROMPT = "What is the capital of France?"
+NEW_TOKENS = 10
+
+
+@pytest.fixture(scope="module")
+def family_home(tmp_path_factory, client_model):
+    """A home whose store holds every family, imported by one ``sharedllm model import``."""
+    home = tmp_path_factory.mktemp("families-home")
+    folder = tmp_path_factory.mktemp("families-checkpoints")
+    paths = [families.make_checkpoint(folder, f, client_model.tokenizer) for f in families.FAMILIES]
+    done = subprocess.run(
+        [*program("sharedllm"), "model", "import", *map(str, paths), "--json"],
+        env={**os.environ, "SHAREDLLM_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["name"] for r in rows] == list(families.FAMILIES)
+    ids = {r["name"]: r["model_id"] for r in rows}
+    return home, ids, dict(zip(families.FAMILIES, paths, strict=True))
+
+
+def _params():
+    for family in families.FAMILIES:
+        marks = () if family in families.NEW_FAMILIES or family == "llama" else (pytest.mark.slow,)
+        yield pytest.param(family, marks=marks, id=family)
+
+
+@pytest.mark.parametrize("family", list(_params()))
+def test_three_node_processes_answer_as_generate(family, family_home):
+    home, ids, paths = family_home
+    store = ModelStore(home / "models")
+    spans = [f"{a}:{b}" for a, b in families.SPANS]
+    env = {"SHAREDLLM_HOME": str(home)}
+    with local_nodes(spans, "--model", ids[family], env=env) as nodes:
+        assert [n.span for n in nodes] == list(families.SPANS)
+
+        async def answer() -> list[int]:
+            async with TextGenerator(
+                [n.url for n in nodes], store=store, model_id=ids[family]
+            ) as gen:
+                prompt = gen.model.prompt_ids(PROMPT)
+                return prompt, [t async for t in gen.token_ids(prompt, NEW_TOKENS)]
+
+        prompt, ours = asyncio.run(answer())
+        expected, _ = families.reference(paths[family], prompt, NEW_TOKENS)
+        assert ours == expected[: len(ours)] and len(ours) == len(expected)
+
+        if family == "gpt2":  # and as a user runs it, from the command line
+            urls = ",".join(n.url for n in nodes)
+            done = subprocess.run(
+                [*program("sharedllm"), "generate", PROMPT, "--model", ids[family], "--nodes",
+                 urls, "--max-tokens", str(NEW_TOKENS)],
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-2000:]
+            tokenizer = TextGenerator([], store=store, model_id=ids[family]).model.tokenizer
+            text = tokenizer.decode(expected, skip_special_tokens=True).strip()
+            assert text and done.stdout.strip() == text
