@@ -8,7 +8,7 @@ checked job against the node's (the baseline, measured in the same run).
 
     SHAREDLLM_HOME=.state .venv/bin/python bench/detection.py [--prompts 40] [--tokens 8]
         [--cheat-jobs 3] [--swap-every 4] [--cost-jobs 1] [--cost-tokens 128]
-        [--spans 0:10,10:20,20:30]
+        [--spans 0:10,10:20,20:30] [--precision float32|int8]
 
 The cost is timed on long answers (the client's default is 128 tokens) because a job's
 prompt is one prefill for the node too: on short answers the ratio mostly measures that.
@@ -23,6 +23,8 @@ import time
 import torch
 
 from sharedllm.model.client_model import ClientModel
+from sharedllm.model.importer import import_model
+from sharedllm.model.manifest import FLOAT32, PRECISIONS
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
 from sharedllm.testing.calibrate import Samples, calibrate, measure_cost, summary
@@ -49,6 +51,9 @@ def main() -> None:
     torch.manual_seed(0)
     store = ModelStore()
     manifest = store.manifest()
+    if args.precision != manifest.dtype:
+        manifest = import_model(store, precision=args.precision).manifest
+    print(f"model {manifest.name} in {manifest.dtype}: {manifest.model_id}")
     client = ClientModel(store, manifest)
     spans = [tuple(int(x) for x in s.split(":")) for s in args.spans.split(",")]
     runners = [SpanRunner(store, manifest, a, b) for a, b in spans]
@@ -75,6 +80,13 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--cost-jobs", type=int, default=1, help="long answers timed for the cost")
     p.add_argument("--cost-tokens", type=int, default=128, help="their max new tokens")
     p.add_argument("--spans", default="0:10,10:20,20:30")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=FLOAT32,
+        help="the default model in this precision (imported if missing); the cheats are those "
+        "cheaper than it",
+    )
     return p.parse_args()
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from sharedllm.errors import ConfigError
+from sharedllm.model.manifest import FLOAT32, PRECISIONS
 from sharedllm.model.store import ModelStore
 
 
@@ -25,6 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     imp.add_argument(
         "path", nargs="*", type=Path, help=".gguf files or checkpoint folders (one or more)"
+    )
+    imp.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=FLOAT32,
+        help="the decoder layers' weights: float32 (default), or int8 (torchao weight-only, "
+        "about a quarter of the bytes) as a model id of its own",
     )
     imp.add_argument("--set-default", action="store_true", help="make it the default model")
     imp.add_argument(
@@ -56,15 +64,24 @@ def _import(args: argparse.Namespace) -> int:
 
     for path in paths:
         result = import_model(
-            store, path, set_default=True if args.set_default else None, progress=progress
+            store,
+            path,
+            precision=args.precision,
+            set_default=True if args.set_default else None,
+            progress=progress,
         )
         manifest = result.manifest
         if args.json:
-            body = {"model_id": manifest.model_id, "name": manifest.name, "reused": result.reused}
+            body = {
+                "model_id": manifest.model_id,
+                "name": manifest.name,
+                "precision": manifest.dtype,
+                "reused": result.reused,
+            }
             print(json.dumps(body), flush=True)
         else:
             state = "already imported" if result.reused else "imported"
-            print(f"{manifest.name} {state}: {manifest.model_id}", flush=True)
+            print(f"{manifest.name} ({manifest.dtype}) {state}: {manifest.model_id}", flush=True)
     return 0
 
 
@@ -80,6 +97,7 @@ def _list(args: argparse.Namespace) -> int:
                 "model_id": model_id,
                 "name": manifest.name,
                 "layers": manifest.num_layers,
+                "precision": manifest.dtype,
                 "default": model_id == default,
                 "complete": complete,
             }
@@ -91,7 +109,10 @@ def _list(args: argparse.Namespace) -> int:
     for row in [] if args.json else rows:
         mark = "*" if row["default"] else " "
         note = "" if row["complete"] else "  (some shards missing)"
-        print(f"{mark} {row['model_id']}  {row['name']}  {row['layers']} layers{note}")
+        print(
+            f"{mark} {row['model_id']}  {row['name']}  {row['layers']} layers"
+            f"  {row['precision']}{note}"
+        )
     return 0
 
 

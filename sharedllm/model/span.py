@@ -45,7 +45,7 @@ class SpanRunner:
             shard = manifest.layer_shards[index]
             what = f"layer {index} shard"
             data = store.read_shard(shard, what=what)
-            weights = decode_modules(data, (_LAYER,), what)[_LAYER]
+            weights = decode_modules(data, (_LAYER,), what, manifest.dtype)[_LAYER]
             self.layers.append(load_weights(parts.layers[index], weights, what))
         self.rotary = parts.rotary_cls(config=self.config).eval() if parts.rotary_cls else None
         self._call = layer_call(self.layers[0])

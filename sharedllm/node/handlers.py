@@ -99,6 +99,7 @@ async def info(request: web.Request) -> web.Response:
     body = NodeInfo(
         version=__version__,
         model_id=m.model_id,
+        precision=m.dtype,
         start=st.worker.start,
         end=st.worker.end,
         num_layers=m.num_layers,

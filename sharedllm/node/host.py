@@ -104,13 +104,18 @@ def preload(models_dir: Path | None) -> list[str]:
     for name in PRELOAD:
         importlib.import_module(name)
     from sharedllm.model.architecture import config_from_dict, skeleton
+    from sharedllm.model.manifest import FLOAT32
+    from sharedllm.model.precision import load_precision_library
     from sharedllm.model.store import ModelStore
 
     store = ModelStore(models_dir)
     loaded = []
     for model_id in store.model_ids():
         try:
-            skeleton(config_from_dict(store.manifest(model_id).config))
+            manifest = store.manifest(model_id)
+            skeleton(config_from_dict(manifest.config))
+            if manifest.dtype != FLOAT32:
+                load_precision_library()
         except ModelError as exc:
             print(f"skipping model {model_id}: {exc}", file=sys.stderr, flush=True)
             continue

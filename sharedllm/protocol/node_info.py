@@ -31,6 +31,7 @@ class NodeInfo:
     max_batch: int = 1
     batch_rows: float = 1.0
     batched_steps: int = 0  # one-token steps run in a batch of two or more since start
+    precision: str = "float32"  # the served model's layers (its manifest's dtype; in the id)
 
     @property
     def expected_ms_per_token(self) -> float:
@@ -93,8 +94,12 @@ def parse_node_info(body: Any) -> NodeInfo:
     rows = float(get("batch_rows", (int, float))) if "batch_rows" in body else 1.0
     if not math.isfinite(rows) or rows < 0:
         raise ProtocolError("info.batch_rows: expected a finite number >= 0", field="batch_rows")
+    precision = get("precision", str) if "precision" in body else "float32"
+    if not 0 < len(precision) <= 16 or not precision.isalnum():
+        raise ProtocolError("info.precision: expected a short name", field="precision")
     return NodeInfo(
         version=get("version", str),
+        precision=precision,
         model_id=parse_model_id(body.get("model_id"), "model_id"),
         start=start,
         end=end,

@@ -26,7 +26,7 @@ import torch
 
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.span import SpanRunner
-from sharedllm.testing.cheats import CheatingRunner, CheatMode, cheat_schedule
+from sharedllm.testing.cheats import CheatingRunner, CheatMode, cheat_schedule, modes_for
 from sharedllm.verifier.recompute import HopTranscript, recompute
 from sharedllm.verifier.tolerance import TolerancePolicy, relative_error
 
@@ -233,7 +233,7 @@ def _cheats(
     inputs = jobs[index].hop_inputs[hop]
     ours = verify(runner, inputs, 2)
     other = np.concatenate(jobs[index - 1].hop_outputs[hop])
-    for mode in CheatMode:
+    for mode in modes_for(runner.manifest.dtype):
         cheat = CheatingRunner(runner, mode, 1.0, seed=index, replay_from=torch.from_numpy(other))
         with threads(1):
             score(samples, mode.value, decode(cheat, inputs), ours, policy)

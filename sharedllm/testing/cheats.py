@@ -2,7 +2,7 @@
 
 Nothing here runs unless asked for by name: ``CheatingRunner(runner, mode, rate, seed)``
 wraps a ``SpanRunner`` and exposes the same ``new_cache``/``forward``/``prefill``.
-``cheating_wrapper("mode[:rate]")`` (``skip_layer``, ``random``, ``bf16``, ``int8``,
+``cheating_wrapper("mode[:rate]")`` (``skip_layer``, ``random``, ``bf16``, ``int8``, ``int4``,
 ``replay``, ``passthrough``; rate 0.05 is an honest node that cheats on one step in twenty)
 is what a node is handed to wrap its runner with; ``python -m sharedllm.testing.faulty_node``
 starts such a node as a real process.
@@ -10,9 +10,9 @@ starts such a node as a real process.
 The wrapper always runs the honest span as well, so the session's cache stays exactly as an
 honest node's would and the next step lines up; a real cheater would skip that work, which
 changes what it saves, not what a verifier sees. The lower precisions are emulated in
-float32 (weights rounded to bf16 or to per-channel int8, activations rounded to bf16 at every
-layer boundary): real bf16 kernels round more often, so emulated cheats are the harder ones
-to detect.
+float32 (weights rounded to bf16, to per-channel int8 or to int4 in groups of 32, activations
+rounded to bf16 at every layer boundary): real bf16 kernels round more often, so emulated
+cheats are the harder ones to detect.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from sharedllm.errors import ConfigError
+from sharedllm.model.precision import dequantized
 from sharedllm.model.span import SpanRunner
 
 FIELD = "cheat"
@@ -36,8 +37,18 @@ class CheatMode(enum.Enum):
     RANDOM = "random"  # made-up activations, scaled like the input
     BF16 = "bf16"  # a lower precision than the model's
     INT8 = "int8"  # weights in (fake) int8
+    INT4 = "int4"  # weights in (fake) int4, one scale per group of 32
     REPLAY = "replay"  # activations recorded on an earlier, different job
     PASSTHROUGH = "passthrough"  # the input sent on unchanged
+
+
+_WEIGHT_PRECISION = {CheatMode.INT8: "int8"}
+
+
+def modes_for(precision: str) -> list[CheatMode]:
+    """The cheats that mean something against a model of ``precision``: rounding an int8
+    model's weights to int8 again changes nothing, so it is not one."""
+    return [m for m in CheatMode if _WEIGHT_PRECISION.get(m) != precision]
 
 
 def parse_cheat(text: str) -> tuple[CheatMode, float]:
@@ -193,21 +204,40 @@ def _int8(weight: torch.Tensor) -> torch.Tensor:
     return (weight / scale).round().clamp(-127, 127) * scale
 
 
+def _int4(weight: torch.Tensor, group: int = 32) -> torch.Tensor:
+    """Symmetric int4 quantization with one scale per ``group`` inputs of a row (the usual
+    4-bit layout), dequantized back to float32; a row that does not split evenly is one
+    group."""
+    rows, columns = weight.shape
+    size = group if columns % group == 0 else columns
+    grouped = weight.reshape(rows, columns // size, size)
+    scale = grouped.abs().amax(dim=2, keepdim=True).clamp_min(1e-12) / 7.0
+    return ((grouped / scale).round().clamp(-7, 7) * scale).reshape(rows, columns)
+
+
+_ROUNDING = {CheatMode.BF16: _bf16, CheatMode.INT8: _int8, CheatMode.INT4: _int4}
+
+
 def _cheap_layers(runner: SpanRunner, mode: CheatMode) -> nn.ModuleList | None:
     if mode is CheatMode.SKIP_LAYER:
         skipped = len(runner.layers) // 2
         return nn.ModuleList(
             _Skipped(layer) if i == skipped else layer for i, layer in enumerate(runner.layers)
         )
-    if mode not in (CheatMode.BF16, CheatMode.INT8):
+    if mode not in _ROUNDING:
         return None
     layers = copy.deepcopy(runner.layers)
+    rounding = _ROUNDING[mode]
     with torch.no_grad():
-        if mode is CheatMode.BF16:
-            for param in layers.parameters():
-                param.copy_(_bf16(param))
-            return nn.ModuleList(_RoundedBf16(layer) for layer in layers)
         for module in layers.modules():
-            if isinstance(module, nn.Linear):
-                module.weight.copy_(_int8(module.weight))
+            # bf16 rounds every weight; int8 and int4 the Linear weights, in whatever
+            # precision the model stores them (an int8 model's are dequantized first).
+            names = [n for n, _ in module.named_parameters(recurse=False)]
+            if mode is not CheatMode.BF16:
+                names = ["weight"] if isinstance(module, nn.Linear) else []
+            for name in names:
+                rounded = rounding(dequantized(getattr(module, name)))
+                setattr(module, name, nn.Parameter(rounded, requires_grad=False))
+    if mode is CheatMode.BF16:
+        return nn.ModuleList(_RoundedBf16(layer) for layer in layers)
     return layers

@@ -94,3 +94,16 @@ def test_load_fields_are_optional_and_checked():
     for field, bad in (("queued_steps", -1), ("max_batch", 0), ("batch_rows", float("nan"))):
         with pytest.raises(ProtocolError):
             parse_node_info({**body, field: bad})
+
+
+def test_info_says_the_precision_served():
+    from sharedllm.errors import ProtocolError
+    from sharedllm.protocol.node_info import parse_node_info
+
+    body = loaded("x", 0).info.to_json() | {"precision": "int8"}
+    assert parse_node_info(body).precision == "int8"
+    older = {k: v for k, v in body.items() if k != "precision"}
+    assert parse_node_info(older).precision == "float32"
+    for bad in ("", "int8; drop table", 8, "x" * 17):
+        with pytest.raises(ProtocolError, match="precision"):
+            parse_node_info(body | {"precision": bad})

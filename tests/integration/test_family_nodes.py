@@ -1,7 +1,8 @@
 """Model families served by real node processes: each tiny checkpoint is imported with
-``sharedllm model import``, split over three ``sharedllm-node run`` processes, and answers
-with ``generate``'s greedy tokens. The families this network newly serves run by default;
-the rest, which share the Llama layout, in the slow tier."""
+``sharedllm model import`` (Llama also in int8), split over three ``sharedllm-node run``
+processes, and answers with ``generate``'s greedy tokens on the same weights. The families
+this network newly serves run by default; the rest, which share Llama's layout, in the slow
+tier."""
 
 from __future__ import annotations
 
@@ -30,24 +31,31 @@ def family_home(tmp_path_factory, client_model):
     home = tmp_path_factory.mktemp("families-home")
     folder = tmp_path_factory.mktemp("families-checkpoints")
     paths = [families.make_checkpoint(folder, f, client_model.tokenizer) for f in families.FAMILIES]
+    rows = _import(home, *map(str, paths))
+    assert [r["name"] for r in rows] == list(families.FAMILIES)
+    ids = {r["name"]: r["model_id"] for r in rows}
+    [int8] = _import(home, str(paths[0]), "--precision", "int8")
+    assert int8["precision"] == "int8" and int8["model_id"] != ids["llama"]
+    ids["llama-int8"] = int8["model_id"]
+    return home, ids, dict(zip(families.FAMILIES, paths, strict=True))
+
+
+def _import(home, *args: str) -> list[dict]:
     done = subprocess.run(
-        [*program("sharedllm"), "model", "import", *map(str, paths), "--json"],
+        [*program("sharedllm"), "model", "import", *args, "--json"],
         env={**os.environ, "SHAREDLLM_HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["name"] for r in rows] == list(families.FAMILIES)
-    ids = {r["name"]: r["model_id"] for r in rows}
-    return home, ids, dict(zip(families.FAMILIES, paths, strict=True))
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def _params():
-    for family in families.FAMILIES:
-        marks = () if family in families.NEW_FAMILIES or family == "llama" else (pytest.mark.slow,)
-        yield pytest.param(family, marks=marks, id=family)
+    for family in [*families.FAMILIES, "llama-int8"]:
+        default = family in (*families.NEW_FAMILIES, "llama", "llama-int8")
+        yield pytest.param(family, marks=() if default else (pytest.mark.slow,), id=family)
 
 
 @pytest.mark.parametrize("family", list(_params()))
@@ -67,7 +75,10 @@ def test_three_node_processes_answer_as_generate(family, family_home):
                 return prompt, [t async for t in gen.token_ids(prompt, NEW_TOKENS)]
 
         prompt, ours = asyncio.run(answer())
-        expected, _ = families.reference(paths[family], prompt, NEW_TOKENS)
+        checkpoint, _, precision = family.partition("-")
+        expected, _ = families.reference(
+            paths[checkpoint], prompt, NEW_TOKENS, precision or "float32"
+        )
         assert ours == expected[: len(ours)] and len(ours) == len(expected)
 
         if family == "gpt2":  # and as a user runs it, from the command line

@@ -96,12 +96,20 @@ def make_checkpoint(folder: Path, family: str, tokenizer: Any, **overrides: Any)
     return out
 
 
-def reference(folder: Path, ids: list[int], new_tokens: int) -> tuple[list[int], torch.Tensor]:
+def reference(
+    folder: Path, ids: list[int], new_tokens: int, precision: str = "float32"
+) -> tuple[list[int], torch.Tensor]:
     """``generate``'s greedy tokens for ``ids`` on the whole checkpoint, and the logits of
-    the prompt's last position."""
+    the prompt's last position; for int8, with the decoder layers quantized by torchao as
+    ``sharedllm model import --precision int8`` does."""
     from transformers import AutoModelForCausalLM
 
+    from sharedllm.model.precision import quantize_layer
+
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    if precision != "float32":
+        for layer in model.model.layers:
+            quantize_layer(layer, precision)
     prompt = torch.tensor([ids])
     with torch.inference_mode():
         logits = model(prompt).logits[0, -1]
