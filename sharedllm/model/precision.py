@@ -17,8 +17,6 @@ stay float32 on the wire and inside the layer.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 
@@ -36,16 +34,7 @@ def check_precision(value: object) -> str:
     return str(value)
 
 
-def _quiet_logs() -> None:
-    """torchao logs, as its modules load (some only on first use), that its CUDA-only
-    extensions do not load, and torch that torchao registers its enums the old way: neither
-    concerns a CPU node's operator, so both loggers keep only errors from here on."""
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def _int8_tensor_class() -> type:
-    _quiet_logs()
     from torchao.quantization import Int8Tensor
 
     return Int8Tensor
@@ -60,7 +49,6 @@ def quantize_layer(layer: nn.Module, precision: str) -> nn.Module:
     """A decoder layer's ``nn.Linear`` weights in ``precision``, in place (import only)."""
     if check_precision(precision) == FLOAT32:
         return layer
-    _quiet_logs()
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
     if not any(isinstance(m, nn.Linear) for m in layer.modules()):
