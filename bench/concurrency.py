@@ -142,11 +142,13 @@ def summary(results: list[dict], tokens: int) -> dict:
     }
 
 
-def generate_rate(count: int, tokens: int, threads: int) -> float:
+def generate_rate(count: int, tokens: int, threads: int, device: str = "cpu") -> float:
     """Total tokens/s of `generate` on a left-padded batch of the prompts, one process."""
     code = f"""
 import time, torch
 torch.set_num_threads({threads})
+from sharedllm.model.device import resolve_device
+device = resolve_device({device!r})
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from sharedllm.model.importer import default_gguf
 from sharedllm.model.client_model import ClientModel
@@ -158,12 +160,13 @@ model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
 with torch.no_grad():
     for p in model.parameters():
         p.data = p.data.clone()
+model = model.to(device)
 store = ModelStore()
 cm = ClientModel(store, store.manifest())
 rows = [cm.prompt_ids(b.prompt(i)) for i in range({count})]
 width = max(map(len, rows))
-ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
-mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+ids = torch.tensor([[0] * (width - len(r)) + r for r in rows], device=device)
+mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
 with torch.inference_mode():
     model.generate(ids[:1, -8:], attention_mask=mask[:1, -8:], max_new_tokens=4, do_sample=False)
     began = time.perf_counter()
@@ -184,6 +187,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8,16")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cpu", help="the nodes' and the baseline's device (bench/gpu_check.sh)"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,8 +203,8 @@ def main() -> None:
     spans = ["0:10", "10:20", "20:30"]
     rows = []
     with (
-        local_nodes(spans, "--threads", "1") as batching,
-        local_nodes(spans, "--threads", "1", "--max-batch", "1") as alone,
+        local_nodes(spans, "--threads", "1", "--device", args.device) as batching,
+        local_nodes(spans, "--threads", "1", "--device", args.device, "--max-batch", "1") as alone,
     ):
         for n in counts:
             runs: dict[str, list[dict]] = {"batched": [], "alone": []}
@@ -208,7 +214,7 @@ def main() -> None:
                     urls = [x.pinned_url for x in nodes]
                     runs[name].append(summary(run_clients(urls, n, args.tokens), args.tokens))
                 for threads in (1, 2):
-                    base[threads].append(generate_rate(n, args.tokens, threads))
+                    base[threads].append(generate_rate(n, args.tokens, threads, args.device))
             best = {k: max(v, key=lambda s: s["total"]) for k, v in runs.items()}
             same = sum(
                 a == b for a, b in zip(best["batched"]["tokens"], best["alone"]["tokens"],

@@ -9,6 +9,7 @@ checked job against the node's (the baseline, measured in the same run).
     SHAREDLLM_HOME=.state .venv/bin/python bench/detection.py [--prompts 40] [--tokens 8]
         [--cheat-jobs 3] [--swap-every 4] [--cost-jobs 1] [--cost-tokens 128]
         [--spans 0:10,10:20,20:30] [--precision float32|int8]
+        [--node-device cpu|cuda|mps|auto] [--verifier-device cpu|cuda|mps|auto]
 
 The cost is timed on long answers (the client's default is 128 tokens) because a job's
 prompt is one prefill for the node too: on short answers the ratio mostly measures that.
@@ -23,11 +24,14 @@ import time
 import torch
 
 from sharedllm.model.client_model import ClientModel
+from sharedllm.model.device import DEVICES, hardware_class, resolve_device
 from sharedllm.model.importer import import_model
 from sharedllm.model.manifest import FLOAT32, PRECISIONS
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
 from sharedllm.testing.calibrate import Samples, calibrate, measure_cost, summary
+from sharedllm.verifier.hardware_rules import calibrate as hardware_calibrate
+from sharedllm.verifier.hardware_rules import rule_for
 from sharedllm.verifier.tolerance import TolerancePolicy
 
 SUBJECTS = (
@@ -56,14 +60,23 @@ def main() -> None:
     print(f"model {manifest.name} in {manifest.dtype}: {manifest.model_id}")
     client = ClientModel(store, manifest)
     spans = [tuple(int(x) for x in s.split(":")) for s in args.spans.split(",")]
-    runners = [SpanRunner(store, manifest, a, b) for a, b in spans]
+    node_device = resolve_device(args.node_device)
+    verifier_device = resolve_device(args.verifier_device)
+    runners = [SpanRunner(store, manifest, a, b, node_device) for a, b in spans]
+    checkers = (
+        runners
+        if verifier_device == node_device
+        else [SpanRunner(store, manifest, a, b, verifier_device) for a, b in spans]
+    )
     policy = TolerancePolicy()
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.prompts)]
     began = time.monotonic()
     samples = calibrate(
-        client, runners, prompts, args.tokens, policy, args.cheat_jobs, args.swap_every
-    )
+        client, runners, prompts, args.tokens, policy, args.cheat_jobs, args.swap_every,
+        verifier_runners=checkers,
+    )  # fmt: skip
     _report(samples, policy)
+    _report_rule(samples, hardware_class(node_device), hardware_class(verifier_device), manifest)
     costs = measure_cost(client, runners, STORY_PROMPTS[: args.cost_jobs], args.cost_tokens)
     _report_cost(costs)
     print(f"wall time {time.monotonic() - began:.0f} s")
@@ -80,6 +93,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--cost-jobs", type=int, default=1, help="long answers timed for the cost")
     p.add_argument("--cost-tokens", type=int, default=128, help="their max new tokens")
     p.add_argument("--spans", default="0:10,10:20,20:30")
+    p.add_argument("--node-device", choices=DEVICES, default="cpu", help="the nodes' spans")
+    p.add_argument("--verifier-device", choices=DEVICES, default="cpu", help="the verifier's spans")
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -120,6 +135,18 @@ def _report(samples: Samples, policy: TolerancePolicy) -> None:
         caught = sum(not ok for ok in samples.passed[kind])
         n = len(samples.passed[kind])
         print(f"detected {kind:<17}{caught:>3}/{n} = {100 * caught / n:.0f}% (check probability 1)")
+
+
+def _report_rule(samples: Samples, node: str, verifier: str, manifest) -> None:
+    """The rule these distributions give the pair, next to the one the verifier applies."""
+    honest = [x for k, v in samples.scores.items() if k.startswith("honest") for x in v]
+    cheats = {k: v for k, v in samples.scores.items() if not k.startswith("honest")}
+    measured = hardware_calibrate(node, verifier, manifest.dtype, honest, cheats)
+    applied = rule_for(node, verifier, manifest.dtype)
+    shown = "none" if measured.threshold is None else f"{measured.threshold:.1e}"
+    used = "none" if applied.threshold is None else f"{applied.threshold:.1e}"
+    print(f"\nnode {node}, verifier {verifier}, {manifest.dtype}: calibrated threshold {shown} "
+          f"({measured.basis}); in use {used} ({applied.basis})")  # fmt: skip
 
 
 def _report_cost(costs: list[tuple[int, float, float]]) -> None:

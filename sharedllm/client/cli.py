@@ -11,6 +11,7 @@ from typing import Any
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError, SharedLLMError
+from sharedllm.model.device import DEVICES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int)
     p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the embedding and the head run: cpu (default), auto, cuda or mps",
+    )
+    p.add_argument(
         "--link-delay-ms",
         type=float,
         default=0.0,
@@ -57,6 +64,9 @@ def _split(text: str | None) -> list[str]:
 def _generator(args: argparse.Namespace) -> Any:
     from sharedllm.client.generate import TextGenerator
     from sharedllm.client.planner import RoutePolicy
+    from sharedllm.model.device import resolve_device
+
+    device = resolve_device(args.device)  # a missing device fails before anything is paid
 
     nodes: Any = _split(args.nodes or os.environ.get("SHAREDLLM_NODES"))
     payer = None
@@ -76,6 +86,7 @@ def _generator(args: argparse.Namespace) -> Any:
         policy=RoutePolicy(trusted=[u.rstrip("/") for u in trusted] if trusted else None),
         link_delay_ms=args.link_delay_ms,
         payer=payer,
+        device=device,
     )
 
 

@@ -39,10 +39,11 @@ class TextGenerator:
         step_timeout_s: float = 30.0,
         client_model: ClientModel | None = None,
         payer: Payer | None = None,
+        device: torch.device | None = None,
     ) -> None:
         store = store or ModelStore()
         self.manifest = client_model.manifest if client_model else store.manifest(model_id)
-        self.model = client_model or ClientModel(store, self.manifest)
+        self.model = client_model or ClientModel(store, self.manifest, device)
         self.directory = nodes if isinstance(nodes, NodeDirectory) else StaticDirectory(nodes)
         # Without a registry, an https node whose key the command line did not name is
         # trusted on first use, and said so.

@@ -17,8 +17,13 @@ from sharedllm.model.store import Manifest, ModelStore
 class ClientModel:
     """Embedding, final norm, head and tokenizer of one model, loaded from verified shards."""
 
-    def __init__(self, store: ModelStore, manifest: Manifest) -> None:
+    def __init__(
+        self, store: ModelStore, manifest: Manifest, device: torch.device | None = None
+    ) -> None:
+        """``device``: where the embedding and the head run (the CPU by default); what they
+        hand back is on the CPU whatever it is."""
         self.manifest = manifest
+        self.device = device or torch.device("cpu")
         self.config = config_from_dict(manifest.config)
         parts = skeleton(self.config)
         embed_data = store.read_shard(manifest.embed_shard, what="embed shard")
@@ -35,6 +40,9 @@ class ClientModel:
         head = decode_modules(head_data, ("norm", "lm_head"), "head shard")
         self.norm = load_weights(parts.norm, head["norm"], "head shard (norm)")
         self.head = load_weights(parts.head, head["lm_head"], "head shard (lm_head)")
+        for module in (self.embedding, self.positions, self.norm, self.head):
+            if module is not None:
+                module.to(self.device)
         tokenizer_data = store.read_shard(manifest.tokenizer_shard, what="tokenizer shard")
         self.tokenizer = decode_tokenizer(tokenizer_data)
         eos = set(manifest.eos_token_ids)
@@ -72,16 +80,18 @@ class ClientModel:
                 f"token ids must be non-empty and < {self.manifest.vocab_size}", code="BAD_TOKENS"
             )
         with torch.inference_mode():
-            hidden = self.scaling.embedding(self.embedding(torch.tensor([ids], dtype=torch.long)))
+            tokens = torch.tensor([ids], dtype=torch.long, device=self.device)
+            hidden = self.scaling.embedding(self.embedding(tokens))
             if self.positions is not None:
-                hidden = hidden + self.positions(torch.arange(start, start + len(ids)).unsqueeze(0))
-            return hidden
+                where = torch.arange(start, start + len(ids), device=self.device).unsqueeze(0)
+                hidden = hidden + self.positions(where)
+            return hidden.cpu()
 
     def next_logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
         """Logits [vocab] for the token after the last position of ``hidden_last``."""
         with torch.inference_mode():
-            last = hidden_last[:, -1:, :].to(torch.float32)
-            return self.scaling.logits(self.head(self.norm(last))[0, -1])
+            last = hidden_last[:, -1:, :].to(self.device, torch.float32)
+            return self.scaling.logits(self.head(self.norm(last))[0, -1]).cpu()
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -87,8 +87,13 @@ class Workspace:
         count = 1
         for n in size:
             count *= n
-        if self._flat.numel() < 2 * count or self._flat.dtype != like.dtype:
-            self._flat = torch.zeros(max(2 * count, 2 * self._flat.numel()), dtype=like.dtype)
+        if (
+            self._flat.numel() < 2 * count
+            or self._flat.dtype != like.dtype
+            or self._flat.device != like.device
+        ):
+            room = max(2 * count, 2 * self._flat.numel())
+            self._flat = torch.zeros(room, dtype=like.dtype, device=like.device)
         return self._flat[:count].view(size), self._flat[count : 2 * count].view(size)
 
 
@@ -128,9 +133,11 @@ def batch_cache(
     return batch
 
 
-def padding_mask(lengths: list[int], longest: int, new: int) -> torch.Tensor:
+def padding_mask(
+    lengths: list[int], longest: int, new: int, device: torch.device | None = None
+) -> torch.Tensor:
     """The 2-D mask of a left-padded batch: 1 on each row's cached and new positions."""
-    mask = torch.zeros((len(lengths), longest + new), dtype=torch.long)
+    mask = torch.zeros((len(lengths), longest + new), dtype=torch.long, device=device)
     for i, length in enumerate(lengths):
         mask[i, longest - length :] = 1
     return mask

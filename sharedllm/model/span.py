@@ -34,10 +34,20 @@ _LAYER = "layer"
 class SpanRunner:
     """Layers ``[start, end)`` of one model, loaded from hash-checked shards."""
 
-    def __init__(self, store: ModelStore, manifest: Manifest, start: int, end: int) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        manifest: Manifest,
+        start: int,
+        end: int,
+        device: torch.device | None = None,
+    ) -> None:
+        """``device``: where the weights and caches live (the CPU by default); hidden states
+        go in and come out as float32 on the CPU whatever it is."""
         _check_span(manifest, start, end)
         self.manifest = manifest
         self.start, self.end = start, end
+        self.device = device or torch.device("cpu")
         self.config = config_from_dict(manifest.config)
         parts = skeleton(self.config)
         self.layers = nn.ModuleList()
@@ -46,8 +56,13 @@ class SpanRunner:
             what = f"layer {index} shard"
             data = store.read_shard(shard, what=what)
             weights = decode_modules(data, (_LAYER,), what, manifest.dtype)[_LAYER]
-            self.layers.append(load_weights(parts.layers[index], weights, what))
-        self.rotary = parts.rotary_cls(config=self.config).eval() if parts.rotary_cls else None
+            layer = load_weights(parts.layers[index], weights, what)
+            self.layers.append(layer.to(self.device))
+        self.rotary = (
+            parts.rotary_cls(config=self.config).eval().to(self.device)
+            if parts.rotary_cls
+            else None
+        )
         self._call = layer_call(self.layers[0])
         self._layer_types = getattr(self.config, "layer_types", None)
         self._mask_types = sorted({self._layer_type(i) for i in range(start, end)})
@@ -83,13 +98,13 @@ class SpanRunner:
                 f"start_pos {start_pos} does not follow the {seen} positions already cached",
                 code="BAD_POSITION",
             )
-        if hidden.dtype != torch.float32 or not hidden.is_contiguous():
-            hidden = hidden.to(torch.float32).contiguous()
+        hidden = hidden.to(self.device, torch.float32).contiguous()
         with torch.inference_mode():
-            positions = torch.arange(start_pos, start_pos + hidden.shape[1]).unsqueeze(0)
+            positions = torch.arange(start_pos, start_pos + hidden.shape[1], device=self.device)
+            positions = positions.unsqueeze(0)
             rotary = self._rotary(hidden, positions)
             masks = self._masks(hidden, cache, positions)
-            return self._layers(hidden, masks, positions, cache, rotary)
+            return self._layers(hidden, masks, positions, cache, rotary).cpu()
 
     def can_batch(self, cache) -> bool:
         """Whether a session's steps may join a batch (every span layer full attention)."""
@@ -116,21 +131,22 @@ class SpanRunner:
             )
         lengths = [cache.get_seq_length(self.start) for cache in caches]
         longest = max(lengths)
-        hidden = torch.cat([h.to(torch.float32) for h in hiddens], dim=0)
-        positions = torch.tensor(lengths).unsqueeze(1) + torch.arange(new).unsqueeze(0)
+        hidden = torch.cat([h.to(self.device, torch.float32) for h in hiddens], dim=0)
+        positions = torch.tensor(lengths, device=self.device).unsqueeze(1)
+        positions = positions + torch.arange(new, device=self.device).unsqueeze(0)
         batch = batch_cache(caches, self.start, self.end, longest, self._workspace)
         with torch.inference_mode():
             rotary = self._rotary(hidden, positions)
             mask = create_causal_mask(
                 config=self.config,
                 inputs_embeds=hidden,
-                attention_mask=padding_mask(lengths, longest, new),
+                attention_mask=padding_mask(lengths, longest, new, self.device),
                 cache=batch,
                 position_ids=positions,
                 layer_idx=self.start,
             )
             hidden = self._layers(hidden, {"full_attention": mask}, positions, batch, rotary)
-        return list(hidden.split(1, dim=0))
+        return list(hidden.cpu().split(1, dim=0))
 
     def prefill(self, hidden_all: torch.Tensor) -> torch.Tensor:
         """One pass over a whole sequence with a fresh cache, as a verifier recomputes a hop."""

@@ -17,6 +17,7 @@ from aiohttp import web
 from nacl.signing import SigningKey
 
 from sharedllm.errors import ConfigError
+from sharedllm.model.device import resolve_device
 from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.admission import AcceptAll, Admission
 from sharedllm.node.batch_handlers import add_batch_routes
@@ -125,6 +126,7 @@ async def serve(
             max_batch=config.max_batch,
             batch_positions=config.batch_positions,
             batch_wait_ms=config.batch_wait_ms,
+            device=resolve_device(config.device),
         )
         worker.warm_up()
         state = NodeState(

@@ -15,6 +15,7 @@ from typing import Any
 
 from sharedllm.chain.cli_common import add_account_options, add_chain_options
 from sharedllm.errors import ConfigError
+from sharedllm.model.device import DEVICES
 from sharedllm.node.batching import DEFAULT_MAX_POSITIONS, DEFAULT_MAX_ROWS, DEFAULT_WAIT_MS
 from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
 
@@ -128,6 +129,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "it gives the node a public URL of its own and sees only ciphertext",
     )
     run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    run.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the span's weights and KV caches live: auto (default: a CUDA GPU, else "
+        "Apple's MPS, else the CPU), cpu, cuda or mps; hidden states travel as float32 "
+        "whatever the device",
+    )
     run.add_argument(
         "--no-host",
         action="store_true",
@@ -250,6 +259,9 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from sharedllm.model.device import resolve_device
+
+    device = resolve_device(args.device)  # a missing device fails here, in one line
     pinned = [parse_pinned_url(p, "--peer") for p in args.peer]
     peers = tuple(url for url, _ in pinned)
     peer_keys = tuple((url, key) for url, key in pinned if key is not None)
@@ -281,6 +293,7 @@ def _run(args: argparse.Namespace) -> int:
         step_timeout_s=args.step_timeout,
         link_delay_ms=args.link_delay_ms,
         price=args.price,
+        device=str(device),
         client_max_size=args.max_body_mb << 20,
         public_key=args.public_key,
         peers=peers,

@@ -100,6 +100,7 @@ async def info(request: web.Request) -> web.Response:
         version=__version__,
         model_id=m.model_id,
         precision=m.dtype,
+        hardware=st.worker.hardware,
         start=st.worker.start,
         end=st.worker.end,
         num_layers=m.num_layers,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sharedllm.errors import SessionError
+from sharedllm.model.device import hardware_class
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.batching import (
@@ -43,11 +44,13 @@ class SpanWorker:
         max_batch: int = DEFAULT_MAX_ROWS,
         batch_positions: int = DEFAULT_MAX_POSITIONS,
         batch_wait_ms: float = DEFAULT_WAIT_MS,
+        device: torch.device | None = None,
     ) -> None:
         self.manifest = manifest
         self.start, self.end = start, end
         self.hidden_size = manifest.hidden_size
-        runner = SpanRunner(store, manifest, start, end)
+        runner = SpanRunner(store, manifest, start, end, device)
+        self.hardware = hardware_class(runner.device)  # shown at /info
         # A test hands in a wrapper (sharedllm.testing.cheats); a node as run is honest.
         self.runner = wrap_runner(runner) if wrap_runner is not None else runner
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="span")

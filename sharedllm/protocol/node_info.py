@@ -32,6 +32,7 @@ class NodeInfo:
     batch_rows: float = 1.0
     batched_steps: int = 0  # one-token steps run in a batch of two or more since start
     precision: str = "float32"  # the served model's layers (its manifest's dtype; in the id)
+    hardware: str = "cpu"  # the device class the span runs on: cpu, mps, cuda-sm86, ...
 
     @property
     def expected_ms_per_token(self) -> float:
@@ -94,12 +95,10 @@ def parse_node_info(body: Any) -> NodeInfo:
     rows = float(get("batch_rows", (int, float))) if "batch_rows" in body else 1.0
     if not math.isfinite(rows) or rows < 0:
         raise ProtocolError("info.batch_rows: expected a finite number >= 0", field="batch_rows")
-    precision = get("precision", str) if "precision" in body else "float32"
-    if not 0 < len(precision) <= 16 or not precision.isalnum():
-        raise ProtocolError("info.precision: expected a short name", field="precision")
     return NodeInfo(
         version=get("version", str),
-        precision=precision,
+        precision=_short_name(body, "precision", "float32"),
+        hardware=_short_name(body, "hardware", "cpu"),
         model_id=parse_model_id(body.get("model_id"), "model_id"),
         start=start,
         end=end,
@@ -109,3 +108,11 @@ def parse_node_info(body: Any) -> NodeInfo:
         address=address,
         **counts,
     )
+
+
+def _short_name(body: dict[str, Any], name: str, default: str) -> str:
+    """A short word such as ``int8`` or ``cuda-sm86``; older nodes leave it out."""
+    text = body.get(name, default)
+    if not isinstance(text, str) or not 0 < len(text) <= 32 or not text.replace("-", "").isalnum():
+        raise ProtocolError(f"info.{name}: expected a short name", field=name)
+    return text

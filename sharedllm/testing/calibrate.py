@@ -168,19 +168,24 @@ def calibrate(
     cheat_jobs: int,
     swap_every: int = 2,
     log=print,
+    verifier_runners: Sequence[SpanRunner] | None = None,
 ) -> Samples:
     """Honest checks on every job (threads swapped on one job in ``swap_every``), batched
-    checks on pairs, and every cheating mode on the first ``cheat_jobs`` jobs of each hop."""
+    checks on pairs, and every cheating mode on the first ``cheat_jobs`` jobs of each hop.
+    ``verifier_runners``: the verifier's spans on another device than the nodes' ``runners``
+    (the same spans by default)."""
     samples = Samples()
+    checkers = verifier_runners or runners
     with threads(1):
         jobs = [answer(client, runners, prompt, max_new_tokens) for prompt in prompts]
     log(f"answered {len(jobs)} prompts, {sum(len(j.tokens) for j in jobs)} tokens")
     for hop, runner in enumerate(runners):
         began = time.monotonic()
+        checker = checkers[hop]
         verified: dict[int, list[np.ndarray]] = {}
         for index, job in enumerate(jobs):
             inputs, outputs = job.hop_inputs[hop], job.hop_outputs[hop]
-            verified[index] = verify(runner, inputs, 2)
+            verified[index] = verify(checker, inputs, 2)
             score(samples, "honest 1->2 thr", outputs, verified[index], policy)
             if index % 4 == 3:
                 group = range(index - 3, index + 1)
@@ -191,8 +196,8 @@ def calibrate(
             if index % swap_every == swap_every - 1:
                 with threads(2):
                     outputs_2 = decode(runner, inputs)
-                score(samples, "honest 2->1 thr", outputs_2, verify(runner, inputs, 1), policy)
-            if index % 2 == 1:
+                score(samples, "honest 2->1 thr", outputs_2, verify(checker, inputs, 1), policy)
+            if index % 2 == 1 and checker is runner:  # a batch on one device, to itself
                 previous = jobs[index - 1]
                 pair = [previous.hop_inputs[hop], inputs]
                 with threads(2):
@@ -203,7 +208,7 @@ def calibrate(
                     committed = np.concatenate(node_out)[: ours.shape[0]]
                     score(samples, "honest batched", [committed], [ours], policy)
             if index < cheat_jobs:
-                _cheats(samples, runner, jobs, index, hop, policy)
+                _cheats(samples, runner, checker, jobs, index, hop, policy)
         log(f"span {runner.start}:{runner.end}: {time.monotonic() - began:.0f} s")
     return samples
 
@@ -228,10 +233,16 @@ def measure_cost(
 
 
 def _cheats(
-    samples: Samples, runner: SpanRunner, jobs: list[Job], index: int, hop: int, policy
+    samples: Samples,
+    runner: SpanRunner,
+    checker: SpanRunner,
+    jobs: list[Job],
+    index: int,
+    hop: int,
+    policy,
 ) -> None:
     inputs = jobs[index].hop_inputs[hop]
-    ours = verify(runner, inputs, 2)
+    ours = verify(checker, inputs, 2)
     other = np.concatenate(jobs[index - 1].hop_outputs[hop])
     for mode in modes_for(runner.manifest.dtype):
         cheat = CheatingRunner(runner, mode, 1.0, seed=index, replay_from=torch.from_numpy(other))

@@ -16,6 +16,7 @@ from sharedllm.chain.cli_common import (
     open_chain,
     signer,
 )
+from sharedllm.model.device import DEVICES
 from sharedllm.stop_signals import stop_event
 
 DEFAULT_PROBABILITY = "0.1"
@@ -48,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bond posted with each dispute (default: the court's minimum); " + AMOUNT_HELP,
     )
     run.add_argument("--threads", type=int, default=1, help="torch threads for recomputation")
+    run.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where recomputation runs: cpu (default, the class the tolerance rule was "
+        "measured on), auto, cuda or mps",
+    )
     run.add_argument(
         "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
     )
@@ -109,11 +117,13 @@ def _run(args: argparse.Namespace) -> int:
     # Heavy imports (torch, transformers) happen here, not at CLI start-up.
     import torch
 
+    from sharedllm.model.device import resolve_device
     from sharedllm.model.store import ModelStore
     from sharedllm.verifier.ledger import VerifierLedger, ledger_path
     from sharedllm.verifier.service import VerifierService
 
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)  # a missing device fails here, in one line
     chain = open_chain(args)
     account = signer(args, chain)
     if bond is not None and bond < int(chain.court.params()["minBond"]):
@@ -127,7 +137,14 @@ def _run(args: argparse.Namespace) -> int:
     ledger = VerifierLedger(args.ledger or ledger_path(account.address))
     store = ModelStore(args.models_dir)
     service = VerifierService(
-        chain, account, ledger, store, SelectionPolicy(probability), fault=args.fault, bond=bond
+        chain,
+        account,
+        ledger,
+        store,
+        SelectionPolicy(probability),
+        fault=args.fault,
+        bond=bond,
+        device=device,
     )
     _preload(service, chain)
     ready = f"ready {account.address} probability={probability} ledger={ledger.path}"

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import aiohttp
+import torch
 from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
@@ -70,14 +71,16 @@ class Runners:
     """Span runners by (model, start, end), loaded once: shards are re-read only for a span
     not seen before."""
 
-    def __init__(self, store: ModelStore) -> None:
+    def __init__(self, store: ModelStore, device: torch.device | None = None) -> None:
         self.store = store
+        self.device = device  # where recomputation runs (the CPU by default)
         self._runners: dict[tuple[str, int, int], SpanRunner] = {}
 
     def get(self, model_id: str, start: int, end: int) -> SpanRunner:
         key = (model_id, start, end)
         if key not in self._runners:
-            self._runners[key] = SpanRunner(self.store, self.store.manifest(model_id), start, end)
+            manifest = self.store.manifest(model_id)
+            self._runners[key] = SpanRunner(self.store, manifest, start, end, self.device)
         return self._runners[key]
 
 

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 
 import aiohttp
+import torch
 from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.batch_tree import entry_ref
@@ -78,6 +79,7 @@ class VerifierService:
         report: Callable[[str], None] = lambda line: print(line, flush=True),
         fault: Callable[[str], None] | None = None,
         bond: int | None = None,
+        device: torch.device | None = None,
     ) -> None:
         """``fault`` is a test's fault point (``sharedllm.testing.faulty_verifier``), called
         by name in the middle of a check (``mid_check``, once the transcripts arrived), right
@@ -90,7 +92,7 @@ class VerifierService:
         self.ledger = ledger
         self.selection = selection
         self.report = report
-        self.runners = Runners(store)
+        self.runners = Runners(store, device)
         self.events = ChainEvents(chain)
         self.inspector = Inspector(
             chain, account, ledger, self.runners, policy or TolerancePolicy(), fetch, timing

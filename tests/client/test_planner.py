@@ -96,7 +96,7 @@ def test_load_fields_are_optional_and_checked():
             parse_node_info({**body, field: bad})
 
 
-def test_info_says_the_precision_served():
+def test_info_says_the_precision_and_hardware_served():
     from sharedllm.errors import ProtocolError
     from sharedllm.protocol.node_info import parse_node_info
 
@@ -104,6 +104,10 @@ def test_info_says_the_precision_served():
     assert parse_node_info(body).precision == "int8"
     older = {k: v for k, v in body.items() if k != "precision"}
     assert parse_node_info(older).precision == "float32"
-    for bad in ("", "int8; drop table", 8, "x" * 17):
+    for bad in ("", "int8; drop table", 8, "x" * 33):
         with pytest.raises(ProtocolError, match="precision"):
             parse_node_info(body | {"precision": bad})
+    assert parse_node_info(body).hardware == "cpu"
+    assert parse_node_info(body | {"hardware": "cuda-sm86"}).hardware == "cuda-sm86"
+    with pytest.raises(ProtocolError, match="hardware"):
+        parse_node_info(body | {"hardware": "gpu\n"})

@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import pytest
+from links import call_json, pinned_ssl
 
 from sharedllm.client.generate import TextGenerator
 from sharedllm.model.store import ModelStore
@@ -52,6 +53,10 @@ def _import(home, *args: str) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+def manifest_precision(family: str) -> str:
+    return family.partition("-")[2] or "float32"
+
+
 def _params():
     for family in [*families.FAMILIES, "llama-int8"]:
         default = family in (*families.NEW_FAMILIES, "llama", "llama-int8")
@@ -66,8 +71,11 @@ def test_three_node_processes_answer_as_generate(family, family_home):
     env = {"SHAREDLLM_HOME": str(home)}
     with local_nodes(spans, "--model", ids[family], env=env) as nodes:
         assert [n.span for n in nodes] == list(families.SPANS)
+        status, info = call_json(f"{nodes[0].url}/info", pinned_ssl(nodes[0]))
+        assert status == 200 and info["model_id"] == ids[family]
+        assert (info["precision"], info["hardware"]) == (manifest_precision(family), "cpu")
 
-        async def answer() -> list[int]:
+        async def answer() -> tuple[list[int], list[int]]:
             async with TextGenerator(
                 [n.url for n in nodes], store=store, model_id=ids[family]
             ) as gen:
@@ -75,10 +83,9 @@ def test_three_node_processes_answer_as_generate(family, family_home):
                 return prompt, [t async for t in gen.token_ids(prompt, NEW_TOKENS)]
 
         prompt, ours = asyncio.run(answer())
-        checkpoint, _, precision = family.partition("-")
-        expected, _ = families.reference(
-            paths[checkpoint], prompt, NEW_TOKENS, precision or "float32"
-        )
+        checkpoint = family.partition("-")[0]
+        precision = manifest_precision(family)
+        expected, _ = families.reference(paths[checkpoint], prompt, NEW_TOKENS, precision)
         assert ours == expected[: len(ours)] and len(ours) == len(expected)
 
         if family == "gpt2":  # and as a user runs it, from the command line
