@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from aiohttp import web
 from eth_account.signers.local import LocalAccount
 
@@ -35,14 +36,16 @@ def make_state(
     keys: ApiKeys | None = None,
     store: ModelStore | None = None,
     book_path: Path | None = None,
+    device: torch.device | None = None,
 ) -> GatewayState:
-    """Load the model's client half once and open the gateway's job book and key store."""
+    """Load the model's client half once (on ``device``, the CPU by default) and open the
+    gateway's job book and key store."""
     store = store or ModelStore()
     manifest = store.manifest(model_id)
     return GatewayState(
         chain=chain,
         store=store,
-        client_model=ClientModel(store, manifest),
+        client_model=ClientModel(store, manifest, device),
         directory=RegistryDirectory(chain, manifest.model_id),
         operator=operator,
         book=JobBook(book_path or default_book_path()),

@@ -19,6 +19,7 @@ from sharedllm.chain.cli_common import (
     signer,
 )
 from sharedllm.errors import ConfigError
+from sharedllm.model.device import DEVICES
 from sharedllm.stop_signals import stop_event
 
 
@@ -40,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--keys", type=Path, help="API key database (default: $SHAREDLLM_HOME/gateway/keys.db)"
+    )
+    serve.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the embedding and the head run: cpu (default), auto, cuda or mps",
     )
     operator = serve.add_argument_group(
         "operator", "the account whose escrow pays for API requests (none: web page only)"
@@ -132,8 +139,10 @@ async def _run(args: argparse.Namespace) -> None:
     from sharedllm.chain.amounts import format_share
     from sharedllm.gateway.app import build_app, make_state
     from sharedllm.gateway.budget_payer import reconcile
+    from sharedllm.model.device import resolve_device
     from sharedllm.model.store import ModelStore
 
+    device = resolve_device(args.device)  # a missing device fails before the chain is read
     chain = open_chain(args)
     paying = args.dev_account is not None or args.keystore is not None
     operator = signer(args, chain) if paying else None
@@ -141,7 +150,7 @@ async def _run(args: argparse.Namespace) -> None:
     store = ModelStore(args.models_dir) if args.models_dir else None
     state = await asyncio.to_thread(
         make_state, chain, chain.w3.provider.endpoint_uri, operator,
-        model_id=args.model, keys=keys, store=store,
+        model_id=args.model, keys=keys, store=store, device=device,
     )  # fmt: skip
     settled = await reconcile(keys, chain)
     runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)

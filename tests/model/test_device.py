@@ -51,8 +51,9 @@ def test_an_explicit_cpu_span_answers_as_the_default(store, manifest, client_mod
     [
         ["sharedllm-node", "run", "--device", "cuda", "--layers", "0:2", "--no-host"],
         ["sharedllm-verifier", "run", "--device", "cuda", "--dev-account", "9"],
+        ["sharedllm", "serve", "--device", "cuda", "--port", "0"],
     ],
-    ids=["node", "verifier"],
+    ids=["node", "verifier", "gateway"],
 )
 def test_the_programs_refuse_a_missing_device_in_one_line(command, model_home):
     done = subprocess.run(
