@@ -13,6 +13,7 @@ import pytest
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.deployment import Deployment
 from sharedllm.chain.devnet import Devnet
+from sharedllm.localnet import LocalNetwork
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.store import Manifest, ModelStore
 from sharedllm.node.host_wire import SOCKET_ENV
@@ -114,6 +115,15 @@ def node_host(request: pytest.FixtureRequest) -> Iterator[Child | None]:
         os.environ.pop(SOCKET_ENV, None)
         host.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def paid_network(model_home: Path, node_host: Child | None) -> Iterator[LocalNetwork]:
+    """One devnet with three staked paid node processes, shared by the modules that neither
+    kill a node nor cheat (each uses dev accounts of its own and compares balances only
+    against what they were before its own jobs); stopped at the end of the session."""
+    with LocalNetwork() as network:
+        yield network
 
 
 @pytest.fixture(scope="session")

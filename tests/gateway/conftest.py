@@ -1,11 +1,10 @@
-"""A paid network (devnet + three staked node processes) and a real ``sharedllm serve``
-process in front of it, once per test module; everything is stopped even on failure."""
+"""A real ``sharedllm serve`` process in front of the session's shared paid network (devnet
++ three staked node processes), once per test module; everything is stopped even on failure."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -32,25 +31,27 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(model_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    paid_network: LocalNetwork, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    net = paid_network
     home = tmp_path_factory.mktemp("gateway-home")
-    with LocalNetwork() as net:
-        net.chain.market.deposit(dev_account(OPERATOR), OPERATOR_ESCROW, net.chain.token)
-        keys = ApiKeys(home / "keys.db")
-        secrets = {
-            "main": keys.add("main", 1 * WEI_PER_SHARE)[1],
-            "poor": keys.add("poor", 1000)[1],  # wei: less than one token on any route
-        }
-        gateway = start_gateway(
-            net.devnet.rpc_url,
-            net.devnet.deployment_path,
-            operator_dev_account=OPERATOR,
-            keys_file=home / "keys.db",
-            home=home,
-        )
-        try:
-            yield Served(net, gateway, keys, secrets)
-        finally:
-            gateway.stop()
-            keys.close()
-        assert gateway.process.returncode == 0, "\n".join(gateway.log[-20:])  # clean SIGTERM
+    net.chain.market.deposit(dev_account(OPERATOR), OPERATOR_ESCROW, net.chain.token)
+    keys = ApiKeys(home / "keys.db")
+    secrets = {
+        "main": keys.add("main", 1 * WEI_PER_SHARE)[1],
+        "poor": keys.add("poor", 1000)[1],  # wei: less than one token on any route
+    }
+    gateway = start_gateway(
+        net.devnet.rpc_url,
+        net.devnet.deployment_path,
+        operator_dev_account=OPERATOR,
+        keys_file=home / "keys.db",
+        home=home,
+    )
+    try:
+        yield Served(net, gateway, keys, secrets)
+    finally:
+        gateway.stop()
+        keys.close()
+    assert gateway.process.returncode == 0, "\n".join(gateway.log[-20:])  # clean SIGTERM

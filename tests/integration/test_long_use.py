@@ -25,10 +25,9 @@ PROMPT = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def net(model_home):
-    with LocalNetwork() as network:
-        network.chain.market.deposit(dev_account(6), 50 * WEI_PER_SHARE, network.chain.token)
-        yield network
+def net(paid_network: LocalNetwork) -> LocalNetwork:
+    paid_network.chain.market.deposit(dev_account(6), 50 * WEI_PER_SHARE, paid_network.chain.token)
+    return paid_network
 
 
 def _prompt_of(net: LocalNetwork, tokens: int) -> tuple[str, int]:

@@ -39,11 +39,10 @@ OUTSIDER = dev_account(7)  # holds tokens but never staked as a verifier
 
 
 @pytest.fixture(scope="module")
-def net(model_home):
-    with LocalNetwork() as network:
-        chain = network.chain
-        chain.court.stake_verifier(VERIFIER, chain.court.params()["minVerifierStake"], chain.token)
-        yield network
+def net(paid_network: LocalNetwork) -> LocalNetwork:
+    chain = paid_network.chain
+    chain.court.stake_verifier(VERIFIER, chain.court.params()["minVerifierStake"], chain.token)
+    return paid_network
 
 
 @pytest.fixture(scope="module")

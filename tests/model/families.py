@@ -65,7 +65,6 @@ FAMILIES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         ("num_key_value_heads", "intermediate_size"),
     ),
 }
-NEW_FAMILIES = ("gemma", "gemma2", "gpt2", "gpt_neox", "falcon")
 
 
 def config(family: str, tokenizer: Any, **overrides: Any) -> Any:
