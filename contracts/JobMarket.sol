@@ -607,8 +607,8 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         emit ResultSubmitted(jobHash, client, msg.sender, tokensServed, commitment, cost);
     }
 
-    /// @dev Check 6 of `submitResult`: every hop is active and serves the job's model, span
-    /// and price cap. Stores each hop's amount and returns the job's cost.
+    /// @dev Check 6 of `submitResult`: every hop is active and serves the job's model, its
+    /// layers (inside the hop's registered span) and price cap. Stores each hop's amount and returns the job's cost.
     function _recordHops(JobRecord storage rec, Job calldata job, uint32 tokensServed)
         private
         returns (uint256 cost)
@@ -628,13 +628,14 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         INodeRegistry.Node memory node = _registry.getNode(hop);
         if (node.status != INodeRegistry.NodeStatus.Active) revert NodeNotActive(hop);
         if (node.modelId != job.modelId) revert ModelMismatch(hop, job.modelId, node.modelId);
-        if (node.start != job.spanStarts[i] || node.end != job.spanEnds[i]) {
-            revert SpanMismatch(hop, job.spanStarts[i], job.spanEnds[i]);
-        }
+        // A hop may run any contiguous part of its registered span, and is paid for that part.
+        uint16 start = job.spanStarts[i];
+        uint16 end = job.spanEnds[i];
+        if (start < node.start || end > node.end) revert SpanMismatch(hop, start, end);
         if (node.pricePerToken > job.maxPricePerToken) {
             revert PriceAboveCap(hop, node.pricePerToken, job.maxPricePerToken);
         }
-        uint16 layers = node.end - node.start;
+        uint16 layers = end - start;
         amount = uint256(positions) * layers * node.pricePerToken;
         rec.hops.push(hop);
         rec.layers.push(layers);

@@ -149,7 +149,7 @@ interface IJobMarket {
     error NodeNotActive(address node);
     /// @notice A hop serves another model than the job asks for.
     error ModelMismatch(address node, bytes32 expected, bytes32 actual);
-    /// @notice A hop's registered span differs from its span in the job (`start`, `end` are the job's).
+    /// @notice A hop's layers in the job (`start`, `end`) do not lie inside its registered span.
     error SpanMismatch(address node, uint16 start, uint16 end);
     /// @notice A hop's per-layer price is above the client's cap.
     error PriceAboveCap(address node, uint256 price, uint256 cap);

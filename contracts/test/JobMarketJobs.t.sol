@@ -122,10 +122,10 @@ contract JobMarketJobsTest is MarketFixture {
         );
 
         job = _job(client, 1);
-        job.spanEnds[0] = 9;
+        job.spanEnds[0] = 9; // a part of nodes[0]'s 0:10 is fine, but nodes[1] serves 10:20
         job.spanStarts[1] = 9;
         _expectSubmitRevert(
-            job, 1, abi.encodeWithSelector(IJobMarket.SpanMismatch.selector, nodes[0], uint16(0), uint16(9))
+            job, 1, abi.encodeWithSelector(IJobMarket.SpanMismatch.selector, nodes[1], uint16(9), uint16(20))
         );
 
         job = _job(client, 1);

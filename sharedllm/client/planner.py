@@ -1,14 +1,18 @@
-"""Route planning: a chain of nodes whose spans cover layers ``start..end`` end to start.
+"""Route planning: a chain of nodes that runs layers ``start..end`` in order.
 
-Spans chain only where one ends exactly where the next begins, so the search is a shortest
-path over layer boundaries. ``RoutePolicy`` says which nodes are eligible and what a hop
-costs; the default minimises estimated latency (probe round trip plus measured compute,
-stretched by the node's queue) and then price.
+A hop may run any contiguous part of its node's span (nodes on 0:12, 10:20 and 18:30 chain
+as 0:12, 12:20, 20:30), so the search is a shortest path over layer boundaries in which a
+hop leaves one boundary inside a node's span and reaches another. ``RoutePolicy`` says
+which nodes are eligible and what a hop costs; the default minimises estimated latency
+(probe round trip plus measured compute for the layers run, stretched by the node's queue)
+and then price. A hop's cost is linear in its layers, so the cheapest route cuts only
+where some span starts or ends: those are the only boundaries searched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from sharedllm.client.directory import NodeDirectory
 from sharedllm.errors import RouteError
@@ -32,30 +36,49 @@ class RoutePolicy:
             info.free_cache_tokens >= self.min_free_tokens
         )
 
-    def cost(self, node: Candidate) -> tuple[float, int]:
-        """(estimated ms per token through this hop, price for one token over its layers).
-        The estimate counts the node's load: a busy node's steps wait for the batches
-        ahead of them, so a new session goes to the node that will answer soonest."""
-        return node.rtt_ms + node.info.expected_ms_per_token, node.info.price * node.info.layers
+    def cost(self, node: Candidate, layers: int) -> tuple[float, int]:
+        """(estimated ms per token through ``layers`` of this node's span, price for one
+        token over them). The estimate counts the node's load: a busy node's steps wait for
+        the batches ahead of them, so a new session goes to the node that will answer
+        soonest. Compute is the node's measured time for its span, in proportion."""
+        info = node.info
+        compute = info.expected_ms_per_token * layers / info.layers
+        return node.rtt_ms + compute, info.price * layers
+
+
+@dataclass(frozen=True)
+class PlannedHop:
+    """One hop of a planned chain: a node and the layers ``[start, end)`` it runs."""
+
+    node: Candidate
+    start: int
+    end: int
 
 
 def best_chain(
     nodes: Sequence[Candidate], start: int, end: int, policy: RoutePolicy
-) -> list[Candidate]:
-    """The cheapest chain (by ``policy.cost``) covering ``[start, end)``, or RouteError."""
-    best: dict[int, tuple[tuple[float, ...], list[Candidate]]] = {start: ((0.0, 0), [])}
-    for boundary in range(start, end):
+) -> list[PlannedHop]:
+    """The cheapest chain (by ``policy.cost``) running ``[start, end)``, or RouteError."""
+    usable = [n for n in nodes if policy.allows(n)]
+    cuts = sorted(
+        {start, end} | {b for n in usable for b in (n.info.start, n.info.end) if start < b < end}
+    )
+    best: dict[int, tuple[tuple[float, ...], list[PlannedHop]]] = {start: ((0.0, 0), [])}
+    for i, boundary in enumerate(cuts[:-1]):
         if boundary not in best:
             continue
         cost, chain = best[boundary]
-        for node in nodes:
-            if node.info.start != boundary or node.info.end > end or not policy.allows(node):
+        for node in usable:
+            if not node.info.start <= boundary < node.info.end:
                 continue
-            step = policy.cost(node)
-            total = tuple(a + b for a, b in zip(cost, step, strict=True))
-            known = best.get(node.info.end)
-            if known is None or total < known[0]:
-                best[node.info.end] = (total, [*chain, node])
+            for stop in cuts[i + 1 :]:
+                if stop > node.info.end:
+                    break
+                step = policy.cost(node, stop - boundary)
+                total = tuple(a + b for a, b in zip(cost, step, strict=True))
+                known = best.get(stop)
+                if known is None or total < known[0]:
+                    best[stop] = (total, [*chain, PlannedHop(node, boundary, stop)])
     if end not in best:
         spans = sorted({(n.info.start, n.info.end) for n in nodes})
         raise RouteError(
@@ -118,7 +141,7 @@ class RoutePlanner:
                 exc.message += f" (left out: {tried})"
                 exc.args = (exc.message,)
             raise
-        return [Hop(c.url, c.info.start, c.info.end, _link_key(self.peers, c.url)) for c in chain]
+        return [Hop(h.node.url, h.start, h.end, _link_key(self.peers, h.node.url)) for h in chain]
 
 
 def _link_key(peers: PeerClient, url: str) -> str | None:

@@ -102,14 +102,15 @@ class RegistryDirectory(NodeDirectory):
         """A planned route (URLs and spans) as a paid job's hops: addresses, prices, keys.
 
         ``public_keys`` (URL -> the key its ``/info`` showed) settles endpoints that several
-        registrations claim. A hop whose span differs from its registration is refused here,
-        because the market would refuse the job with ``SpanMismatch`` after it was served.
+        registrations claim. A hop may run any part of its registered span; one whose layers
+        reach outside it is refused here, because the market would refuse the job with
+        ``SpanMismatch`` after it was served.
         """
         keys = public_keys or {}
         hops = []
         for hop in route:
             node = await self.record_for(hop.url, hop.key or keys.get(hop.url))
-            if (node.start, node.end) != (hop.start, hop.end):
+            if not node.start <= hop.start < hop.end <= node.end:
                 raise RouteError(
                     f"{hop.url} is registered for layers {node.start}:{node.end}, "
                     f"the route uses it for {hop.start}:{hop.end}",
@@ -122,8 +123,8 @@ class RegistryDirectory(NodeDirectory):
                 PricedHop(
                     url=hop.url,
                     address=node.address,
-                    start=node.start,
-                    end=node.end,
+                    start=hop.start,
+                    end=hop.end,
                     price_per_token=node.price_per_token,
                     pubkey=node.pubkey,
                 )

@@ -11,6 +11,7 @@ and ``forward_batch`` runs several sessions' steps as one left-padded batch.
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import torch
@@ -67,6 +68,22 @@ class SpanRunner:
         self._layer_types = getattr(self.config, "layer_types", None)
         self._mask_types = sorted({self._layer_type(i) for i in range(start, end)})
         self._workspace = Workspace()
+
+    def part(self, start: int, end: int) -> SpanRunner:
+        """Layers ``[start, end)`` of this span as a runner of their own, sharing its weights
+        (a route may use any contiguous part of a node's span); the whole span is itself."""
+        if (start, end) == (self.start, self.end):
+            return self
+        if not self.start <= start < end <= self.end:
+            raise ModelError(
+                f"layers {start}:{end} are not a part of the span {self.start}:{self.end}",
+                code="BAD_SPAN",
+            )
+        view = copy.copy(self)
+        view.start, view.end = start, end
+        view.layers = self.layers[start - self.start : end - self.start]
+        view._mask_types = sorted({self._layer_type(i) for i in range(start, end)})
+        return view
 
     @staticmethod
     def missing_shards(store: ModelStore, manifest: Manifest, start: int, end: int) -> list[str]:

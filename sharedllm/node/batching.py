@@ -36,6 +36,7 @@ class PendingStep:
     # Called on the worker thread with (output bytes, None) or (None, the error).
     settle: Callable[[bytes | None, BaseException | None], None]
     queued_at: float = field(default_factory=time.monotonic)
+    runner: Any = None  # the part of the span the step runs through (None: all of it)
 
 
 @dataclass

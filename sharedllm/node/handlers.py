@@ -142,10 +142,10 @@ async def open_session(request: web.Request) -> web.Response:
             f"this node serves model {st.worker.manifest.model_id}, not {req.model_id}",
             field="model_id",
         )
-    if (req.hop.start, req.hop.end) != (st.worker.start, st.worker.end):
+    if not st.worker.start <= req.hop.start < req.hop.end <= st.worker.end:
         raise SpanNotServed(
             f"this node serves layers {st.worker.start}:{st.worker.end}, "
-            f"not {req.hop.start}:{req.hop.end}",
+            f"which do not hold {req.hop.start}:{req.hop.end}",
             field=f"route[{req.hop_index}]",
         )
     await st.admission.admit(req)
@@ -306,8 +306,13 @@ async def reroute(request: web.Request) -> web.Response:
     session = _own_session(request)
     update = parse_route_update(await read_json(request))
     hop = update.route[update.hop_index]
-    if (hop.start, hop.end) != (st.worker.start, st.worker.end):
-        raise SpanNotServed(f"route[{update.hop_index}] is not this node's span", field="route")
+    here = session.request.hop
+    if (hop.start, hop.end) != (here.start, here.end):
+        raise SpanNotServed(
+            f"route[{update.hop_index}] names layers {hop.start}:{hop.end}, "
+            f"the session runs {here.start}:{here.end}",
+            field="route",
+        )
     st.sessions.repoint(session, update)
     return web.json_response({"session_id": session.id, "next": session.next_url})
 

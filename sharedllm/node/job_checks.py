@@ -49,8 +49,10 @@ class JobView(Protocol):
 
 
 def route_price(job: Job, hops: list[HopRecord]) -> int:
-    """SHARE wei per token over the whole route: sum of layers x per-layer price."""
-    return sum((h.end - h.start) * h.price_per_token for h in hops)
+    """SHARE wei per token over the whole route: each hop's layers in the job (a part of its
+    registered span, maybe) times its per-layer price."""
+    spans = zip(job.span_starts, job.span_ends, hops, strict=True)
+    return sum((end - start) * h.price_per_token for start, end, h in spans)
 
 
 def check_job(
@@ -111,7 +113,7 @@ def check_job(
 
 def _registered(job: Job, view: JobView, address: str, start: int, end: int, who: str) -> HopRecord:
     """Check 6 for one node serving layers ``start:end`` of the job: active, on the job's
-    model, registered for exactly that span, under the price cap."""
+    model, registered for a span that holds those layers, under the price cap."""
     hop = view.hop(address)
     if not hop.active:
         raise JobRejected(f"{who} {address} is not active", code=codes.NODE_NOT_ACTIVE)
@@ -120,9 +122,9 @@ def _registered(job: Job, view: JobView, address: str, start: int, end: int, who
             f"{who} {address} serves model {hop.model_id}, not {job.model_id}",
             code=codes.MODEL_MISMATCH,
         )
-    if (hop.start, hop.end) != (start, end):
+    if not hop.start <= start < end <= hop.end:
         raise JobRejected(
-            f"{who} {address} serves layers {hop.start}:{hop.end}, not {start}:{end}",
+            f"{who} {address} serves layers {hop.start}:{hop.end}, which do not hold {start}:{end}",
             code=codes.SPAN_MISMATCH,
         )
     if hop.price_per_token > job.max_price_per_token:

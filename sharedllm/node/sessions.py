@@ -55,6 +55,7 @@ class Session:
     cache: Any
     reserved_bytes: int
     client: str = ""  # the address that opened it
+    runner: Any = None  # the part of the node's span this session runs (the worker's ``part``)
     opened_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     steps: list[StepRecord] = field(default_factory=list)
@@ -124,7 +125,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._reclaimed: OrderedDict[str, None] = OrderedDict()
         # Per position: the span's KV cache plus one input and one output row of history.
-        self.bytes_per_token = worker.kv_bytes_per_token() + 2 * worker.hidden_size * 4
+        self.bytes_per_token = self._bytes_per_position(worker.end - worker.start)
 
     @property
     def open_count(self) -> int:
@@ -140,11 +141,12 @@ class SessionManager:
     def open(self, request: OpenSession, client: str = "", per_client: bool = False) -> Session:
         """``per_client``: hold this client to ``config.per_client_limit`` free sessions."""
         self._check(request, client, per_client)
-        need = request.max_length * self.bytes_per_token
+        need = self._need(request)
         refusal = self._room_refusal(request, need)
         if refusal is not None:
             raise refusal
-        session = Session(request, self.worker.new_cache(), need, client)
+        runner = self.worker.part(request.hop.start, request.hop.end)
+        session = Session(request, runner.new_cache(), need, client, runner=runner)
         self.repoint(session, RouteUpdate(request.route, request.hop_index))
         self._sessions[session.id] = session
         self._reclaimed.pop(session.id, None)
@@ -154,7 +156,7 @@ class SessionManager:
         """Before a free ``open``: if it would not fit, close the idle sessions of clients
         above their fair share that make it fit (``fair_share.to_reclaim``); returns them."""
         self._check(request, client, per_client=True)
-        need = request.max_length * self.bytes_per_token
+        need = self._need(request)
         if self._room_refusal(request, need) is None:
             return []
         now = time.monotonic()
@@ -166,6 +168,13 @@ class SessionManager:
         ids = fair_share.to_reclaim(holdings, client, need, capacity, self.config.reclaim_idle_s)
         closed = [await self.close(sid, reclaimed=True) for sid in ids]
         return [s for s in closed if s is not None]
+
+    def _bytes_per_position(self, layers: int) -> int:
+        return self.worker.kv_bytes_per_token(layers) + 2 * self.worker.hidden_size * 4
+
+    def _need(self, request: OpenSession) -> int:
+        """What a session holds at most: its positions through the layers it runs here."""
+        return request.max_length * self._bytes_per_position(request.hop.end - request.hop.start)
 
     def _check(self, request: OpenSession, client: str, per_client: bool) -> None:
         if request.session_id in self._sessions:

@@ -59,6 +59,7 @@ class SpanWorker:
         self.batched_steps = 0  # one-token steps that ran in a batch of two or more
         self._batches = BatchQueue(max_batch, batch_positions, batch_wait_ms / 1000.0)
         self._waiting = 0  # steps handed to the worker and not yet answered (event loop only)
+        self._parts: dict[tuple[int, int], Any] = {(start, end): self.runner}
 
     @property
     def max_batch(self) -> int:
@@ -69,6 +70,14 @@ class SpanWorker:
         """Steps waiting for the worker or running on it, every session's together."""
         return self._waiting
 
+    def part(self, start: int, end: int) -> Any:
+        """The runner for layers ``[start, end)`` of the span (a route may use any contiguous
+        part of it); its sessions' caches come from ``part(..).new_cache()``."""
+        key = (start, end)
+        if key not in self._parts:
+            self._parts[key] = self.runner.part(start, end)
+        return self._parts[key]
+
     def new_cache(self) -> Any:
         return self.runner.new_cache()
 
@@ -76,34 +85,41 @@ class SpanWorker:
         """A session closed: batches stop waiting for its steps."""
         self._batches.forget(cache)
 
-    def kv_bytes_per_token(self) -> int:
-        """Cache bytes one position costs across the span (keys and values, float32)."""
+    def kv_bytes_per_token(self, layers: int | None = None) -> int:
+        """Cache bytes one position costs across ``layers`` of the span (all of them by
+        default; keys and values, float32)."""
         cfg = self.manifest.config
         heads = int(cfg.get("num_attention_heads", 1))
         kv_heads = int(cfg.get("num_key_value_heads", heads))
         head_dim = int(cfg.get("head_dim") or self.hidden_size // heads)
-        return 2 * kv_heads * head_dim * 4 * (self.end - self.start)
+        return 2 * kv_heads * head_dim * 4 * (layers or self.end - self.start)
 
-    async def forward(self, cache: Any, data: bytes, length: int, start_pos: int) -> bytes:
+    async def forward(
+        self, cache: Any, data: bytes, length: int, start_pos: int, runner: Any = None
+    ) -> bytes:
+        """One step through ``runner`` (a ``part``; the whole span by default)."""
+        runner = runner or self.runner
         loop = asyncio.get_running_loop()
         self._count(+1)
         try:
-            if length != 1 or self.max_batch == 1 or not self.runner.can_batch(cache):
+            if length != 1 or self.max_batch == 1 or not runner.can_batch(cache):
                 return await loop.run_in_executor(
-                    self._pool, self._forward, cache, data, length, start_pos
+                    self._pool, self._forward, cache, data, length, start_pos, runner
                 )
             future: asyncio.Future[bytes] = loop.create_future()
 
             def settle(output: bytes | None, error: BaseException | None) -> None:
                 loop.call_soon_threadsafe(_resolve, future, output, error)
 
-            if self._batches.put(PendingStep(cache, data, start_pos, settle)):
+            if self._batches.put(PendingStep(cache, data, start_pos, settle, runner=runner)):
                 self._pool.submit(self._run_batch)
             return await future
         finally:
             self._count(-1)
 
-    async def forward_steps(self, cache: Any, data: bytes, lengths: list[int]) -> bytes:
+    async def forward_steps(
+        self, cache: Any, data: bytes, lengths: list[int], runner: Any = None
+    ) -> bytes:
         """Replays several steps in their original sizes, so the rebuilt cache (and every
         output) is bit-for-bit what the steps produced on a node serving the session alone
         (one big prefill would round differently; a step first run in a batch rounds within
@@ -111,6 +127,7 @@ class SpanWorker:
         that a long replay (a failover of a long answer, or a stranger's thousands of
         one-position steps) interleaves with other sessions' steps instead of holding the
         worker throughout."""
+        runner = runner or self.runner
         loop = asyncio.get_running_loop()
         width = self.hidden_size * 4
         parts, offset, pos = [], 0, 0
@@ -119,7 +136,9 @@ class SpanWorker:
             self._count(+1)
             try:
                 parts.append(
-                    await loop.run_in_executor(self._pool, self._forward, cache, chunk, n, pos)
+                    await loop.run_in_executor(
+                        self._pool, self._forward, cache, chunk, n, pos, runner
+                    )
                 )
             finally:
                 self._count(-1)
@@ -149,9 +168,11 @@ class SpanWorker:
         array = np.frombuffer(data, dtype="<f4").reshape(1, length, self.hidden_size)
         return torch.from_numpy(array.copy())
 
-    def _forward(self, cache: Any, data: bytes, length: int, start_pos: int) -> bytes:
+    def _forward(
+        self, cache: Any, data: bytes, length: int, start_pos: int, runner: Any = None
+    ) -> bytes:
         began = time.perf_counter()
-        out = self.runner.forward(self._hidden(data, length), cache, start_pos)
+        out = (runner or self.runner).forward(self._hidden(data, length), cache, start_pos)
         result = _to_bytes(out)
         if length == 1:
             self._timed(began, 1)
@@ -166,27 +187,30 @@ class SpanWorker:
             except RuntimeError:  # the node is stopping: nothing will run the rest
                 for step in self._batches.drain():
                     step.settle(None, SessionError("the node is stopping", code="NODE_STOPPING"))
-        # A lone step runs alone, and so does one that does not line up with its cache
-        # (it fails with the runner's error, on its own request only).
-        together = [s for s in batch if self.runner.cached_length(s.cache) == s.start_pos]
-        if len(together) < 2:
-            together = []
+        # Steps through the same layers run together; a lone step runs alone, and so does
+        # one that does not line up with its cache (it fails with the runner's error, on its
+        # own request only).
+        groups: dict[int, list[PendingStep]] = {}
         for step in batch:
-            if not any(step is s for s in together):
+            if step.runner.cached_length(step.cache) == step.start_pos:
+                groups.setdefault(id(step.runner), []).append(step)
+        together = [group for group in groups.values() if len(group) >= 2]
+        for step in batch:
+            if not any(step is s for group in together for s in group):
                 self._run_alone(step)
-        if together:
-            self._run_together(together)
+        for group in together:
+            self._run_together(group)
 
     def _run_alone(self, step: PendingStep) -> None:
         try:
-            step.settle(self._forward(step.cache, step.data, 1, step.start_pos), None)
+            step.settle(self._forward(step.cache, step.data, 1, step.start_pos, step.runner), None)
         except Exception as exc:  # noqa: BLE001 - handed to the step's own request
             step.settle(None, exc)
 
     def _run_together(self, steps: list[PendingStep]) -> None:
         began = time.perf_counter()
         try:
-            outputs = self.runner.forward_batch(
+            outputs = steps[0].runner.forward_batch(
                 [self._hidden(step.data, 1) for step in steps], [step.cache for step in steps]
             )
         except Exception as exc:  # noqa: BLE001 - handed to every request in the batch

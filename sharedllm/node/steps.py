@@ -73,7 +73,7 @@ async def run_step(worker: SpanWorker, session: Session, frame: TensorFrame) -> 
             )
         _check_room(session, length)
         session.touch()
-        output = await worker.forward(session.cache, frame.data, length, start_pos)
+        output = await worker.forward(session.cache, frame.data, length, start_pos, session.runner)
         record = StepRecord(start_pos, length, frame.data, output)
         session.steps.append(record)
         session.touch()
@@ -91,7 +91,7 @@ async def replay(worker: SpanWorker, session: Session, frame: TensorFrame) -> by
             raise StepOutOfOrder("replay needs a session with no steps yet")
         _check_room(session, total)
         session.touch()
-        output = await worker.forward_steps(session.cache, frame.data, lengths)
+        output = await worker.forward_steps(session.cache, frame.data, lengths, session.runner)
         session.touch()
         width = worker.hidden_size * 4
         offset, pos = 0, 0

@@ -97,7 +97,7 @@ class CheatingRunner:
         in ``REPLAY`` mode; without it, the runner replays the previous job it served."""
         if not 0 < rate <= 1:
             raise ConfigError("cheat rate must be in (0, 1]", field="rate")
-        self.runner, self.mode, self.rate = runner, mode, rate
+        self.runner, self.mode, self.rate, self._seed = runner, mode, rate, seed
         self._rng = random.Random(seed)
         self._gen = torch.Generator().manual_seed(seed)
         self._cheap = _cheap_layers(runner, mode)
@@ -111,6 +111,12 @@ class CheatingRunner:
         # What the node code reads off a runner.
         self.manifest, self.config = runner.manifest, runner.config
         self.start, self.end = runner.start, runner.end
+
+    def part(self, start: int, end: int) -> CheatingRunner:
+        """Layers ``[start, end)``, cheated on the same way (with a schedule of their own)."""
+        if (start, end) == (self.start, self.end):
+            return self
+        return CheatingRunner(self.runner.part(start, end), self.mode, self.rate, self._seed)
 
     def new_cache(self):
         return self.runner.new_cache()

@@ -68,8 +68,8 @@ class Timing:
 
 
 class Runners:
-    """Span runners by (model, start, end), loaded once: shards are re-read only for a span
-    not seen before."""
+    """Span runners by (model, start, end), loaded once: shards are re-read only for layers
+    no loaded span holds (a hop that ran part of a span is recomputed on a part of one)."""
 
     def __init__(self, store: ModelStore, device: torch.device | None = None) -> None:
         self.store = store
@@ -79,8 +79,19 @@ class Runners:
     def get(self, model_id: str, start: int, end: int) -> SpanRunner:
         key = (model_id, start, end)
         if key not in self._runners:
-            manifest = self.store.manifest(model_id)
-            self._runners[key] = SpanRunner(self.store, manifest, start, end, self.device)
+            holder = next(
+                (
+                    r
+                    for (m, a, b), r in self._runners.items()
+                    if m == model_id and a <= start < end <= b
+                ),
+                None,
+            )
+            self._runners[key] = (
+                holder.part(start, end)
+                if holder is not None
+                else SpanRunner(self.store, self.store.manifest(model_id), start, end, self.device)
+            )
         return self._runners[key]
 
 

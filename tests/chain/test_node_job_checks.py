@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chain_helpers import Network
+from chain_helpers import PRICES, Network
 
 from sharedllm.errors import ContractRevert, JobRejected
 from sharedllm.node.chain_view import ChainJobView
@@ -56,6 +56,13 @@ CASES = {
         "InvalidSignature",
     ),
     "tampered": (_tampered, "InvalidSignature"),
+    # Attack: hop 1 (registered 10:20) named for 9:20, to be paid for a layer it never ran.
+    "outside its span": (
+        lambda n: (lambda j: (j, _signed(n, j), 4))(
+            n.job(spanStarts=[0, 9, 20], spanEnds=[9, 20, 30])
+        ),
+        "SpanMismatch",
+    ),
     "unsigned": (lambda n: (n.job(), b"", 4), "InvalidSignature"),
 }
 
@@ -114,3 +121,27 @@ def test_a_pending_withdrawal_that_lands_before_the_deadline_is_not_usable(
     ready_at = chain.market.pending_withdrawal(network.client.address).ready_at
     assert ready_at > job.deadline
     assert view.available_escrow(network.client.address, ready_at) == 0
+
+
+@pytest.mark.chain
+def test_a_route_over_parts_of_spans_is_accepted_and_costs_the_layers_it_runs(
+    network: Network,
+) -> None:
+    """Hop 0 runs all of its 0:10, hop 1 only 10:15 of its 10:20: both the node's checks and
+    the market accept it, and each hop is owed its positions times the layers it ran."""
+    chain = network.chain
+    job = network.job(
+        route=[n.address for n in network.nodes[:2]], spanStarts=[0, 10], spanEnds=[10, 15]
+    )
+    signature = _signed(network, job)
+    node = network.nodes[1]
+    _, hops = check_job(
+        job, signature, node.address, ChainJobView(chain), tokens=4, now=_now(network)
+    )
+    assert [(h.start, h.end) for h in hops] == [(0, 10), (10, 20)]  # the registrations
+    escrow = chain.market.escrow_of(network.client.address)
+    submitted = chain.market.submit_result(node, job, signature, 4, COMMITMENT)
+    record = chain.market.get_job(submitted.job_id)
+    assert record.layers == (10, 5)
+    assert record.amounts == (4 * 10 * PRICES[0], 4 * 5 * PRICES[1])
+    assert escrow - chain.market.escrow_of(network.client.address) == sum(record.amounts)

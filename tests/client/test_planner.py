@@ -1,4 +1,5 @@
-"""Route choice over known nodes: coverage, latency first, price second, the trust list."""
+"""Route choice over known nodes: coverage (parts of spans included), latency first, price
+second, the trust list."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ def node(
 
 
 def urls(chain):
-    return [c.url for c in chain]
+    return [h.node.url for h in chain]
+
+
+def hops(chain):
+    return [(h.node.url, h.start, h.end) for h in chain]
 
 
 def test_fastest_chain_wins_even_with_more_hops():
@@ -39,9 +44,26 @@ def test_price_breaks_a_latency_tie():
     assert urls(best_chain(nodes, 0, 30, RoutePolicy())) == ["cheap"]
 
 
-def test_spans_must_chain_end_to_start():
+def test_overlapping_spans_chain_through_parts_of_them():
+    """0:12, 10:20 and 18:30 cover every layer though no span ends where the next begins."""
+    nodes = [node("a", 0, 12), node("b", 10, 20), node("c", 18, 30)]
+    chain = hops(best_chain(nodes, 0, 30, RoutePolicy()))
+    assert [url for url, _, _ in chain] == ["a", "b", "c"]
+    assert chain[0][1] == 0 and chain[-1][2] == 30
+    assert all(left[2] == right[1] for left, right in zip(chain, chain[1:], strict=False))
+    spans = {"a": (0, 12), "b": (10, 20), "c": (18, 30)}
+    assert all(spans[u][0] <= s < e <= spans[u][1] for u, s, e in chain)
+
+
+def test_the_cheaper_node_runs_more_of_an_overlap():
+    """a takes 1 ms per layer, b 0.4: b runs every layer it holds, a only the rest."""
     nodes = [node("a", 0, 10), node("b", 5, 30), node("c", 10, 30, ms=50)]
-    assert urls(best_chain(nodes, 0, 30, RoutePolicy())) == ["a", "c"]
+    assert hops(best_chain(nodes, 0, 30, RoutePolicy())) == [("a", 0, 5), ("b", 5, 30)]
+
+
+def test_a_hop_costs_its_part_of_the_span():
+    whole, part = RoutePolicy().cost(node("a", 0, 30, ms=30.0, price=2, rtt=1.0), 10)
+    assert (whole, part) == (1.0 + 10.0, 2 * 10)
 
 
 def test_trust_list_and_full_nodes_are_honoured():
@@ -53,6 +75,8 @@ def test_trust_list_and_full_nodes_are_honoured():
 def test_a_sub_span_can_be_planned_for_a_failover():
     nodes = [node("a", 0, 10), node("b", 10, 20), node("c", 20, 30)]
     assert urls(best_chain(nodes, 10, 20, RoutePolicy())) == ["b"]
+    # A node holding more than the dead hop's layers replaces it on just those layers.
+    assert hops(best_chain([node("whole", 0, 30)], 10, 20, RoutePolicy())) == [("whole", 10, 20)]
 
 
 def test_a_gap_is_a_route_error():

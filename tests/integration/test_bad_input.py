@@ -203,7 +203,7 @@ def test_bad_requests_are_refused_and_other_sessions_keep_working(node, manifest
                 "SPAN_NOT_SERVED",
                 "POST",
                 "/sessions",
-                js=_open_body(c.url, manifest, other, 0, 5),
+                js=_open_body(c.url, manifest, other, 0, 15),  # past the node's 0:10
             )
             wrong = {**_open_body(c.url, manifest, other), "model_id": "0x" + "ab" * 32}
             await _expect(c, 400, "WRONG_MODEL", "POST", "/sessions", js=wrong)
