@@ -216,6 +216,12 @@ class SessionLimit(SessionError):
     http_status = 429
 
 
+class NodeMoving(SessionLimit):
+    """The node is moving to other layers and opens no session until it has; plan again."""
+
+    code = "NODE_MOVING"
+
+
 class AdmissionRefused(SessionError):
     code = "ADMISSION_REFUSED"
     http_status = 403

@@ -63,6 +63,10 @@ def _info(row: NodeRow, probed: bool) -> str:
     if row.candidate is None:
         return "down"
     answer = f"ok {row.candidate.rtt_ms:.0f} ms"
+    if row.moving_to is not None:
+        answer += (
+            f", moving {row.record.start}:{row.record.end} -> {row.moving_to[0]}:{row.moving_to[1]}"
+        )
     return answer if row.problem is None else answer.replace("ok", "differs")
 
 

@@ -34,6 +34,11 @@ class NodeRow:
     def answers(self) -> bool:
         return self.candidate is not None
 
+    @property
+    def moving_to(self) -> tuple[int, int] | None:
+        """The layers the node said it is moving to (``/info``), if it is moving."""
+        return self.candidate.info.moving_to if self.candidate is not None else None
+
     def to_json(self) -> dict[str, Any]:
         r = self.record
         return {
@@ -47,6 +52,7 @@ class NodeRow:
             "status": r.status,
             "answers": self.answers,
             "rttMs": round(self.candidate.rtt_ms, 1) if self.candidate else None,
+            "movingTo": list(self.moving_to) if self.moving_to else None,
             "problem": self.problem,
         }
 

@@ -32,8 +32,10 @@ class RoutePolicy:
         if self.trusted is not None and node.url not in self.trusted:
             return False
         info = node.info
-        return info.sessions_open < info.sessions_max and (
-            info.free_cache_tokens >= self.min_free_tokens
+        return (
+            info.moving_to is None  # a moving node opens no session until it has moved
+            and info.sessions_open < info.sessions_max
+            and info.free_cache_tokens >= self.min_free_tokens
         )
 
     def cost(self, node: Candidate, layers: int) -> tuple[float, int]:

@@ -25,6 +25,7 @@ from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
 from sharedllm.node.handoff import ReceiptHandoff, add_handoff_routes
 from sharedllm.node.ledger import Ledger
+from sharedllm.node.rebalancer import Rebalancer
 from sharedllm.node.relay_link import RelayLink
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.shard_fetch import fetch_missing_shards
@@ -117,18 +118,24 @@ async def serve(
     peers = PeerClient(link_delay_s=config.link_delay_s, trust=config.peer_trust())
     try:
         await fetch_missing_shards(peers, store, manifest, start, end, config.peers)
-        worker = SpanWorker(
-            store,
-            manifest,
-            start,
-            end,
-            wrap_runner,
-            max_batch=config.max_batch,
-            batch_positions=config.batch_positions,
-            batch_wait_ms=config.batch_wait_ms,
-            device=resolve_device(config.device),
-        )
-        worker.warm_up()
+        device = resolve_device(config.device)
+
+        def make_worker(start: int, end: int) -> SpanWorker:
+            worker = SpanWorker(
+                store,
+                manifest,
+                start,
+                end,
+                wrap_runner,
+                max_batch=config.max_batch,
+                batch_positions=config.batch_positions,
+                batch_wait_ms=config.batch_wait_ms,
+                device=device,
+            )
+            worker.warm_up()
+            return worker
+
+        worker = make_worker(start, end)
         state = NodeState(
             config, store, worker, SessionManager(worker, config), admission or AcceptAll(), peers
         )
@@ -188,6 +195,8 @@ async def serve(
             flush=True,
         )
         tasks = [asyncio.create_task(_reap(state))]
+        if config.rebalance_interval_s is not None:
+            tasks.append(asyncio.create_task(Rebalancer(state, url, make_worker).run()))
         if link is not None:
             tasks.append(asyncio.create_task(link.run()))
         tasks += [asyncio.create_task(job()) for job in background]
@@ -205,7 +214,7 @@ async def serve(
             await runner.cleanup()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(listener.wait_closed(), 5.0)
-            worker.close()
+            state.worker.close()  # the span served last (a move replaced the first)
             print("stopped", file=sys.stderr, flush=True)
     finally:
         await peers.close()

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as replace_config
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="URL of another node (repeatable): "
         "source of missing shards, and of the coverage that --layers auto balances",
+    )
+    run.add_argument(
+        "--rebalance",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="look at the peers' coverage every --rebalance-interval and move to thinner "
+        "layers when the network would clearly gain (default: on with --layers auto on a "
+        "free node; an explicit --layers A:B pins the span unless --rebalance is given)",
+    )
+    run.add_argument(
+        "--rebalance-interval",
+        type=float,
+        default=60.0,
+        help="seconds between looks at the network's coverage (default 60)",
     )
     run.add_argument("--memory-budget", help="e.g. 2G; default: half the available RAM")
     run.add_argument("--max-sessions", type=int, default=16)
@@ -322,6 +337,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     store = ModelStore(args.models_dir)
     span = parse_layers(args.layers)
+    rebalance = args.rebalance if args.rebalance is not None else span is None
+    if args.rebalance_interval <= 0:
+        raise ConfigError("--rebalance-interval: expected seconds > 0", field="rebalance_interval")
     admission, background, transcripts, handoff, ledger = None, [], None, None, None
     link_key, registered_endpoint = None, None
     if args.dev_account is not None or args.keystore is not None:
@@ -341,6 +359,13 @@ def _run(args: argparse.Namespace) -> int:
         config = replace(
             config, price=reg.price_per_token, public_key=reg.pubkey, address=reg.address
         )
+        if args.rebalance:
+            raise ConfigError(
+                "--rebalance: a staked node serves its registered span; move it with "
+                "`sharedllm-node update --layers A:B` and a restart",
+                field="rebalance",
+            )
+        rebalance = False
         admission, background = node.admission, [node.settler.run]
         transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
         link_key = node.key
@@ -360,6 +385,8 @@ def _run(args: argparse.Namespace) -> int:
             config = replace(config, public_key=public_key_bytes32(link_key))
     if span is None:
         span = asyncio.run(_auto_span(args, store, manifest, config))
+    if rebalance:
+        config = replace_config(config, rebalance_interval_s=args.rebalance_interval)
     asyncio.run(
         serve(
             config, store, manifest, span[0], span[1], started_at=started,

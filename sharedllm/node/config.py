@@ -41,6 +41,10 @@ class NodeConfig:
     address: str | None = None  # the staking account; set when serving paid jobs
     client_max_size: int = 64 * 1024 * 1024  # the largest request body aiohttp will read
     peers: tuple[str, ...] = field(default_factory=tuple)
+    # Look at the network's coverage this often and move to thinner layers when it would
+    # clearly gain (node/rebalancer.py); None: the span is pinned.
+    rebalance_interval_s: float | None = None
+    move_drain_s: float = 600.0  # the longest a move waits for the old span's sessions
     peer_keys: tuple[tuple[str, str], ...] = ()  # (url, 0x key) named as --peer URL#KEY
 
     def peer_trust(self) -> LinkTrust:

@@ -20,6 +20,7 @@ from aiohttp import web
 from sharedllm import __version__
 from sharedllm.errors import (
     ModelError,
+    NodeMoving,
     PeerError,
     ProtocolError,
     SessionForbidden,
@@ -68,6 +69,9 @@ class NodeState:
     # The client behind a connection a relay handed over, by the connection's transport
     # (``PeerConnectionCap.relayed_client``); None for a direct connection.
     relayed_client: Callable[[object], str | None] = lambda _: None
+    # The span the node is moving to (``node/rebalancer.py``): shown at /info, and no new
+    # session opens meanwhile, so the old span's sessions can finish.
+    moving_to: tuple[int, int] | None = None
 
 
 STATE = web.AppKey("state", NodeState)
@@ -116,6 +120,7 @@ async def info(request: web.Request) -> web.Response:
         price=st.config.price,
         public_key=st.config.public_key,
         address=st.config.address,
+        moving_to=st.moving_to,
     ).to_json()
     return web.json_response(body)
 
@@ -147,6 +152,12 @@ async def open_session(request: web.Request) -> web.Response:
             f"this node serves layers {st.worker.start}:{st.worker.end}, "
             f"which do not hold {req.hop.start}:{req.hop.end}",
             field=f"route[{req.hop_index}]",
+        )
+    if st.moving_to is not None:
+        raise NodeMoving(
+            f"this node is moving from layers {st.worker.start}:{st.worker.end} to "
+            f"{st.moving_to[0]}:{st.moving_to[1]} and opens no session until it has",
+            retry_after_s=st.config.retry_after_s,
         )
     await st.admission.admit(req)
     client = client_of(st.relayed_client(request.transport) or request.remote or "")

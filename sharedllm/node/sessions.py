@@ -127,6 +127,11 @@ class SessionManager:
         # Per position: the span's KV cache plus one input and one output row of history.
         self.bytes_per_token = self._bytes_per_position(worker.end - worker.start)
 
+    def use(self, worker: SpanWorker) -> None:
+        """Serve new sessions with ``worker`` (the node moved; no session is open)."""
+        self.worker = worker
+        self.bytes_per_token = self._bytes_per_position(worker.end - worker.start)
+
     @property
     def open_count(self) -> int:
         return len(self._sessions)

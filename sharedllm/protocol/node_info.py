@@ -33,6 +33,9 @@ class NodeInfo:
     batched_steps: int = 0  # one-token steps run in a batch of two or more since start
     precision: str = "float32"  # the served model's layers (its manifest's dtype; in the id)
     hardware: str = "cpu"  # the device class the span runs on: cpu, mps, cuda-sm86, ...
+    # Where the node is moving to (it serves ``start:end`` until then and opens no session
+    # meanwhile); None when it stays.
+    moving_to: tuple[int, int] | None = None
 
     @property
     def expected_ms_per_token(self) -> float:
@@ -45,9 +48,15 @@ class NodeInfo:
     def layers(self) -> int:
         return self.end - self.start
 
+    @property
+    def planned_span(self) -> tuple[int, int]:
+        """The layers this node will serve: its target while it moves, else its span."""
+        return self.moving_to or (self.start, self.end)
+
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         body["span"] = [body.pop("start"), body.pop("end")]
+        body["moving_to"] = list(self.moving_to) if self.moving_to else None
         return body
 
 
@@ -62,12 +71,10 @@ def parse_node_info(body: Any) -> NodeInfo:
             raise ProtocolError(f"info.{name}: missing or of the wrong type", field=name)
         return value
 
-    span = get("span", list)
-    if len(span) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in span):
-        raise ProtocolError("info.span: expected [start, end]", field="span")
-    start, end = span
-    if not 0 <= start < end:
-        raise ProtocolError("info.span: expected 0 <= start < end", field="span")
+    start, end = _span(get("span", list), "span")
+    moving = body.get("moving_to")
+    if moving is not None and not isinstance(moving, list):
+        raise ProtocolError("info.moving_to: expected [start, end] or null", field="moving_to")
     ms = float(get("ms_per_token", (int, float)))
     if not math.isfinite(ms) or ms < 0:
         raise ProtocolError("info.ms_per_token: expected a finite number >= 0", field="ms")
@@ -106,8 +113,18 @@ def parse_node_info(body: Any) -> NodeInfo:
         batch_rows=rows,
         public_key=key,
         address=address,
+        moving_to=_span(moving, "moving_to") if moving is not None else None,
         **counts,
     )
+
+
+def _span(span: list[Any], name: str) -> tuple[int, int]:
+    if len(span) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in span):
+        raise ProtocolError(f"info.{name}: expected [start, end]", field=name)
+    start, end = span
+    if not 0 <= start < end:
+        raise ProtocolError(f"info.{name}: expected 0 <= start < end", field=name)
+    return start, end
 
 
 def _short_name(body: dict[str, Any], name: str, default: str) -> str:

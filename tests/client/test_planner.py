@@ -79,6 +79,14 @@ def test_a_sub_span_can_be_planned_for_a_failover():
     assert hops(best_chain([node("whole", 0, 30)], 10, 20, RoutePolicy())) == [("whole", 10, 20)]
 
 
+def test_a_moving_node_is_not_planned_onto():
+    from dataclasses import replace
+
+    moving = node("moving", 0, 30, ms=1)
+    moving = replace(moving, info=replace(moving.info, moving_to=(0, 10)))
+    assert urls(best_chain([moving, node("slow", 0, 30, ms=50)], 0, 30, RoutePolicy())) == ["slow"]
+
+
 def test_a_gap_is_a_route_error():
     with pytest.raises(RouteError) as info:
         best_chain([node("a", 0, 10), node("c", 20, 30)], 0, 30, RoutePolicy())

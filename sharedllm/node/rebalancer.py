@@ -1,0 +1,127 @@
+"""A node that moves to where the network is thin (``placement/rebalance.py`` decides).
+
+Every ``rebalance_interval_s`` (plus a random part of it, so that nodes started together do
+not look together) the node probes its peers and asks whether it should move. A move must
+still be wanted after a second random delay and a second look (nodes that saw the same gap
+at the same moment do not all move), and a node that moved stays at least three intervals.
+
+Moving is done so that nothing is lost: the node says ``moving_to`` at /info at once (peers
+count it at its target, clients plan around it) and opens no new session; it fetches the
+target's missing shards from peers (hash-checked), loads the new layers beside the old,
+waits for the old span's sessions to finish, and only then serves the new span and drops
+the old layers. If the sessions do not finish within ``move_drain_s`` the move is called
+off and the node stays, serving them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from sharedllm.errors import SharedLLMError
+from sharedllm.node.handlers import NodeState
+from sharedllm.node.shard_fetch import fetch_missing_shards
+from sharedllm.node.span_worker import SpanWorker
+from sharedllm.peers.probe import probe_all
+from sharedllm.placement.rebalance import Move, plan_move
+
+log = logging.getLogger("sharedllm.node")
+STAY_INTERVALS = 3  # after a move, the node looks again only after this many intervals
+DRAIN_POLL_S = 0.2
+
+
+class Rebalancer:
+    def __init__(
+        self,
+        state: NodeState,
+        own_url: str,
+        build_worker: Callable[[int, int], SpanWorker],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``build_worker(start, end)`` loads and warms a worker for other layers (on a
+        thread: it reads shards and runs torch)."""
+        assert state.config.rebalance_interval_s is not None
+        self.state = state
+        self.own_url = own_url
+        self.build_worker = build_worker
+        self.interval = state.config.rebalance_interval_s
+        self.rng = rng or random.Random()
+        self.moves = 0
+
+    async def run(self) -> None:
+        stay = 0.0
+        while True:
+            await asyncio.sleep(stay + self.interval * (1 + self.rng.random()))
+            stay = 0.0
+            try:
+                move = await self.check()
+                if move is None:
+                    continue
+                await asyncio.sleep(self.interval * self.rng.random())
+                move = await self.check()  # still wanted after the delay?
+                if move is not None and await self.move(move):
+                    stay = STAY_INTERVALS * self.interval
+            except SharedLLMError as exc:  # a peer or shard problem: look again next time
+                log.warning("rebalance: %s", exc)
+
+    async def check(self) -> Move | None:
+        """Whether to move, from what the live peers serve now."""
+        st = self.state
+        worker = st.worker
+        found = await probe_all(st.peers, [u for u in st.config.peers if u != self.own_url])
+        own_key = st.config.public_key
+        others = [
+            c.info.planned_span
+            for c in found
+            if c.info.model_id == worker.manifest.model_id
+            and not (own_key is not None and c.info.public_key == own_key)
+        ]
+        return plan_move((worker.start, worker.end), others, worker.manifest.num_layers)
+
+    async def move(self, move: Move) -> bool:
+        """Move to ``move``'s layers; False if it was called off (the node stays)."""
+        st = self.state
+        old = st.worker
+        began = time.monotonic()
+        st.moving_to = (move.start, move.end)
+        log.info(
+            "moving from layers %d:%d to %d:%d: %s",
+            old.start, old.end, move.start, move.end, move.reason,
+        )  # fmt: skip
+        new: SpanWorker | None = None
+        try:
+            manifest = old.manifest
+            peers = list(st.config.peers)
+            await fetch_missing_shards(st.peers, st.store, manifest, move.start, move.end, peers)
+            new = await asyncio.to_thread(self.build_worker, move.start, move.end)
+            if not await self._drained(began + st.config.move_drain_s):
+                log.warning(
+                    "move to %d:%d called off: %d sessions still open after %.0f s",
+                    move.start, move.end, st.sessions.open_count, st.config.move_drain_s,
+                )  # fmt: skip
+                return False
+            st.worker = new
+            st.sessions.use(new)
+            new = None
+            old.close()
+            self.moves += 1
+            log.info(
+                "moved from layers %d:%d to %d:%d in %.1f s",
+                old.start, old.end, move.start, move.end, time.monotonic() - began,
+            )  # fmt: skip
+            return True
+        finally:
+            st.moving_to = None
+            if new is not None:
+                new.close()
+
+    async def _drained(self, deadline: float) -> bool:
+        while self.state.sessions.open_count > 0:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(DRAIN_POLL_S)
+        return True
