@@ -25,6 +25,7 @@ from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import STATE, NodeState, add_routes, error_middleware
 from sharedllm.node.handoff import ReceiptHandoff, add_handoff_routes
 from sharedllm.node.ledger import Ledger
+from sharedllm.node.move_registration import FreePeers, MoveRegistration
 from sharedllm.node.rebalancer import Rebalancer
 from sharedllm.node.relay_link import RelayLink
 from sharedllm.node.sessions import SessionManager
@@ -110,10 +111,13 @@ async def serve(
     link_key: SigningKey | None = None,
     relay: tuple[str, int] | None = None,
     registered_endpoint: str | None = None,
+    registration: MoveRegistration | None = None,
 ) -> None:
     """``link_key``: serve TLS 1.3 with this node key's certificate (``peers/link_tls``).
     ``relay``: also be reachable through the relay at that address (``relay_link``); a paid
     node's ``registered_endpoint`` must then be the URL the relay gives it.
+    ``registration``: where a rebalancing node's peers are listed and its moves recorded
+    (the ``--peer`` list, with nothing on-chain, by default).
     ``wrap_runner`` is for tests: a cheating runner around the honest one."""
     peers = PeerClient(link_delay_s=config.link_delay_s, trust=config.peer_trust())
     try:
@@ -196,7 +200,9 @@ async def serve(
         )
         tasks = [asyncio.create_task(_reap(state))]
         if config.rebalance_interval_s is not None:
-            tasks.append(asyncio.create_task(Rebalancer(state, url, make_worker).run()))
+            listed = registration or FreePeers(config.peers)
+            rebalancer = Rebalancer(state, url, make_worker, listed)
+            tasks.append(asyncio.create_task(rebalancer.run()))
         if link is not None:
             tasks.append(asyncio.create_task(link.run()))
         tasks += [asyncio.create_task(job()) for job in background]

@@ -45,15 +45,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rebalance",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="look at the peers' coverage every --rebalance-interval and move to thinner "
-        "layers when the network would clearly gain (default: on with --layers auto on a "
-        "free node; an explicit --layers A:B pins the span unless --rebalance is given)",
+        help="look at the peers' coverage (the registry's nodes, on a paid network) every "
+        "--rebalance-interval and move to thinner layers when the network would clearly gain, "
+        "updating the registry entry of a staked node (default: on with --layers auto; an "
+        "explicit --layers A:B pins the span unless --rebalance is given)",
     )
     run.add_argument(
         "--rebalance-interval",
         type=float,
         default=60.0,
         help="seconds between looks at the network's coverage (default 60)",
+    )
+    run.add_argument(
+        "--move-drain",
+        type=float,
+        default=600.0,
+        help="seconds a move waits for the old span's sessions (and a staked node's served "
+        "jobs to reach the chain) before it is called off (default 600)",
     )
     run.add_argument("--memory-budget", help="e.g. 2G; default: half the available RAM")
     run.add_argument("--max-sessions", type=int, default=16)
@@ -340,7 +348,10 @@ def _run(args: argparse.Namespace) -> int:
     rebalance = args.rebalance if args.rebalance is not None else span is None
     if args.rebalance_interval <= 0:
         raise ConfigError("--rebalance-interval: expected seconds > 0", field="rebalance_interval")
+    if args.move_drain <= 0:
+        raise ConfigError("--move-drain: expected seconds > 0", field="move_drain")
     admission, background, transcripts, handoff, ledger = None, [], None, None, None
+    registration = None
     link_key, registered_endpoint = None, None
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
@@ -359,13 +370,11 @@ def _run(args: argparse.Namespace) -> int:
         config = replace(
             config, price=reg.price_per_token, public_key=reg.pubkey, address=reg.address
         )
-        if args.rebalance:
-            raise ConfigError(
-                "--rebalance: a staked node serves its registered span; move it with "
-                "`sharedllm-node update --layers A:B` and a restart",
-                field="rebalance",
-            )
-        rebalance = False
+        if rebalance:
+            from sharedllm.node.move_registration import StakedRegistration
+
+            settler = node.settler
+            registration = StakedRegistration(settler.chain, settler.account, settler.ledger)
         admission, background = node.admission, [node.settler.run]
         transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
         link_key = node.key
@@ -386,13 +395,16 @@ def _run(args: argparse.Namespace) -> int:
     if span is None:
         span = asyncio.run(_auto_span(args, store, manifest, config))
     if rebalance:
-        config = replace_config(config, rebalance_interval_s=args.rebalance_interval)
+        config = replace_config(
+            config, rebalance_interval_s=args.rebalance_interval, move_drain_s=args.move_drain
+        )
     asyncio.run(
         serve(
             config, store, manifest, span[0], span[1], started_at=started,
             admission=admission, background=background, transcripts=transcripts,
             handoff=handoff, batches=ledger, wrap_runner=args.faults.wrap_runner,
             link_key=link_key, relay=relay, registered_endpoint=registered_endpoint,
+            registration=registration,
         )
     )  # fmt: skip
     return 0

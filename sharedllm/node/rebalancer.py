@@ -8,9 +8,10 @@ at the same moment do not all move), and a node that moved stays at least three 
 Moving is done so that nothing is lost: the node says ``moving_to`` at /info at once (peers
 count it at its target, clients plan around it) and opens no new session; it fetches the
 target's missing shards from peers (hash-checked), loads the new layers beside the old,
-waits for the old span's sessions to finish, and only then serves the new span and drops
-the old layers. If the sessions do not finish within ``move_drain_s`` the move is called
-off and the node stays, serving them.
+waits for the old span's sessions to finish (and, staked, for the jobs it served to reach
+the chain), records the new span (``move_registration``), and only then serves it and
+drops the old layers. If that does not happen within ``move_drain_s`` the move is called
+off and the node stays, serving what it served.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 from sharedllm.errors import SharedLLMError
 from sharedllm.node.handlers import NodeState
+from sharedllm.node.move_registration import MoveRegistration
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.peers.probe import probe_all
@@ -39,6 +41,7 @@ class Rebalancer:
         state: NodeState,
         own_url: str,
         build_worker: Callable[[int, int], SpanWorker],
+        registration: MoveRegistration,
         *,
         rng: random.Random | None = None,
     ) -> None:
@@ -48,6 +51,7 @@ class Rebalancer:
         self.state = state
         self.own_url = own_url
         self.build_worker = build_worker
+        self.registration = registration
         self.interval = state.config.rebalance_interval_s
         self.rng = rng or random.Random()
         self.moves = 0
@@ -72,7 +76,8 @@ class Rebalancer:
         """Whether to move, from what the live peers serve now."""
         st = self.state
         worker = st.worker
-        found = await probe_all(st.peers, [u for u in st.config.peers if u != self.own_url])
+        urls = await self.registration.peer_urls(st.peers.trust)
+        found = await probe_all(st.peers, [u for u in urls if u != self.own_url])
         own_key = st.config.public_key
         others = [
             c.info.planned_span
@@ -100,10 +105,12 @@ class Rebalancer:
             new = await asyncio.to_thread(self.build_worker, move.start, move.end)
             if not await self._drained(began + st.config.move_drain_s):
                 log.warning(
-                    "move to %d:%d called off: %d sessions still open after %.0f s",
+                    "move to %d:%d called off: %d sessions still open, or served jobs not "
+                    "on-chain, after %.0f s",
                     move.start, move.end, st.sessions.open_count, st.config.move_drain_s,
                 )  # fmt: skip
                 return False
+            await self.registration.moved(move.start, move.end)
             st.worker = new
             st.sessions.use(new)
             new = None
@@ -120,7 +127,10 @@ class Rebalancer:
                 new.close()
 
     async def _drained(self, deadline: float) -> bool:
-        while self.state.sessions.open_count > 0:
+        """Wait until no session is open and what was served is on-chain; False on time."""
+        while self.state.sessions.open_count > 0 or not await asyncio.to_thread(
+            self.registration.jobs_on_chain
+        ):
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(DRAIN_POLL_S)

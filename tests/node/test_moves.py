@@ -15,6 +15,7 @@ from sharedllm.node.admission import AcceptAll
 from sharedllm.node.app import build_app
 from sharedllm.node.config import NodeConfig
 from sharedllm.node.handlers import NodeState
+from sharedllm.node.move_registration import FreePeers
 from sharedllm.node.rebalancer import Rebalancer
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.span_worker import SpanWorker
@@ -43,7 +44,7 @@ def _opening(sid: str, manifest) -> OpenSession:
 def test_a_move_waits_for_the_open_session_and_then_serves_the_new_layers(store, manifest):
     async def run() -> None:
         st = _state(store, manifest)
-        mover = Rebalancer(st, "http://self:1", _builder(store, manifest))
+        mover = Rebalancer(st, "http://self:1", _builder(store, manifest), FreePeers(()))
         session = st.sessions.open(_opening("s1", manifest))
         moving = asyncio.create_task(mover.move(Move(28, 30, "test")))
         await asyncio.sleep(1.0)
@@ -65,7 +66,7 @@ def test_a_session_that_outlasts_the_drain_calls_the_move_off(store, manifest):
     async def run() -> None:
         st = _state(store, manifest)
         st.config = replace(st.config, move_drain_s=0.5)
-        mover = Rebalancer(st, "http://self:1", _builder(store, manifest))
+        mover = Rebalancer(st, "http://self:1", _builder(store, manifest), FreePeers(()))
         session = st.sessions.open(_opening("s1", manifest))
         assert await mover.move(Move(28, 30, "test")) is False
         assert (st.worker.start, st.worker.end, st.moving_to) == (0, 2, None)
@@ -94,6 +95,46 @@ def test_a_moving_node_says_so_at_info_and_opens_no_session(store, manifest):
             refusal = await answer.json()
             assert (answer.status, refusal["code"]) == (429, "NODE_MOVING"), refusal
             assert "28:30" in refusal["message"] and answer.headers["Retry-After"]
+        st.worker.close()
+        await st.peers.close()
+
+    asyncio.run(run())
+
+
+class _Registry:
+    """A registration whose served jobs reach the chain only when the test says so."""
+
+    def __init__(self, state: NodeState) -> None:
+        self.state = state
+        self.on_chain = False
+        self.recorded: list[tuple[tuple[int, int], tuple[int, int]]] = []
+
+    async def peer_urls(self, trust) -> list[str]:
+        return []
+
+    def jobs_on_chain(self) -> bool:
+        return self.on_chain
+
+    async def moved(self, start: int, end: int) -> None:
+        worker = self.state.worker
+        self.recorded.append(((worker.start, worker.end), (start, end)))
+
+
+def test_a_staked_move_waits_for_served_jobs_and_records_the_span_before_serving_it(
+    store, manifest
+):
+    async def run() -> None:
+        st = _state(store, manifest)
+        registry = _Registry(st)
+        mover = Rebalancer(st, "http://self:1", _builder(store, manifest), registry)
+        moving = asyncio.create_task(mover.move(Move(28, 30, "test")))
+        await asyncio.sleep(1.0)
+        assert not moving.done() and registry.recorded == []  # a served job is not on-chain
+        registry.on_chain = True
+        assert await asyncio.wait_for(moving, 30) is True
+        # Recorded on-chain while the node still served the old span, then served.
+        assert registry.recorded == [((0, 2), (28, 30))]
+        assert (st.worker.start, st.worker.end) == (28, 30)
         st.worker.close()
         await st.peers.close()
 
