@@ -99,9 +99,12 @@ class Rebalancer:
         )  # fmt: skip
         new: SpanWorker | None = None
         try:
-            manifest = old.manifest
-            peers = list(st.config.peers)
-            await fetch_missing_shards(st.peers, st.store, manifest, move.start, move.end, peers)
+            # Shards come from any peer (each is checked against its hash as it arrives).
+            listed = await self.registration.peer_urls(st.peers.trust)
+            sources = list(dict.fromkeys([*st.config.peers, *listed]))
+            await fetch_missing_shards(
+                st.peers, st.store, old.manifest, move.start, move.end, sources
+            )
             new = await asyncio.to_thread(self.build_worker, move.start, move.end)
             if not await self._drained(began + st.config.move_drain_s):
                 log.warning(

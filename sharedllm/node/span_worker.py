@@ -172,10 +172,11 @@ class SpanWorker:
         self, cache: Any, data: bytes, length: int, start_pos: int, runner: Any = None
     ) -> bytes:
         began = time.perf_counter()
-        out = (runner or self.runner).forward(self._hidden(data, length), cache, start_pos)
+        runner = runner or self.runner
+        out = runner.forward(self._hidden(data, length), cache, start_pos)
         result = _to_bytes(out)
         if length == 1:
-            self._timed(began, 1)
+            self._timed(began, 1, runner)
         return result
 
     def _run_batch(self) -> None:
@@ -217,13 +218,16 @@ class SpanWorker:
             for step in steps:
                 step.settle(None, exc)
             return
-        self._timed(began, len(steps))
+        self._timed(began, len(steps), steps[0].runner)
         self.batched_steps += len(steps)
         for step, out in zip(steps, outputs, strict=True):
             step.settle(_to_bytes(out), None)
 
-    def _timed(self, began: float, rows: int) -> None:
+    def _timed(self, began: float, rows: int, runner: Any) -> None:
+        """Fold one step's time into ``ms_per_token``, which is for the whole span: a step
+        over a part counts in proportion to the layers it ran."""
         ms = (time.perf_counter() - began) * 1000.0
+        ms *= (self.end - self.start) / (runner.end - runner.start)
         self.ms_per_token = ms if self.ms_per_token == 0 else 0.8 * self.ms_per_token + 0.2 * ms
         self.batch_rows = 0.8 * self.batch_rows + 0.2 * rows
 

@@ -65,7 +65,9 @@ function nodeCard(node) {
   const perToken = BigInt(node.pricePerToken) * BigInt(layers);
   const health = node.problem
     ? `<span class="health bad-text" title="${escapeHtml(node.problem)}">● not serving</span>`
-    : node.answers
+    : node.movingTo
+      ? `<span class="health warn-text">● moving to layers ${node.movingTo[0]}–${node.movingTo[1] - 1}</span>`
+      : node.answers
       ? `<span class="health good-text">● ${node.rttMs} ms</span>`
       : `<span class="health muted">● not probed</span>`;
   return `<li class="node" style="--c:${nodeColour(node.address)}">
