@@ -157,6 +157,7 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
         if (len == 0 || len > _MAX_ENDPOINT_BYTES) revert InvalidEndpoint();
         if (cfg.pubkey == bytes32(0)) revert InvalidPubkey();
         if (cfg.modelId == bytes32(0)) revert InvalidModelId();
+        if (cfg.hardware == bytes32(0)) revert InvalidHardware();
     }
 
     function _applyConfig(Node storage node, NodeConfig calldata cfg) private {
@@ -166,7 +167,10 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
         node.start = cfg.start;
         node.end = cfg.end;
         node.pricePerToken = cfg.pricePerToken;
-        emit NodeConfigured(msg.sender, cfg.endpoint, cfg.pubkey, cfg.modelId, cfg.start, cfg.end, cfg.pricePerToken);
+        node.hardware = cfg.hardware;
+        emit NodeConfigured(
+            msg.sender, cfg.endpoint, cfg.pubkey, cfg.modelId, cfg.start, cfg.end, cfg.pricePerToken, cfg.hardware
+        );
     }
 
     /// @dev Swap-and-pop keeps removal O(1); the listing order is therefore not stable.

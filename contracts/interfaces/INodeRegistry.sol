@@ -15,7 +15,9 @@ interface INodeRegistry {
     }
 
     /// @notice What a node declares when it stakes or reconfigures.
-    /// @dev The span is half-open: the node runs layers `start .. end-1`.
+    /// @dev The span is half-open: the node runs layers `start .. end-1`. `hardware` is the
+    /// class of device the span runs on (`cpu`, `mps`, `cuda-sm86`, ...), ASCII, zero-padded:
+    /// verifiers choose the tolerance rule for a hop by it.
     struct NodeConfig {
         string endpoint;
         bytes32 pubkey;
@@ -23,6 +25,7 @@ interface INodeRegistry {
         uint16 start;
         uint16 end;
         uint256 pricePerToken;
+        bytes32 hardware;
     }
 
     /// @notice A registered node as stored.
@@ -36,11 +39,13 @@ interface INodeRegistry {
         uint256 pricePerToken;
         NodeStatus status;
         uint64 unbondingAt;
+        bytes32 hardware;
     }
 
     /// @notice A node added `amount` to its stake, which is now `totalStake`.
     event NodeStaked(address indexed node, uint256 amount, uint256 totalStake);
-    /// @notice A node declared (or changed) its endpoint, keys, model, span and price.
+    /// @notice A node declared (or changed) its endpoint, keys, model, span, price and
+    /// hardware class.
     event NodeConfigured(
         address indexed node,
         string endpoint,
@@ -48,7 +53,8 @@ interface INodeRegistry {
         bytes32 indexed modelId,
         uint16 start,
         uint16 end,
-        uint256 pricePerToken
+        uint256 pricePerToken,
+        bytes32 hardware
     );
     /// @notice A node left the active set; its `stake` can be withdrawn from `unbondingAt`.
     event UnstakeRequested(address indexed node, uint256 stake, uint64 unbondingAt);
@@ -69,6 +75,8 @@ interface INodeRegistry {
     error InvalidPubkey();
     /// @notice The model id is zero.
     error InvalidModelId();
+    /// @notice The hardware class is empty.
+    error InvalidHardware();
     /// @notice The node must be active for this call.
     error NodeNotActive(address node);
     /// @notice The node is unbonding and must withdraw before it stakes again.

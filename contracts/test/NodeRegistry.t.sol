@@ -32,7 +32,7 @@ contract NodeRegistryTest is MarketFixture {
     function testFirstStakeRegistersAndListsTheNode() public {
         INodeRegistry.NodeConfig memory cfg = _config(0, 10, PRICE);
         vm.expectEmit(true, true, true, true, address(reg));
-        emit INodeRegistry.NodeConfigured(node, cfg.endpoint, cfg.pubkey, MODEL, 0, 10, PRICE);
+        emit INodeRegistry.NodeConfigured(node, cfg.endpoint, cfg.pubkey, MODEL, 0, 10, PRICE, "cpu");
         vm.expectEmit(true, true, true, true, address(reg));
         emit INodeRegistry.NodeStaked(node, MIN_STAKE, MIN_STAKE);
         vm.prank(node);
@@ -42,6 +42,7 @@ contract NodeRegistryTest is MarketFixture {
         assertEq(got.stake, MIN_STAKE, "stake");
         assertEq(got.modelId, MODEL, "model");
         assertEq(got.end, 10, "span end");
+        assertEq(got.hardware, bytes32("cpu"), "hardware class");
         assertTrue(got.status == INodeRegistry.NodeStatus.Active, "active");
         assertTrue(reg.isActive(node), "isActive");
         assertEq(reg.activeCount(), 1, "active count");
@@ -93,6 +94,12 @@ contract NodeRegistryTest is MarketFixture {
         vm.expectRevert(INodeRegistry.InvalidModelId.selector);
         vm.prank(node);
         reg.stake(MIN_STAKE, cfg);
+
+        cfg = _config(0, 10, PRICE);
+        cfg.hardware = bytes32(0);
+        vm.expectRevert(INodeRegistry.InvalidHardware.selector);
+        vm.prank(node);
+        reg.stake(MIN_STAKE, cfg);
     }
 
     function testEndpointOf256BytesIsAccepted() public {
@@ -110,11 +117,13 @@ contract NodeRegistryTest is MarketFixture {
 
         _stake(MIN_STAKE);
         INodeRegistry.NodeConfig memory cfg = _config(3, 7, 9);
+        cfg.hardware = "cuda-sm86";
         vm.expectEmit(true, true, true, true, address(reg));
-        emit INodeRegistry.NodeConfigured(node, cfg.endpoint, cfg.pubkey, MODEL, 3, 7, 9);
+        emit INodeRegistry.NodeConfigured(node, cfg.endpoint, cfg.pubkey, MODEL, 3, 7, 9, "cuda-sm86");
         vm.prank(node);
         reg.updateConfig(cfg);
         assertEq(reg.getNode(node).pricePerToken, 9, "price updated");
+        assertEq(reg.getNode(node).hardware, bytes32("cuda-sm86"), "hardware updated");
     }
 
     // ---------------------------------------------------------------- unbonding

@@ -11,7 +11,8 @@ from web3 import Web3
 
 from sharedllm.chain.token import Token
 from sharedllm.chain.transact import TxResult, call, call_as, send
-from sharedllm.errors import ConfigError
+from sharedllm.errors import ConfigError, ProtocolError
+from sharedllm.protocol.node_info import short_name
 from sharedllm.protocol.types import Address, ModelId
 
 NODE_STATUS = ("None", "Active", "Unbonding")
@@ -30,6 +31,7 @@ class NodeConfig:
     start: int
     end: int
     price_per_token: int
+    hardware: str = "cpu"  # the device class the span runs on (model/device.hardware_class)
 
     def __post_init__(self) -> None:
         # The same checks as the registry, so a CLI user hears about them before paying gas.
@@ -43,6 +45,10 @@ class NodeConfig:
             )
         if self.price_per_token < 0 or self.price_per_token >= 1 << 256:
             raise ConfigError("price: out of range", field="price")
+        try:
+            short_name(self.hardware, "hardware", "hardware")
+        except ProtocolError as exc:
+            raise ConfigError(exc.message, field="hardware") from exc
         for field, value in (("pubkey", self.pubkey), ("model-id", self.model_id)):
             if _bytes32(value, field) == bytes(32):
                 raise ConfigError(f"{field}: must not be zero", field=field)
@@ -55,6 +61,7 @@ class NodeConfig:
             self.start,
             self.end,
             self.price_per_token,
+            self.hardware.encode().ljust(32, b"\0"),
         )
 
 
@@ -70,6 +77,7 @@ class NodeInfo:
     price_per_token: int
     status: str
     unbonding_at: int
+    hardware: str = "cpu"  # the class it registered ("" for none: an older registration)
 
     @property
     def active(self) -> bool:
@@ -107,6 +115,7 @@ class Registry:
             price_per_token=raw.pricePerToken,
             status=NODE_STATUS[raw.status],
             unbonding_at=raw.unbondingAt,
+            hardware=bytes(raw.hardware).rstrip(b"\0").decode("ascii", "replace"),
         )
 
     def is_active(self, address: str) -> bool:

@@ -35,7 +35,9 @@ def network_lines(view: NetworkView) -> list[str]:
 
 
 def _table(view: NetworkView) -> list[str]:
-    header = ("ADDRESS", "ENDPOINT", "SPAN", "PRICE/TOKEN/LAYER", "STAKE", "STATUS", "INFO")
+    header = (
+        "ADDRESS", "ENDPOINT", "SPAN", "HARDWARE", "PRICE/TOKEN/LAYER", "STAKE", "STATUS", "INFO"
+    )  # fmt: skip
     rows = [header]
     for row in view.rows:
         r = row.record
@@ -44,6 +46,7 @@ def _table(view: NetworkView) -> list[str]:
                 r.address,
                 r.endpoint,
                 f"{r.start}:{r.end}",
+                r.hardware or "-",
                 f"{format_share(r.price_per_token)} SHARE",
                 f"{format_share(r.stake)} SHARE",
                 r.status,

@@ -47,6 +47,7 @@ class NodeRow:
             "pubkey": r.pubkey,
             "modelId": r.model_id,
             "span": [r.start, r.end],
+            "hardware": r.hardware,
             "pricePerToken": str(r.price_per_token),
             "stake": str(r.stake),
             "status": r.status,
@@ -109,7 +110,7 @@ async def read_network(
     store: ModelStore | None = None,
 ) -> NetworkView:
     """Registry records, probed concurrently unless ``probe_timeout`` is None."""
-    records = await RegistryDirectory(chain, model_id).records(refresh=True)
+    records = await RegistryDirectory(chain, model_id, hardware=None).records(refresh=True)
     if probe_timeout is None:
         rows = [NodeRow(r, None, None) for r in records]
     else:

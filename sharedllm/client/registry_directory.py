@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.registry import NodeInfo as RegisteredNode
@@ -23,6 +23,11 @@ from sharedllm.protocol.session_msgs import Hop, parse_url
 from sharedllm.protocol.types import ModelId, parse_model_id
 
 DEFAULT_TTL_S = 5.0
+# The hardware classes whose work a verifier can check today: those with a measured rule
+# against a CPU verifier (verifier/hardware_rules.py; a test keeps the two in step). A hop
+# of another class would go unjudged, so a paid route uses none: a node claiming a GPU
+# class to escape the verifiers earns nothing by it.
+CHECKED_CLASSES: frozenset[str] = frozenset({"cpu"})
 
 
 class RegistryDirectory(NodeDirectory):
@@ -35,9 +40,17 @@ class RegistryDirectory(NodeDirectory):
     knows_keys = True
 
     def __init__(
-        self, chain: Chain, model_id: str | None = None, *, ttl_s: float = DEFAULT_TTL_S
+        self,
+        chain: Chain,
+        model_id: str | None = None,
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        hardware: Collection[str] | None = CHECKED_CLASSES,
     ) -> None:
+        """``hardware``: the registered hardware classes to list (None: every class, as
+        ``sharedllm nodes`` shows them); a paid route keeps to the checked ones."""
         self.chain = chain
+        self.hardware = None if hardware is None else frozenset(hardware)
         self.model_id: ModelId | None = (
             parse_model_id(model_id, "model_id") if model_id is not None else None
         )
@@ -132,7 +145,11 @@ class RegistryDirectory(NodeDirectory):
         return hops
 
     def _wanted(self, node: RegisteredNode) -> bool:
-        return node.active and (self.model_id is None or node.model_id == self.model_id)
+        return (
+            node.active
+            and (self.model_id is None or node.model_id == self.model_id)
+            and (self.hardware is None or node.hardware in self.hardware)
+        )
 
 
 def normalised_endpoint(endpoint: str) -> str | None:

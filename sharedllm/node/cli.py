@@ -356,9 +356,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.dev_account is not None or args.keystore is not None:
         from dataclasses import replace
 
+        from sharedllm.model.device import hardware_class
         from sharedllm.node.paid_setup import check_span, paid_node
 
-        node = paid_node(args)
+        node = paid_node(args, hardware_class(device))
         reg = node.registered
         span = check_span(reg, span)
         manifest = store.manifest(args.model or reg.model_id)

@@ -40,7 +40,9 @@ class PaidNode:
     key: SigningKey  # the registered node key: receipts, and the TLS certificate
 
 
-def paid_node(args: argparse.Namespace) -> PaidNode:
+def paid_node(args: argparse.Namespace, hardware: str) -> PaidNode:
+    """``hardware``: the class of the device the node serves on, which must be the one it
+    registered."""
     chain = open_chain(args)
     account = signer(args, chain)
     registered = chain.registry.get_node(account.address)
@@ -52,6 +54,7 @@ def paid_node(args: argparse.Namespace) -> PaidNode:
             "`sharedllm-node withdraw` can take the stake back; stake again afterwards",
         }.get(registered.status, f"is {registered.status}")
         raise ConfigError(f"{account.address} {why}", code="NodeNotActive")
+    check_hardware(registered, hardware)
     if args.plaintext:
         raise ConfigError(
             "--plaintext: paid sessions travel only over encrypted links; drop it",
@@ -103,6 +106,20 @@ def _handoff(admission: PaidAdmission) -> ReceiptHandoff:
         return [view.hop(node).pubkey for node in route]
 
     return ReceiptHandoff(admission.ledger, pubkeys, admission.settler.poke)
+
+
+def check_hardware(registered: NodeInfo, serving: str) -> None:
+    """A staked node serves on the hardware class it registered: verifiers pick the
+    tolerance rule for its work by the registered class, so a node on another device would
+    be judged by the wrong rule."""
+    if registered.hardware != serving:
+        raise ConfigError(
+            f"this node serves on {serving}, but {registered.hardware or 'no class'} is "
+            f"registered: run `sharedllm-node update --hardware {serving}` first (or serve "
+            "with the --device it registered)",
+            code="HardwareMismatch",
+            field="hardware",
+        )
 
 
 def check_span(registered: NodeInfo, layers: tuple[int, int] | None) -> tuple[int, int]:

@@ -46,6 +46,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--layers", help="span of layers served, START:END (half-open)")
     parser.add_argument(
+        "--hardware",
+        help="the class of device the node serves on, as `sharedllm-node run` reports it: "
+        "cpu, mps or cuda-smNN (default: the registered one, else this machine's with "
+        "--device auto); verifiers pick the tolerance rule for its work by it",
+    )
+    parser.add_argument(
         "--price",
         help="price in SHARE per position per layer (each prompt and answer token is a "
         "position), decimals allowed",

@@ -76,6 +76,13 @@ def _check_span_fits(model_id: str, span: tuple[int, int]) -> None:
         )
 
 
+def _default_hardware() -> str:
+    """The class of the device ``sharedllm-node run --device auto`` would serve on here."""
+    from sharedllm.model.device import hardware_class, resolve_device
+
+    return hardware_class(resolve_device("auto"))
+
+
 def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
     """Options given on the command line over the node's registered config (if any)."""
     known = current if current.status != "None" else None
@@ -107,7 +114,11 @@ def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
             code="PLAINTEXT_REFUSED",
             field="endpoint",
         )
-    return NodeConfig(endpoint, _pubkey(args, known), model_id.lower(), *span, price)
+    hardware = args.hardware or (known.hardware if known and known.hardware else None)
+    return NodeConfig(
+        endpoint, _pubkey(args, known), model_id.lower(), *span, price,
+        hardware or _default_hardware(),
+    )  # fmt: skip
 
 
 @chain_command
@@ -205,6 +216,7 @@ def _report(
             f"stake:    {format_share(node.stake)} SHARE",
             f"model:    {node.model_id}",
             f"layers:   {node.start}:{node.end}",
+            f"hardware: {node.hardware or 'not registered'}",
             f"price:    {format_share(node.price_per_token)} SHARE per position per layer",
             f"endpoint: {node.endpoint}",
             f"pubkey:   {node.pubkey}",

@@ -129,7 +129,17 @@ def _span(span: list[Any], name: str) -> tuple[int, int]:
 
 def _short_name(body: dict[str, Any], name: str, default: str) -> str:
     """A short word such as ``int8`` or ``cuda-sm86``; older nodes leave it out."""
-    text = body.get(name, default)
-    if not isinstance(text, str) or not 0 < len(text) <= 32 or not text.replace("-", "").isalnum():
-        raise ProtocolError(f"info.{name}: expected a short name", field=name)
+    return short_name(body.get(name, default), f"info.{name}", name)
+
+
+def short_name(text: Any, what: str, field: str) -> str:
+    """A short ASCII word (letters, digits, ``-``; 1-32 of them), as a hardware class or a
+    precision is named on the wire and in the registry."""
+    if (
+        not isinstance(text, str)
+        or not 0 < len(text) <= 32
+        or not text.isascii()
+        or not text.replace("-", "").isalnum()
+    ):
+        raise ProtocolError(f"{what}: expected a short name such as cpu or cuda-sm86", field=field)
     return text

@@ -273,17 +273,19 @@ def check_computation(
     policy: TolerancePolicy,
     before_hop: Callable[[int], None] | None = None,
     on_check: Callable[[int, HopCheck], None] | None = None,
+    per_hop: Sequence[TolerancePolicy] | None = None,
 ) -> Finding | None:
     """Recompute hop after hop; the first failing hop, or None if every hop passes.
 
     ``before_hop`` may raise to stop early (the challenge window is closing); ``on_check``
-    sees every hop's result, for the ledger.
+    sees every hop's result, for the ledger. ``per_hop`` gives each hop a policy of its own
+    (its hardware pair's threshold) in place of ``policy``.
     """
     for hop, (runner, transcript) in enumerate(zip(runners, transcripts, strict=True)):
         if before_hop is not None:
             before_hop(hop)
         try:
-            result = check_hop(runner, transcript, policy)
+            result = check_hop(runner, transcript, per_hop[hop] if per_hop else policy)
         except ProtocolError as exc:  # e.g. a receipt naming a step the transcript lacks
             return Finding(hop, "malformed", detail=exc.message)
         if on_check is not None:

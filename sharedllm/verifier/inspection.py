@@ -27,6 +27,7 @@ from sharedllm.errors import (
     TranscriptUnavailable,
     WindowClosing,
 )
+from sharedllm.model.device import hardware_class
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
 from sharedllm.peers.link_tls import LinkTrust
@@ -38,10 +39,11 @@ from sharedllm.verifier.checker import (
     check_own_receipts,
 )
 from sharedllm.verifier.events import ChainEvents
+from sharedllm.verifier.hardware_rules import RULES, Rule, rule_for
 from sharedllm.verifier.holders import Holder, holder_at, holders_of, splice, step_starts
 from sharedllm.verifier.ledger import VerifierLedger
 from sharedllm.verifier.recompute import HopCheck, HopTranscript
-from sharedllm.verifier.tolerance import TolerancePolicy
+from sharedllm.verifier.tolerance import DEFAULT_THRESHOLD, TolerancePolicy
 from sharedllm.verifier.transcript_fetch import fetch_transcript
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,11 @@ class Inspector:
         policy: TolerancePolicy,
         fetch: Fetch = fetch_transcript,
         timing: Timing | None = None,
+        rules: Sequence[Rule] = RULES,
     ) -> None:
+        """``rules``: the threshold for each pair of hardware classes (the node's, as it
+        registered; this verifier's, from ``runners.device``) and precision; ``policy``'s
+        own threshold is the one for a pair of CPUs."""
         self.chain = chain
         self.account = account
         self.ledger = ledger
@@ -180,6 +186,8 @@ class Inspector:
         self.policy = policy
         self.fetch = fetch
         self.timing = timing or Timing()
+        self.rules = rules
+        self.hardware = hardware_class(runners.device or torch.device("cpu"))
         self.events = ChainEvents(chain)
         self.http: aiohttp.ClientSession | None = None
         self.links = LinkTrust()  # each node's https link pinned to its registered key
@@ -379,8 +387,19 @@ class Inspector:
     def _recompute(
         self, evidence: Gathered, pairs: Sequence[tuple[int, HopTranscript]], ends: float
     ) -> Finding | None:
-        """Recompute the given (route index, transcript) pairs in order; the first fault."""
+        """Recompute the given (route index, transcript) pairs in order; the first fault.
+        A hop whose hardware class this verifier has no measured rule against is left
+        unjudged (recorded so), never accused on a guessed threshold."""
         route = evidence.route
+        policies: dict[int, TolerancePolicy] = {}
+        for h, _ in pairs:
+            policy = self._policy_for(evidence, route[h].address)
+            if isinstance(policy, str):
+                log.info("job %s hop %d not recomputed: %s", evidence.job_id, h, policy)
+                self.ledger.record_check(evidence.job_id, h, False, "no_rule", detail=policy)
+            else:
+                policies[h] = policy
+        pairs = [(h, t) for h, t in pairs if h in policies]
         hops = [h for h, _ in pairs]
         chosen = [t for _, t in pairs]
         runners = [self.runners.get(evidence.model_id, route[h].start, route[h].end) for h in hops]
@@ -403,8 +422,24 @@ class Inspector:
                 detail=v.describe(),
             )  # fmt: skip
 
-        finding = check_computation(runners, chosen, self.policy, before, record)
+        per_hop = [policies[h] for h in hops]
+        finding = check_computation(runners, chosen, self.policy, before, record, per_hop)
         return None if finding is None else replace(finding, hop=hops[finding.hop])
+
+    def _policy_for(self, evidence: Gathered, node: str) -> TolerancePolicy | str:
+        """The tolerance policy for ``node``'s work, from the pair of hardware classes and
+        the model's precision; a string saying why when no rule is measured for the pair."""
+        registered = self.chain.registry.get_node(node).hardware or "cpu"
+        precision = self.runners.store.manifest(evidence.model_id).dtype
+        rule = rule_for(registered, self.hardware, precision, self.rules)
+        if rule.threshold is None:
+            return (
+                f"no measured rule for a {registered} node and a {self.hardware} verifier "
+                f"({rule.basis})"
+            )
+        if rule.threshold == DEFAULT_THRESHOLD:
+            return self.policy
+        return TolerancePolicy(rule.threshold, self.policy.outlier_channels)
 
     # -- time ------------------------------------------------------------------------------
 

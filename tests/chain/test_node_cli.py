@@ -218,3 +218,26 @@ def test_a_paid_node_refuses_plaintext(
     assert (code, out) == (1, "")
     assert "the registered endpoint http://127.0.0.1:9000 is plain http" in err
     assert "sharedllm-node update --endpoint https://" in err
+
+
+def test_the_hardware_class_is_registered_and_a_node_on_another_refuses_to_start(
+    anvil: Devnet, chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Verifiers pick the tolerance rule for a hop by the class its node registered, so a
+    node serving on another class would be judged by the wrong rule: it does not start."""
+    address = dev_account(NODE).address
+    code, _, err = run(capsys, *stake_args(tmp_path), "--hardware", "gpu, the fast one")
+    assert code == 1 and "[BAD_CONFIG]" in err and "short name" in err
+    assert chain.registry.get_node(address).status == "None"
+    assert run(capsys, *stake_args(tmp_path))[0] == 0
+    assert chain.registry.get_node(address).hardware == "cpu"  # this machine's, by default
+    code, out, _ = run(capsys, "update", "--dev-account", str(NODE), "--hardware", "cuda-sm86")
+    assert code == 0 and "hardware: cuda-sm86" in out
+    assert chain.registry.get_node(address).hardware == "cuda-sm86"
+    code, out, err = run(
+        capsys, "run", "--dev-account", str(NODE), "--no-host", "--layers", "0:10",
+        "--node-key", str(tmp_path / "node.key"), "--device", "cpu",
+    )  # fmt: skip
+    assert (code, out) == (1, "")
+    assert err.startswith("error: [HardwareMismatch] this node serves on cpu, but cuda-sm86")
+    assert "sharedllm-node update --hardware cpu" in err

@@ -31,6 +31,7 @@ def test_a_moving_node_is_shown_with_its_old_and_new_span():
     assert sum("moving 0:10 -> 20:30" in line for line in lines) == 1
     nodes = view.to_json()["nodes"]
     assert [n["movingTo"] for n in nodes] == [[20, 30], None]
+    assert nodes[0]["hardware"] == "cpu" and any(" cpu " in line for line in lines)
 
 
 def test_info_carries_moving_to_strictly():

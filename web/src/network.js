@@ -74,6 +74,7 @@ function nodeCard(node) {
     <div class="node-head"><i class="swatch"></i><code title="${node.address}">${shortAddress(node.address)}</code>${health}</div>
     <div class="node-facts">
       <span><b>layers</b> ${start}–${end - 1}</span>
+      <span title="the class of device it serves on; verifiers judge its work by it"><b>hardware</b> ${escapeHtml(node.hardware || "-")}</span>
       <span><b>stake</b> ${share(node.stake)} SHARE</span>
       <span title="${node.pricePerToken} wei per position per layer; a position is a prompt or answer token"><b>price</b> ${share(perToken)} SHARE/position</span>
     </div>

@@ -121,7 +121,8 @@ abstract contract MarketFixture is Test {
             modelId: MODEL,
             start: start,
             end: end,
-            pricePerToken: price
+            pricePerToken: price,
+            hardware: "cpu"
         });
     }
 

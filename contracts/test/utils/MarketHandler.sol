@@ -189,7 +189,8 @@ contract MarketHandler is Test {
             modelId: MODEL,
             start: uint16(10 * (i < ROUTE ? i : 1)),
             end: uint16(10 * (i < ROUTE ? i : 1) + 10),
-            pricePerToken: bound(price, 0, 1e15)
+            pricePerToken: bound(price, 0, 1e15),
+            hardware: "cpu"
         });
         vm.prank(nodes[i]);
         try registry.stake(amount, cfg) {} catch {}
