@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.registry import NodeConfig
-from sharedllm.errors import ProtocolError
+from sharedllm.errors import ProtocolError, SharedLLMError
 from sharedllm.node.ledger import SERVED, Ledger
 from sharedllm.peers.link_tls import LinkTrust
 from sharedllm.protocol.session_msgs import parse_url
@@ -90,7 +90,20 @@ class StakedRegistration:
         return not waiting
 
     async def moved(self, start: int, end: int) -> None:
+        """Send ``updateConfig`` with the new span; if the chain's answer is lost, the entry
+        is read back, and only an entry still naming the old span is a failure (the node
+        then stays where the registry says it is)."""
         me = await asyncio.to_thread(self.chain.registry.get_node, self.account.address)
-        cfg = NodeConfig(me.endpoint, me.pubkey, me.model_id, start, end, me.price_per_token)
-        tx = await asyncio.to_thread(self.chain.registry.update_config, self.account, cfg)
+        cfg = NodeConfig(
+            me.endpoint, me.pubkey, me.model_id, start, end, me.price_per_token,
+            me.hardware or "cpu",
+        )  # fmt: skip
+        try:
+            tx = await asyncio.to_thread(self.chain.registry.update_config, self.account, cfg)
+        except SharedLLMError:
+            now = await asyncio.to_thread(self.chain.registry.get_node, self.account.address)
+            if (now.start, now.end) != (start, end):
+                raise
+            log.info("registry entry names layers %d:%d (its receipt was lost)", start, end)
+            return
         log.info("registry entry now names layers %d:%d (tx %s)", start, end, tx.tx_hash)
