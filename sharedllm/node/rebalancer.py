@@ -2,8 +2,11 @@
 
 Every ``rebalance_interval_s`` (plus a random part of it, so that nodes started together do
 not look together) the node probes its peers and asks whether it should move. A move must
-still be wanted after a second random delay and a second look (nodes that saw the same gap
-at the same moment do not all move), and a node that moved stays at least three intervals.
+still be wanted after a second random delay and a second look, and a node that moved stays
+at least three intervals. Two nodes whose second looks fell within one probe of each other
+would both go: so a mover announces its target first, looks once more after
+``ANNOUNCE_S``, and of the nodes announcing overlapping targets only the one with the
+lowest key goes on.
 
 Moving is done so that nothing is lost: the node says ``moving_to`` at /info at once (peers
 count it at its target, clients plan around it) and opens no new session; it fetches the
@@ -27,12 +30,13 @@ from sharedllm.node.handlers import NodeState
 from sharedllm.node.move_registration import MoveRegistration
 from sharedllm.node.shard_fetch import fetch_missing_shards
 from sharedllm.node.span_worker import SpanWorker
-from sharedllm.peers.probe import probe_all
+from sharedllm.peers.probe import Candidate, probe_all
 from sharedllm.placement.rebalance import Move, plan_move
 
 log = logging.getLogger("sharedllm.node")
 STAY_INTERVALS = 3  # after a move, the node looks again only after this many intervals
 DRAIN_POLL_S = 0.2
+ANNOUNCE_S = 1.0  # from announcing a move to the look for others announcing the same
 
 
 class Rebalancer:
@@ -74,18 +78,32 @@ class Rebalancer:
 
     async def check(self) -> Move | None:
         """Whether to move, from what the live peers serve now."""
+        worker = self.state.worker
+        others = [c.info.planned_span for c in await self._peers()]
+        return plan_move((worker.start, worker.end), others, worker.manifest.num_layers)
+
+    async def _peers(self) -> list[Candidate]:
+        """The other live nodes on this node's model, as their /info answers now."""
         st = self.state
-        worker = st.worker
         urls = await self.registration.peer_urls(st.peers.trust)
         found = await probe_all(st.peers, [u for u in urls if u != self.own_url])
         own_key = st.config.public_key
-        others = [
-            c.info.planned_span
+        return [
+            c
             for c in found
-            if c.info.model_id == worker.manifest.model_id
+            if c.info.model_id == st.worker.manifest.model_id
             and not (own_key is not None and c.info.public_key == own_key)
         ]
-        return plan_move((worker.start, worker.end), others, worker.manifest.num_layers)
+
+    async def _outranked(self, move: Move) -> str | None:
+        """A peer with a lower key announcing a target that overlaps ``move``'s, if any."""
+        mine = self.state.config.public_key or self.own_url
+        for c in await self._peers():
+            theirs = c.info.moving_to
+            overlaps = theirs is not None and theirs[0] < move.end and move.start < theirs[1]
+            if overlaps and (c.info.public_key or c.url) < mine:
+                return c.url
+        return None
 
     async def move(self, move: Move) -> bool:
         """Move to ``move``'s layers; False if it was called off (the node stays)."""
@@ -99,6 +117,11 @@ class Rebalancer:
         )  # fmt: skip
         new: SpanWorker | None = None
         try:
+            await asyncio.sleep(ANNOUNCE_S)
+            rival = await self._outranked(move)
+            if rival is not None:
+                log.info("move to %d:%d called off: %s moves there", move.start, move.end, rival)
+                return False
             # Shards come from any peer (each is checked against its hash as it arrives).
             listed = await self.registration.peer_urls(st.peers.trust)
             sources = list(dict.fromkeys([*st.config.peers, *listed]))

@@ -20,7 +20,9 @@ from sharedllm.node.rebalancer import Rebalancer
 from sharedllm.node.sessions import SessionManager
 from sharedllm.node.span_worker import SpanWorker
 from sharedllm.peers.http import PeerClient
+from sharedllm.peers.probe import Candidate
 from sharedllm.placement.rebalance import Move
+from sharedllm.protocol.node_info import NodeInfo
 from sharedllm.protocol.session_keys import key_digest
 from sharedllm.protocol.session_msgs import Hop, OpenSession
 
@@ -135,6 +137,41 @@ def test_a_staked_move_waits_for_served_jobs_and_records_the_span_before_serving
         # Recorded on-chain while the node still served the old span, then served.
         assert registry.recorded == [((0, 2), (28, 30))]
         assert (st.worker.start, st.worker.end) == (28, 30)
+        st.worker.close()
+        await st.peers.close()
+
+    asyncio.run(run())
+
+
+def _announcing(key: str, moving_to: tuple[int, int], manifest) -> Candidate:
+    info = NodeInfo(
+        "0.1.0", manifest.model_id, 0, 2, manifest.num_layers, manifest.hidden_size, 0, 16,
+        1000, 5.0, 0, public_key=key, moving_to=moving_to,
+    )  # fmt: skip
+    return Candidate(f"https://{key[2:6]}:1", info, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("rival_key", "goes"), [("0x" + "aa" * 32, False), ("0x" + "cc" * 32, True)]
+)
+def test_of_two_nodes_announcing_one_target_only_the_lowest_key_moves(
+    store, manifest, rival_key, goes
+):
+    """Two nodes that saw one gap within a probe of each other both announce; each looks
+    again, and the one with the higher key calls its move off."""
+
+    async def run() -> None:
+        st = _state(store, manifest, public_key="0x" + "bb" * 32)
+        mover = Rebalancer(st, "http://self:1", _builder(store, manifest), FreePeers(()))
+        rival = _announcing(rival_key, (27, 30), manifest)
+
+        async def peers() -> list[Candidate]:
+            return [rival]
+
+        mover._peers = peers  # the peer that announced an overlapping target meanwhile
+        assert await mover.move(Move(28, 30, "test")) is goes
+        assert (st.worker.start, st.worker.end) == ((28, 30) if goes else (0, 2))
+        assert st.moving_to is None
         st.worker.close()
         await st.peers.close()
 
