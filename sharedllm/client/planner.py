@@ -42,7 +42,8 @@ class RoutePolicy:
         """(estimated ms per token through ``layers`` of this node's span, price for one
         token over them). The estimate counts the node's load: a busy node's steps wait for
         the batches ahead of them, so a new session goes to the node that will answer
-        soonest. Compute is the node's measured time for its span, in proportion."""
+        soonest. Compute is the node's measured time for its span, in proportion. A
+        policy's cost must stay affine in ``layers`` (``best_chain`` relies on it)."""
         info = node.info
         compute = info.expected_ms_per_token * layers / info.layers
         return node.rtt_ms + compute, info.price * layers
@@ -57,30 +58,54 @@ class PlannedHop:
     end: int
 
 
+Cost = tuple[float, int]
+
+
+def _plus(a: Cost, b: Cost) -> Cost:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _times(a: Cost, k: int) -> Cost:
+    return a[0] * k, a[1] * k
+
+
 def best_chain(
     nodes: Sequence[Candidate], start: int, end: int, policy: RoutePolicy
 ) -> list[PlannedHop]:
-    """The cheapest chain (by ``policy.cost``) running ``[start, end)``, or RouteError."""
+    """The cheapest chain (by ``policy.cost``) running ``[start, end)``, or RouteError.
+
+    A hop's cost is affine in the layers it runs (``base + slope * layers``), so the best
+    way to reach cut ``s`` through node ``n`` comes from the cut ``b`` inside its span with
+    the lowest ``best[b] - slope * b``: kept per node as the cuts go by, that makes one pass
+    over the cuts, O(cuts x nodes), whatever the span lengths.
+    """
     usable = [n for n in nodes if policy.allows(n)]
     cuts = sorted(
         {start, end} | {b for n in usable for b in (n.info.start, n.info.end) if start < b < end}
     )
-    best: dict[int, tuple[tuple[float, ...], list[PlannedHop]]] = {start: ((0.0, 0), [])}
-    for i, boundary in enumerate(cuts[:-1]):
-        if boundary not in best:
+    lines = []
+    for node in usable:
+        base = policy.cost(node, 0)
+        one = policy.cost(node, 1)
+        lines.append((node, base, (one[0] - base[0], one[1] - base[1])))
+    best: dict[int, tuple[Cost, PlannedHop | None]] = {start: ((0.0, 0), None)}
+    lowest: dict[int, tuple[Cost, int]] = {}  # per node: min of best[b] - slope * b, and b
+    for cut in cuts:
+        if cut != start:
+            for i, (node, base, slope) in enumerate(lines):
+                if i in lowest and node.info.start < cut <= node.info.end:
+                    low, b = lowest[i]
+                    total = _plus(_plus(low, base), _times(slope, cut))
+                    if cut not in best or total < best[cut][0]:
+                        best[cut] = (total, PlannedHop(node, b, cut))
+        if cut == end or cut not in best:
             continue
-        cost, chain = best[boundary]
-        for node in usable:
-            if not node.info.start <= boundary < node.info.end:
-                continue
-            for stop in cuts[i + 1 :]:
-                if stop > node.info.end:
-                    break
-                step = policy.cost(node, stop - boundary)
-                total = tuple(a + b for a, b in zip(cost, step, strict=True))
-                known = best.get(stop)
-                if known is None or total < known[0]:
-                    best[stop] = (total, [*chain, PlannedHop(node, boundary, stop)])
+        reached = best[cut][0]
+        for i, (node, _, slope) in enumerate(lines):
+            if node.info.start <= cut < node.info.end:
+                value = _plus(reached, _times(slope, -cut))
+                if i not in lowest or value < lowest[i][0]:
+                    lowest[i] = (value, cut)
     if end not in best:
         spans = sorted({(n.info.start, n.info.end) for n in nodes})
         raise RouteError(
@@ -88,7 +113,12 @@ def best_chain(
             start=start,
             end=end,
         )
-    return best[end][1]
+    chain: list[PlannedHop] = []
+    hop = best[end][1]
+    while hop is not None:
+        chain.append(hop)
+        hop = best[hop.start][1]
+    return chain[::-1]
 
 
 PLAIN_HTTP = "plain http, and a paid session travels only over encrypted links"

@@ -143,3 +143,55 @@ def test_info_says_the_precision_and_hardware_served():
     assert parse_node_info(body | {"hardware": "cuda-sm86"}).hardware == "cuda-sm86"
     with pytest.raises(ProtocolError, match="hardware"):
         parse_node_info(body | {"hardware": "gpu\n"})
+
+
+def _every_cut(nodes, start: int, end: int, policy: RoutePolicy):
+    """The reference: every hop from every cut to every later cut inside its span."""
+    usable = [n for n in nodes if policy.allows(n)]
+    cuts = sorted(
+        {start, end} | {b for n in usable for b in (n.info.start, n.info.end) if start < b < end}
+    )
+    best = {start: (0.0, 0)}
+    for i, b in enumerate(cuts):
+        if b not in best:
+            continue
+        for n in usable:
+            for s in cuts[i + 1 :]:
+                if n.info.start <= b and s <= n.info.end:
+                    step = policy.cost(n, s - b)
+                    total = (best[b][0] + step[0], best[b][1] + step[1])
+                    if s not in best or total < best[s]:
+                        best[s] = total
+    return best.get(end)
+
+
+def test_the_one_pass_search_finds_the_cheapest_chain_of_every_random_network():
+    import random
+
+    rng = random.Random(3)
+    found = 0
+    for _ in range(300):
+        layers = rng.choice((12, 30))
+        nodes = []
+        for i in range(rng.randint(1, 12)):
+            length = rng.randint(1, layers)
+            first = rng.randint(0, layers - length)
+            nodes.append(node(f"n{i}", first, first + length, ms=rng.uniform(1, 40),
+                              price=rng.randint(0, 3), rtt=rng.uniform(0.1, 5),
+                              busy=rng.random() < 0.1))  # fmt: skip
+        want = _every_cut(nodes, 0, layers, RoutePolicy())
+        if want is None:
+            with pytest.raises(RouteError):
+                best_chain(nodes, 0, layers, RoutePolicy())
+            continue
+        found += 1
+        chain = best_chain(nodes, 0, layers, RoutePolicy())
+        assert chain[0].start == 0 and chain[-1].end == layers
+        assert all(a.end == b.start for a, b in zip(chain, chain[1:], strict=False))
+        assert all(h.node.info.start <= h.start < h.end <= h.node.info.end for h in chain)
+        costs = [RoutePolicy().cost(h.node, h.end - h.start) for h in chain]
+        got = (sum(c[0] for c in costs), sum(c[1] for c in costs))
+        # As cheap as the reference (a float tie may fall to either side on price).
+        assert got[0] == pytest.approx(want[0])
+        assert got[1] == want[1] or got < want
+    assert found > 100
