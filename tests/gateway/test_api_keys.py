@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sharedllm.errors import AccessError, BudgetError, ConfigError
-from sharedllm.gateway.api_keys import ApiKeys
+from sharedllm.gateway.api_keys import KEY_PREFIX, ApiKeys
 
 
 @pytest.fixture
@@ -20,7 +20,11 @@ def keys(tmp_path: Path) -> ApiKeys:
 def test_a_key_authenticates_and_only_its_hash_is_stored(keys: ApiKeys, tmp_path: Path) -> None:
     key, secret = keys.add("alice", 1000)
     assert keys.authenticate(secret) == key
-    assert secret.split("-")[-1].encode() not in (tmp_path / "keys.db").read_bytes()
+    # The part after the id is the secret (urlsafe: it may itself hold "-").
+    assert (
+        secret.removeprefix(KEY_PREFIX).split("-", 1)[1].encode()
+        not in (tmp_path / "keys.db").read_bytes()
+    )
 
 
 @pytest.mark.parametrize(
