@@ -117,7 +117,7 @@ def check_hardware(registered: NodeInfo, serving: str) -> None:
             f"this node serves on {serving}, but {registered.hardware or 'no class'} is "
             f"registered: run `sharedllm-node update --hardware {serving}` first (or serve "
             "with the --device it registered)",
-            code="HardwareMismatch",
+            code="HARDWARE_MISMATCH",
             field="hardware",
         )
 

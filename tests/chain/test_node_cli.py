@@ -239,5 +239,5 @@ def test_the_hardware_class_is_registered_and_a_node_on_another_refuses_to_start
         "--node-key", str(tmp_path / "node.key"), "--device", "cpu",
     )  # fmt: skip
     assert (code, out) == (1, "")
-    assert err.startswith("error: [HardwareMismatch] this node serves on cpu, but cuda-sm86")
+    assert err.startswith("error: [HARDWARE_MISMATCH] this node serves on cpu, but cuda-sm86")
     assert "sharedllm-node update --hardware cpu" in err

@@ -33,25 +33,31 @@ def assert_every_token_in_one_place(net, extra: tuple[str, ...] = ()) -> None:
     """Wallets and the contracts hold the whole supply, and each contract holds exactly what
     its books say: the registry the node stakes; the market escrows, locked jobs, batched
     payments and the pool; the court verifier stakes and what disputes hold; the batch
-    contract the open demands' bonds. ``extra``: accounts beyond the dev accounts."""
+    contract the open demands' bonds. ``extra``: accounts beyond the dev accounts.
+
+    Every figure is read at one block: the nodes' settlers may finalize a job between two
+    reads, and a sum over two blocks would count its payment twice or not at all."""
     chain = net.chain
+    block = chain.w3.eth.block_number
+
+    def at(fn):
+        return fn.call(block_identifier=block)
+
+    token, registry = chain.token.contract.functions, chain.registry.contract.functions
+    market, court = chain.market.contract.functions, chain.court.contract.functions
+    batches = chain.batches.contract.functions
     accounts = [dev_account(i).address for i in range(DEV_ACCOUNT_COUNT)] + list(extra)
     contracts = [chain.registry.address, chain.market.address, chain.court.address,
                  chain.batches.address]  # fmt: skip
-    wallets = sum(chain.token.balance_of(a) for a in accounts)
-    assert wallets + sum(chain.token.balance_of(c) for c in contracts) == chain.token.total_supply()
-    assert chain.token.balance_of(chain.registry.address) == sum(
-        chain.registry.get_node(a).stake for a in accounts
-    )
-    assert chain.token.balance_of(chain.market.address) == (
-        chain.market.total_escrow() + chain.market.total_locked() + chain.market.total_batched()
-        + chain.market.reward_pool()
+    held = {a: at(token.balanceOf(a)) for a in [*accounts, *contracts]}
+    assert sum(held.values()) == at(token.totalSupply())
+    assert held[chain.registry.address] == sum(at(registry.getNode(a)).stake for a in accounts)
+    assert held[chain.market.address] == (
+        at(market.totalEscrow()) + at(market.totalLocked()) + at(market.totalBatched())
+        + at(market.rewardPool())
     )  # fmt: skip
-    assert chain.token.balance_of(chain.court.address) == (
-        chain.court.total_verifier_stake() + chain.court.total_held()
-    )
+    assert held[chain.court.address] == at(court.totalVerifierStake()) + at(court.totalHeld())
     demand_bond = chain.batches.params()["demandBond"]
-    open_demands = sum(
-        chain.batches.get_batch(b).open_demands for b in range(1, chain.batches.batch_count() + 1)
-    )
-    assert chain.token.balance_of(chain.batches.address) == open_demands * demand_bond
+    count = at(batches.batchCount())
+    open_demands = sum(at(batches.getBatch(b)).openDemands for b in range(1, count + 1))
+    assert held[chain.batches.address] == open_demands * demand_bond
