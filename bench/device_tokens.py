@@ -36,7 +36,8 @@ def main() -> None:
     store = ModelStore()
     client = ClientModel(store, store.manifest(), device)
     prompts = PROMPTS[: args.prompts]
-    expected = [_generate(client, p, args.tokens, device) for p in prompts]
+    model = _reference_model(device)
+    expected = [_generate(model, client, p, args.tokens, device) for p in prompts]
     with local_nodes(["0:10", "10:20", "20:30"], "--device", str(device)) as nodes:
         urls = [n.pinned_url for n in nodes]
         got = [asyncio.run(_route(client, urls, p, args.tokens)) for p in prompts]
@@ -50,16 +51,18 @@ def main() -> None:
     sys.exit(0 if same >= args.min_same * len(prompts) else 1)
 
 
-def _generate(client: ClientModel, prompt: str, tokens: int, device) -> list[int]:
+def _reference_model(device):
+    """The whole model from its GGUF file, on ``device``: ``generate``'s side."""
     from transformers import AutoModelForCausalLM
 
     gguf = default_gguf()
-    model = _generate.__dict__.get("model")
-    if model is None:
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
-        ).eval()
-        _generate.__dict__["model"] = model = model.to(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
+    return model.eval().to(device)
+
+
+def _generate(model, client: ClientModel, prompt: str, tokens: int, device) -> list[int]:
     ids = torch.tensor([client.prompt_ids(prompt)], device=device)
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=tokens, do_sample=False)

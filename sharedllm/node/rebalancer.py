@@ -58,7 +58,6 @@ class Rebalancer:
         self.registration = registration
         self.interval = state.config.rebalance_interval_s
         self.rng = rng or random.Random()
-        self.moves = 0
 
     async def run(self) -> None:
         stay = 0.0
@@ -141,7 +140,6 @@ class Rebalancer:
             st.sessions.use(new)
             new = None
             old.close()
-            self.moves += 1
             log.info(
                 "moved from layers %d:%d to %d:%d in %.1f s",
                 old.start, old.end, move.start, move.end, time.monotonic() - began,

@@ -15,6 +15,7 @@ import pytest
 from links import call_json, pinned_ssl
 
 from sharedllm.client.generate import TextGenerator
+from sharedllm.model.client_model import ClientModel
 from sharedllm.model.store import ModelStore
 from sharedllm.node.local import local_nodes
 from sharedllm.processes import program
@@ -102,6 +103,6 @@ def test_three_node_processes_answer_as_generate(family, family_home):
                 env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-2000:]
-            tokenizer = TextGenerator([], store=store, model_id=ids[family]).model.tokenizer
+            tokenizer = ClientModel(store, store.manifest(ids[family])).tokenizer
             text = tokenizer.decode(expected, skip_special_tokens=True).strip()
             assert text and done.stdout.strip() == text
