@@ -8,9 +8,12 @@ advances twice and the generated text is unchanged.
 
 A paid session does the same under the job it holds: the client signs an amendment that
 hands the dead hop's span to one node registered for exactly that span, from the position
-where the answer stopped, and gives it to the replacement and every survivor (a new last hop
+where the dead hop stopped, and gives it to the replacement and every survivor (a new last hop
 also gets the receipt chains of the steps it replayed, so that it can submit the job). Only
-the replacement recomputes; the survivors are paid once. When that is not possible (no
+the replacement recomputes; the survivors are paid once. Where the dead hop stopped is where
+the answer stopped, unless the failing step got through it and only the way back broke: the
+hops after it then hold its receipt for that step, it is owed the step, and the amendment
+starts after it (the resent step is answered from their history). When that is not possible (no
 single node serves the span, the payer cannot sign mid-answer, a survivor refuses), the
 client settles the job so far and starts a new one on a new route.
 """
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sharedllm.client")
 OPEN_TIMEOUT_S = 10.0
+STATE_TIMEOUT_S = 2.0  # a hop's session state, asked for while a failover waits
+STATE_POLL_S = 0.05
 
 
 class Failover:
@@ -87,9 +92,10 @@ class Failover:
         self._inputs, self._lengths = [], []
         return history.reshape(-1, self.hidden_size)
 
-    async def _amend_paid(self, failed: str, index: int) -> bool:
+    async def _amend_paid(self, failed: str, index: int, length: int) -> bool:
         """Replace a dead hop of the paid route under the same job; False if this failover
-        must start a new job instead (see the module's docstring)."""
+        must start a new job instead (see the module's docstring). Step ``index`` over
+        ``length`` positions from ``self.position`` is the one that failed."""
         k = next((i for i, h in enumerate(self.route) if h.url == failed), None)
         if k is None:
             log.info("hop %s is no longer in the route: sending the step again", failed)
@@ -99,6 +105,7 @@ class Failover:
             return False
         old = self.route[k]
         self._excluded.add(failed)
+        stopped = await self._stopped_at(k, self.position + length)
         for _ in range(self.max_repairs):
             try:
                 sub = await self.planner.plan(self.model_id, old.start, old.end, self._excluded)
@@ -107,7 +114,7 @@ class Failover:
             if len(sub) != 1:
                 return False  # the span is served only in parts: a new job must name them
             try:
-                amendment = await payer.amend(paid, k, sub[0], self.position)
+                amendment = await payer.amend(paid, k, sub[0], stopped)
             except SharedLLMError as exc:
                 log.warning("cannot amend the job for %s: %s", sub[0].url, exc)
                 self._excluded.add(sub[0].url)
@@ -143,6 +150,36 @@ class Failover:
                      sub[0].url, amendment.from_position)  # fmt: skip
             return True
         return False
+
+    async def _stopped_at(self, k: int, upto: int) -> int:
+        """The position where hop ``k`` stopped serving: the furthest that a hop after it
+        has reached (it got there through hop ``k``), at least ``self.position`` and at most
+        ``upto``, the end of the failing step. A hop ``k`` that still answers may still be
+        running the step or pushing it on (only its link back broke): that is waited for
+        first, at most one step's timeout. A hop that does not answer counts for nothing."""
+        failed = self.route[k].url
+        deadline = asyncio.get_running_loop().time() + self.step_timeout_s
+        while (state := await self._session_state(failed)) is not None:
+            if state.get("busy_steps") == 0 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(STATE_POLL_S)
+
+        async def reached(hop: Hop) -> int:
+            state = await self._session_state(hop.url)
+            position = state.get("position") if state is not None else None
+            return position if isinstance(position, int) and position <= upto else 0
+
+        later = await asyncio.gather(*(reached(hop) for hop in self.route[k + 1 :]))
+        return max([self.position, *later])
+
+    async def _session_state(self, url: str) -> dict[str, Any] | None:
+        """A hop's ``GET /sessions/{id}``, or None if it does not answer soon."""
+        try:
+            return await self.peers.get_json(
+                f"{url}/sessions/{self.session_id}", STATE_TIMEOUT_S, headers=self._key_header(url)
+            )
+        except SharedLLMError:
+            return None
 
     async def _give_chains(self, url: str, paid: PaidJob, upto: int) -> None:
         """A new last hop holds no receipts for the steps it replayed; the client holds

@@ -169,7 +169,7 @@ class InferenceSession(Failover):
                 if self.payer is None:
                     # A reclaimed session's node is healthy: it may serve the new one.
                     await self._repair(failed, index, exclude=not _reclaimed(exc))
-                elif await self._amend_paid(failed, index):
+                elif await self._amend_paid(failed, index, length):
                     pass
                 else:
                     for chunk in _chunks(await self._restart_paid(failed)):

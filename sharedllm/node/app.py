@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import resource
 import socket
 import sys
@@ -56,6 +57,19 @@ def build_app(
     return app
 
 
+async def _gauge(state: NodeState) -> None:
+    """Keep the speed /info announces current while no client uses the node. The first
+    looks come soon and then ever less often: a node's first figure often comes from a
+    start shared with other busy processes (its peers loading their layers, say), and the
+    fastest of more steps is the truer figure."""
+    wait = SPEED_FIRST_S
+    while True:
+        await asyncio.sleep(wait * (1 + random.random()))
+        wait = min(SPEED_REFRESH_S, 2 * wait)
+        if state.worker.queued_steps == 0 and state.moving_to is None:
+            await state.worker.measure_speed()
+
+
 async def _reap(state: NodeState) -> None:
     """Close sessions idle past their timeout or older than their lifetime."""
     while True:
@@ -81,6 +95,10 @@ def _say_reach(link: RelayLink, port: int, direct: bool) -> None:
 
 
 KEEPALIVE_TIMEOUT_S = 15.0
+# An idle node measures its speed again after one to two of these; the first after
+# SPEED_FIRST_S (one to two of it), each next wait twice the last.
+SPEED_REFRESH_S = 30.0
+SPEED_FIRST_S = 1.0
 WANTED_OPEN_FILES = 65536
 
 
@@ -198,7 +216,7 @@ async def serve(
             f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}{key}{reach}",
             flush=True,
         )
-        tasks = [asyncio.create_task(_reap(state))]
+        tasks = [asyncio.create_task(_reap(state)), asyncio.create_task(_gauge(state))]
         if config.rebalance_interval_s is not None:
             listed = registration or FreePeers(config.peers)
             rebalancer = Rebalancer(state, url, make_worker, listed)

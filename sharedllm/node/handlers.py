@@ -121,6 +121,7 @@ async def info(request: web.Request) -> web.Response:
         public_key=st.config.public_key,
         address=st.config.address,
         moving_to=st.moving_to,
+        tokens_per_s=round(st.worker.tokens_per_s, 2),
     ).to_json()
     return web.json_response(body)
 
@@ -194,7 +195,13 @@ def _own_session(request: web.Request) -> Session:
 async def session_state(request: web.Request) -> web.Response:
     s = _own_session(request)
     return web.json_response(
-        {"session_id": s.id, "steps": len(s.steps), "position": s.position, "next": s.next_url}
+        {
+            "session_id": s.id,
+            "steps": len(s.steps),
+            "position": s.position,
+            "next": s.next_url,
+            "busy_steps": s.busy_steps,
+        }
     )
 
 
@@ -211,6 +218,16 @@ async def step(request: web.Request) -> web.Response:
     began = time.monotonic()
     st = request.app[STATE]
     session = st.sessions.get(parse_session_id(request.match_info["sid"]))
+    session.busy_steps += 1  # until the step has run and gone on (a client may wait for it)
+    try:
+        return await _run_and_push(request, st, session, began)
+    finally:
+        session.busy_steps -= 1
+
+
+async def _run_and_push(
+    request: web.Request, st: NodeState, session: Session, began: float
+) -> web.Response:
     frame = await read_frame(request, _frame_limit(st, MAX_STEP_POSITIONS))
     upstream = parse_receipts_meta(frame.meta)
     budget = step_deadline.parse_budget(frame.meta)

@@ -76,10 +76,17 @@ class Rebalancer:
                 log.warning("rebalance: %s", exc)
 
     async def check(self) -> Move | None:
-        """Whether to move, from what the live peers serve now."""
+        """Whether to move, from what the live peers serve now and how fast each serves it."""
         worker = self.state.worker
-        others = [c.info.planned_span for c in await self._peers()]
-        return plan_move((worker.start, worker.end), others, worker.manifest.num_layers)
+        if worker.queued_steps == 0:
+            await worker.measure_speed()  # this node's own figure, fresh
+        peers = await self._peers()
+        return plan_move(
+            (worker.start, worker.end),
+            [c.info.planned_span for c in peers],
+            worker.manifest.num_layers,
+            speeds=[worker.tokens_per_s, *(c.info.tokens_per_s for c in peers)],
+        )
 
     async def _peers(self) -> list[Candidate]:
         """The other live nodes on this node's model, as their /info answers now."""

@@ -66,6 +66,7 @@ class Session:
     reclaimed: bool = False  # closed to make room for a client below its fair share
     waiting: int = 0  # requests in or waiting for ``turn()``
     delivered_steps: int = 0  # the last hop: leading steps whose output reached the client
+    busy_steps: int = 0  # step requests being run or pushed on to the next hop right now
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 

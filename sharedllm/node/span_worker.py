@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,6 +31,11 @@ from sharedllm.node.batching import (
     BatchQueue,
     PendingStep,
 )
+
+# ``tokens_per_s`` is the fastest of the last SPEED_WINDOW one-token steps run alone; a
+# start measures SPEED_SAMPLES of them (as does ``measure_speed``, when the node is idle).
+SPEED_WINDOW = 32
+SPEED_SAMPLES = 5
 
 
 class SpanWorker:
@@ -57,9 +63,18 @@ class SpanWorker:
         self.ms_per_token = 0.0  # moving average of one-token steps, shown at /info
         self.batch_rows = 1.0  # moving average of the rows in a one-token batch
         self.batched_steps = 0  # one-token steps that ran in a batch of two or more
+        self._alone_ms: deque[float] = deque(maxlen=SPEED_WINDOW)  # whole-span ms, one row
         self._batches = BatchQueue(max_batch, batch_positions, batch_wait_ms / 1000.0)
         self._waiting = 0  # steps handed to the worker and not yet answered (event loop only)
         self._parts: dict[tuple[int, int], Any] = {(start, end): self.runner}
+
+    @property
+    def tokens_per_s(self) -> float:
+        """One stream's tokens per second through the whole span: from the fastest recent
+        one-token step run alone, since a machine busy with other work only ever slows a
+        step down. It is what the network weighs this node by when nodes decide where to
+        move (``placement/rebalance.py``); 0 before any step."""
+        return 1000.0 / min(self._alone_ms) if self._alone_ms else 0.0
 
     @property
     def max_batch(self) -> int:
@@ -157,6 +172,19 @@ class SpanWorker:
             other = self.new_cache()
             self._forward(other, zeros, 1, 0)
             self.runner.forward_batch([self._hidden(zeros, 1)] * 2, [cache, other])
+        self._alone_ms.clear()  # the first steps paid the one-off costs
+        self._measure(SPEED_SAMPLES)
+
+    async def measure_speed(self) -> None:
+        """A few throw-away one-token steps on the worker thread, so that ``tokens_per_s``
+        stays current on a node no client uses (the caller runs it only when idle)."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._measure, SPEED_SAMPLES)
+
+    def _measure(self, steps: int) -> None:
+        cache = self.new_cache()
+        zeros = bytes(self.hidden_size * 4)
+        for pos in range(steps):
+            self._forward(cache, zeros, 1, pos)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -229,6 +257,8 @@ class SpanWorker:
         ms = (time.perf_counter() - began) * 1000.0
         ms *= (self.end - self.start) / (runner.end - runner.start)
         self.ms_per_token = ms if self.ms_per_token == 0 else 0.8 * self.ms_per_token + 0.2 * ms
+        if rows == 1:
+            self._alone_ms.append(ms)
         self.batch_rows = 0.8 * self.batch_rows + 0.2 * rows
 
 

@@ -66,8 +66,14 @@ class PeerClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def get_json(self, url: str, timeout: float, max_bytes: int = MAX_JSON_ANSWER) -> JSON:
-        status, body, _ = await self._call("GET", url, None, None, timeout, max_bytes)
+    async def get_json(
+        self,
+        url: str,
+        timeout: float,
+        max_bytes: int = MAX_JSON_ANSWER,
+        headers: dict[str, str] | None = None,
+    ) -> JSON:
+        status, body, _ = await self._call("GET", url, None, None, timeout, max_bytes, headers)
         return _json(body, url, status)
 
     async def post_json(

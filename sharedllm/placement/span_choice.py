@@ -28,14 +28,18 @@ def layers_that_fit(budget_bytes: int, layer_bytes: int, cache_bytes: int, num_l
 
 
 def choose_span(
-    num_layers: int, count: int, peer_spans: Sequence[tuple[int, int]]
+    num_layers: int,
+    count: int,
+    peer_spans: Sequence[tuple[int, int]],
+    weights: Sequence[float] | None = None,
 ) -> tuple[int, int]:
-    """The ``count``-layer window covered by the fewest peer spans, earliest on a tie."""
+    """The ``count``-layer window covered by the fewest peer spans (or the least summed
+    ``weights``, one per span), earliest on a tie."""
     count = min(count, num_layers)
-    coverage = [0] * num_layers
-    for start, end in peer_spans:
+    coverage = [0.0] * num_layers
+    for i, (start, end) in enumerate(peer_spans):
         for layer in range(max(0, start), min(end, num_layers)):
-            coverage[layer] += 1
+            coverage[layer] += 1.0 if weights is None else weights[i]
     starts = {0, num_layers - count}
     for start, end in peer_spans:
         starts.update({end, start - count})

@@ -36,6 +36,10 @@ class NodeInfo:
     # Where the node is moving to (it serves ``start:end`` until then and opens no session
     # meanwhile); None when it stays.
     moving_to: tuple[int, int] | None = None
+    # One stream's tokens per second through the whole span, from the node's fastest recent
+    # step (0: not measured, or an older node). Nodes weigh each other by it when they
+    # decide where to move.
+    tokens_per_s: float = 0.0
 
     @property
     def expected_ms_per_token(self) -> float:
@@ -99,9 +103,8 @@ def parse_node_info(body: Any) -> NodeInfo:
         counts[name] = get(name, int) if name in body else default
     if any(v < 0 for v in counts.values()) or counts["max_batch"] < 1:
         raise ProtocolError("info: counts must not be negative", field="info")
-    rows = float(get("batch_rows", (int, float))) if "batch_rows" in body else 1.0
-    if not math.isfinite(rows) or rows < 0:
-        raise ProtocolError("info.batch_rows: expected a finite number >= 0", field="batch_rows")
+    rows = _optional_figure(body, "batch_rows", 1.0)
+    speed = _optional_figure(body, "tokens_per_s", 0.0)
     return NodeInfo(
         version=get("version", str),
         precision=_short_name(body, "precision", "float32"),
@@ -111,11 +114,21 @@ def parse_node_info(body: Any) -> NodeInfo:
         end=end,
         ms_per_token=ms,
         batch_rows=rows,
+        tokens_per_s=speed,
         public_key=key,
         address=address,
         moving_to=_span(moving, "moving_to") if moving is not None else None,
         **counts,
     )
+
+
+def _optional_figure(body: dict[str, Any], name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(f"info.{name}: expected a number", field=name)
+    if not math.isfinite(value) or value < 0:
+        raise ProtocolError(f"info.{name}: expected a finite number >= 0", field=name)
+    return float(value)
 
 
 def _span(span: list[Any], name: str) -> tuple[int, int]:

@@ -128,6 +128,19 @@ def test_load_fields_are_optional_and_checked():
             parse_node_info({**body, field: bad})
 
 
+def test_the_speed_a_node_announces_is_optional_and_checked():
+    from sharedllm.errors import ProtocolError
+    from sharedllm.protocol.node_info import parse_node_info
+
+    body = loaded("x", 0).info.to_json() | {"tokens_per_s": 41.5}
+    assert parse_node_info(body).tokens_per_s == 41.5
+    older = {k: v for k, v in body.items() if k != "tokens_per_s"}
+    assert parse_node_info(older).tokens_per_s == 0.0  # unknown: counted as a median node
+    for bad in (-1, float("inf"), float("nan"), "fast", True, None):
+        with pytest.raises(ProtocolError, match="tokens_per_s"):
+            parse_node_info({**body, "tokens_per_s": bad})
+
+
 def test_info_says_the_precision_and_hardware_served():
     from sharedllm.errors import ProtocolError
     from sharedllm.protocol.node_info import parse_node_info

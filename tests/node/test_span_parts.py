@@ -80,8 +80,9 @@ def test_sessions_batch_only_with_sessions_over_the_same_layers(worker, manifest
     before = worker.batched_steps
     pairs = asyncio.run(run())
     assert worker.batched_steps - before == 2 * DECODE  # the two part sessions, every step
-    for together, alone in pairs:
-        assert np.abs(_array(manifest, together) - _array(manifest, alone)).max() < 1e-4
+    for together, alone in pairs:  # rounding differs with the batch's shape (and the CPU)
+        scale = max(1.0, float(np.abs(_array(manifest, alone)).max()))
+        assert np.abs(_array(manifest, together) - _array(manifest, alone)).max() < 1e-4 * scale
 
 
 def test_layers_outside_the_span_are_refused(worker):
