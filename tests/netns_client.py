@@ -1,6 +1,7 @@
 """A client on another host (run in a network namespace by the namespace tests): greedy
 tokens for one prompt, printed as one JSON line with the route, the failovers it took, when
-the first one happened, and the jobs it paid.
+the first one happened, and the jobs it paid (and from which positions the last one's
+amendments hand their hops over).
 
     python tests/netns_client.py PROMPT TOKENS [--nodes URL#KEY ...] [--later URL#KEY ...]
     python tests/netns_client.py PROMPT TOKENS --rpc-url URL --deployment FILE \\
@@ -75,6 +76,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "failovers": [failed for failed, _ in gen.session.failovers],
             "failed_at": failed_at,
             "jobs": [job.signed.job_id for job in payer.jobs] if payer is not None else [],
+            # Where each amendment of the last job hands its hop over, and the prompt's length.
+            "amended_from": [a.from_position for a in payer.jobs[-1].amendments]
+            if payer is not None
+            else [],
+            "prompt_positions": len(ids),
         }
 
 

@@ -4,22 +4,43 @@
 
 After ``N`` bytes towards a node on one connection (default 4096: past the TLS handshake and
 into the requests), ``flip`` inverts one byte and ``replay`` sends the last chunk twice;
-with several modes, each connection that gets that far takes the next one in turn. ARGS are
-those of ``sharedllm relay``. End-to-end TLS must turn either into a broken link,
-never into an altered or repeated request.
+``cut`` passes the request on and then cuts the caller's connection before the node
+answers: the node runs the request (a step, which it pushes on to the next hop) while its
+caller sees a broken link. With several modes,
+each connection that gets that far takes the next one in turn. ARGS are those of
+``sharedllm relay``. End-to-end TLS must turn flip and replay into a broken link, never into
+an altered or repeated request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 
 from sharedllm.relay import cli as relay_cli
 from sharedllm.relay.server import CHUNK, Relay
 
-MODES = ("flip", "replay")
+MODES = ("flip", "replay", "cut")
+CUT_GRACE_S = 0.005  # from the chunk past N bytes to cutting the caller off: the rest of
+# the request it is part of, sent with it, reaches the node first
+CUT_WAIT_S = 30.0  # the most the node's side stays open for its answer after a cut
+
+
+class Cut:
+    """One connection's ``cut``: started at the chunk past N bytes; the caller's side is
+    closed a moment later, and the node's once the node has answered (into the void)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.answered = asyncio.Event()
+
+    async def caller_off(self, writer: asyncio.StreamWriter) -> None:
+        await self.started.wait()
+        await asyncio.sleep(CUT_GRACE_S)
+        writer.close()
 
 
 def tampering(modes: str, after: int) -> type[Relay]:
@@ -29,11 +50,28 @@ def tampering(modes: str, after: int) -> type[Relay]:
     tampered = [0]  # connections tampered with so far
 
     class Tampering(Relay):
-        async def _copy(
-            self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, to_node: bool
+        async def _splice(
+            self,
+            client_reader: asyncio.StreamReader,
+            client_writer: asyncio.StreamWriter,
+            node_reader: asyncio.StreamReader,
+            node_writer: asyncio.StreamWriter,
         ) -> None:
-            if not to_node:
-                return await super()._copy(reader, writer, to_node=to_node)
+            cut = Cut()
+            cutter = asyncio.create_task(cut.caller_off(client_writer))
+            try:
+                await asyncio.gather(
+                    self._to_node(client_reader, node_writer, cut),
+                    self._from_node(node_reader, client_writer, cut),
+                )
+            finally:
+                cutter.cancel()
+                for writer in (client_writer, node_writer):
+                    writer.close()
+
+        async def _to_node(
+            self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cut: Cut
+        ) -> None:
             sent, done = 0, False
             try:
                 while data := await reader.read(CHUNK):
@@ -41,25 +79,52 @@ def tampering(modes: str, after: int) -> type[Relay]:
                         done = True
                         mode = turns[tampered[0] % len(turns)]
                         tampered[0] += 1
+                        print(
+                            f"faulty_relay: {mode} after {sent} bytes", file=sys.stderr, flush=True
+                        )
                         if mode == "flip":
                             at = max(0, after - sent)
                             data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
-                        else:
+                        elif mode == "replay":
                             writer.write(data)
+                        else:
+                            cut.started.set()
                     sent += len(data)
                     writer.write(data)
                     await writer.drain()
             except (ConnectionError, OSError):
                 pass
             finally:
+                if cut.started.is_set():  # the node finishes what it was sent first
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(cut.answered.wait(), CUT_WAIT_S)
                 writer.close()
+
+        async def _from_node(
+            self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cut: Cut
+        ) -> None:
+            try:
+                while data := await reader.read(CHUNK):
+                    if cut.started.is_set():  # the caller is gone: the answer goes nowhere
+                        cut.answered.set()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+                if writer.can_write_eof():
+                    writer.write_eof()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                cut.answered.set()
 
     return Tampering
 
 
 def faulty_main(argv: Sequence[str]) -> int:
     ours = argparse.ArgumentParser(prog="faulty_relay")
-    ours.add_argument("--tamper", required=True, help="flip, replay, or both: flip,replay")
+    ours.add_argument(
+        "--tamper", required=True, help="flip, replay or cut, or several in turn: flip,cut"
+    )
     ours.add_argument("--after-bytes", type=int, default=4096)
     flags, rest = ours.parse_known_args(argv)
     parser = argparse.ArgumentParser(prog="faulty_relay")

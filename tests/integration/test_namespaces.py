@@ -3,8 +3,9 @@ network namespaces of their own on one switch; two nodes behind NAT routers (nft
 masquerade, nothing reaches them from outside), each reachable only through a relay. A paid
 answer through a NAT'ed node equals `generate`'s and settles on-chain; a relay that alters
 or replays the bytes it carries mid-answer breaks the link (TLS ends at the node), and the
-client hands the span to the other NAT'ed node under the same job, the text unchanged. The
-test makes every namespace itself and removes them, also when it fails."""
+client hands the span to the other NAT'ed node under the same job, the text unchanged; a
+relay that cuts the link after a step got through leaves that step paid to the node that ran
+it, under the same job. The test makes every namespace itself and removes them, also when it fails."""
 
 from __future__ import annotations
 
@@ -92,9 +93,10 @@ def net(hosts: Hosts, client_model, model_home: Path, tmp_path_factory: pytest.T
                 if port is None:
                     continue
                 relay = [*program("sharedllm"), "relay"]
-                if name == "flip":  # flips a byte on one connection, replays on the next
+                if name == "flip":  # flips a byte on one connection, replays on the next,
+                    # then cuts a connection after a request got through
                     relay = [sys.executable, "-m", "sharedllm.testing.faulty_relay", "--tamper",
-                             "flip,replay", "--after-bytes", str(flip_after)]  # fmt: skip
+                             "flip,replay,cut", "--after-bytes", str(flip_after)]  # fmt: skip
                 first = 40000 + 10 * (port - 7000)
                 args = ["--host", RELAY_IP, "--port", str(port), "--ports",
                         f"{first}-{first + 9}", "--db", str(home / f"{name}-relay.db")]  # fmt: skip
@@ -175,14 +177,10 @@ def test_a_paid_answer_through_a_node_behind_nat_equals_generate(
     assert [_settled(chain, job) for job in answer["jobs"]] == ["Submitted"]
 
 
-@pytest.mark.parametrize("tamper", ["flip", "replay"])  # in this order: the relay's turns
-def test_a_relay_that_alters_or_replays_bytes_breaks_the_link_and_the_answer_goes_around(
-    hosts: Hosts, net, generate_baseline, tamper: str
-) -> None:
-    """The relay flips a byte of the stream towards the node some tokens into the answer (or
-    sends a chunk twice). The node's TLS refuses the record (nothing altered or repeated is
-    ever run), the hop before it names it, and the client hands the span to the other NAT'ed
-    node, behind an honest relay."""
+def _goes_around(hosts: Hosts, net, generate_baseline) -> dict:
+    """An answer through the tampering relay: it equals generate's, the client hands the
+    span to the other NAT'ed node (behind an honest relay) under the same job, amended, and
+    the job settles."""
     started, _, chain, _ = net
     bad = started["flip"]
     answer = _ask(hosts, net, [started["a"], bad, started["c"]])
@@ -192,4 +190,38 @@ def test_a_relay_that_alters_or_replays_bytes_breaks_the_link_and_the_answer_goe
     assert answer["route"][1] == started["honest"].url
     assert bad.process.poll() is None  # the node lives; only the link broke
     assert len(answer["jobs"]) == 1  # the same job, amended to name the new holder
+    assert len(answer["amended_from"]) == 1
     assert _settled(chain, answer["jobs"][0]) == "Submitted"
+    return answer
+
+
+def _failed_step_start(answer: dict) -> int:
+    """The first position of the step that failed: the one whose output is token
+    ``failed_at`` (token 0 comes from the prompt, token j from the step fed token j-1)."""
+    return answer["prompt_positions"] + answer["failed_at"] - 1
+
+
+@pytest.mark.parametrize("tamper", ["flip", "replay"])  # in this order: the relay's turns
+def test_a_relay_that_alters_or_replays_bytes_breaks_the_link_and_the_answer_goes_around(
+    hosts: Hosts, net, generate_baseline, tamper: str
+) -> None:
+    """The relay flips a byte of the stream towards the node some tokens into the answer (or
+    sends a chunk twice). The node's TLS refuses the record (nothing altered or repeated is
+    ever run), the hop before it names it, and the client hands the span over. A replayed
+    chunk may be the last of a request that the node then ran: the next test's case."""
+    answer = _goes_around(hosts, net, generate_baseline)
+    if tamper == "flip":  # the altered request never ran: the new holder takes its step
+        assert answer["amended_from"] == [_failed_step_start(answer)]
+
+
+def test_a_step_that_ran_but_whose_answer_was_lost_is_paid_to_the_node_that_ran_it(
+    hosts: Hosts, net, generate_baseline
+) -> None:
+    """The relay passes a step on to the node and cuts the connection before the node
+    answers: the node ran the step and pushed it to the last hop, which holds its receipt,
+    while the hop before it sees a broken link. The client waits for the node to be done
+    with it, and the amendment hands the span over after that step, so the node that ran it
+    is paid for it (the last hop refuses an amendment from before it); the resent step is
+    answered from the last hop's history: one job, the text unchanged."""
+    answer = _goes_around(hosts, net, generate_baseline)
+    assert answer["amended_from"] == [_failed_step_start(answer) + 1]
