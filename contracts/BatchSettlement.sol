@@ -49,13 +49,16 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
 
     /// @param market_ The market that holds the escrows; it must name this contract.
     /// @param params_ The demand bond, and the time a poster has to show a demanded entry;
-    /// a poster cannot leave before a demand made at the window's end is answered.
+    /// a poster cannot leave before a demand made at the window's end is answered, even for
+    /// a batch posted as late as a node that asked to leave may be credited (the registry's
+    /// `termsLock` after it asked).
     constructor(IJobMarket market_, BatchParams memory params_) {
         IJobMarket.MarketParams memory mp = market_.params();
         INodeRegistry registry_ = INodeRegistry(market_.registry());
         if (
             params_.responseWindow == 0 || params_.demandBond == 0
-                || registry_.unbondingDelay() <= uint256(mp.challengeWindow) + params_.responseWindow
+                || registry_.unbondingDelay()
+                    <= uint256(registry_.termsLock()) + mp.challengeWindow + params_.responseWindow
         ) revert InvalidParams();
         _market = market_;
         _registry = registry_;
@@ -72,7 +75,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
     function postBatch(Entry[] calldata entries) external nonReentrant returns (uint256 batchId) {
         uint256 n = entries.length;
         if (n == 0 || n > MAX_ENTRIES) revert BadBatchSize(n);
-        if (!_registry.isActive(msg.sender)) revert NodeNotActive(msg.sender);
+        if (block.timestamp > _registry.payableUntil(msg.sender)) revert NodeNotActive(msg.sender);
         address[] memory clients = new address[](n);
         uint256[] memory debits = new uint256[](n);
         bytes32[] memory hashes = new bytes32[](n);
@@ -368,7 +371,7 @@ contract BatchSettlement is IBatchSettlement, ReentrancyGuard {
         for (uint256 k = 0; k < known; ++k) {
             if (active[k] == node) return known;
         }
-        if (!_registry.isActive(node)) revert NodeNotActive(node);
+        if (block.timestamp > _registry.payableUntil(node)) revert NodeNotActive(node);
         if (known == active.length) return known; // cache full: later checks call again
         active[known] = node;
         return known + 1;

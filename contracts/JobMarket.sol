@@ -34,6 +34,8 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
 
     IERC20 private immutable _token;
     NodeRegistry private immutable _registry;
+    uint64 private immutable _unbondingDelay; // the registry's, read once
+    uint64 private immutable _termsLock; // the registry's, read once
     address private immutable _deployer;
     address private _court;
     address private _batches;
@@ -66,17 +68,23 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
     /// @param token_ The payment token; must be the registry's staking token.
     /// @param registry_ The node registry, whose market this contract becomes.
     /// @param params_ Checked so that a client's withdrawal cannot land before a job it
-    /// signed must be submitted, and a node cannot leave before its jobs can be challenged.
+    /// signed must be submitted, a node's terms cannot change twice within one job, and a
+    /// node that asked to leave cannot leave before the jobs it was sent first (paid until
+    /// the registry's `termsLock` after it asked) can be challenged.
     constructor(IERC20 token_, NodeRegistry registry_, MarketParams memory params_)
         EIP712("SharedLLM JobMarket", "1")
     {
+        uint64 unbonding = registry_.unbondingDelay();
+        uint64 lock = registry_.termsLock();
         if (
             params_.withdrawalDelay <= params_.maxJobTtl || params_.bountyBps > _BPS
-                || address(registry_.token()) != address(token_)
-                || registry_.unbondingDelay() <= params_.challengeWindow
+                || address(registry_.token()) != address(token_) || lock < params_.maxJobTtl
+                || unbonding <= uint256(lock) + params_.challengeWindow
         ) revert InvalidParams();
         _token = token_;
         _registry = registry_;
+        _unbondingDelay = unbonding;
+        _termsLock = lock;
         _deployer = msg.sender;
         _params = params_;
     }
@@ -626,20 +634,54 @@ contract JobMarket is IJobMarket, EIP712, ReentrancyGuard {
         returns (uint256 amount)
     {
         INodeRegistry.Node memory node = _registry.getNode(hop);
-        if (node.status != INodeRegistry.NodeStatus.Active) revert NodeNotActive(hop);
-        if (node.modelId != job.modelId) revert ModelMismatch(hop, job.modelId, node.modelId);
-        // A hop may run any contiguous part of its registered span, and is paid for that part.
-        uint16 start = job.spanStarts[i];
-        uint16 end = job.spanEnds[i];
-        if (start < node.start || end > node.end) revert SpanMismatch(hop, start, end);
-        if (node.pricePerToken > job.maxPricePerToken) {
-            revert PriceAboveCap(hop, node.pricePerToken, job.maxPricePerToken);
-        }
-        uint16 layers = end - start;
-        amount = uint256(positions) * layers * node.pricePerToken;
+        // A node that asked to leave is still paid for a job it may have been sent before
+        // it asked (one whose deadline is at most that plus the terms lock, longer than any
+        // job): its stake stays slashable past that job's challenge window.
+        if (
+            node.status != INodeRegistry.NodeStatus.Active
+                && !(node.status == INodeRegistry.NodeStatus.Unbonding
+                    && job.deadline <= uint256(node.unbondingAt) - _unbondingDelay + _termsLock)
+        ) revert NodeNotActive(hop);
+        uint256 price = _termsPrice(job, i, hop, node);
+        uint16 layers = job.spanEnds[i] - job.spanStarts[i];
+        amount = uint256(positions) * layers * price;
         rec.hops.push(hop);
         rec.layers.push(layers);
         rec.amounts.push(amount);
+    }
+
+    /// @dev The price hop `i` is paid at: its registered terms', if the job fits them (the
+    /// model, its layers inside the span, the price under the cap: a hop may run any
+    /// contiguous part of its span, and is paid for that part); else, for a job that may
+    /// have been sent before the node last changed its terms (its deadline is at most that
+    /// change plus the longest job), the terms it had then, if the job fits those.
+    /// Otherwise the current terms' refusal.
+    // slither-disable-next-line calls-loop -- _registry is the immutable NodeRegistry; the loop is over the job's route
+    function _termsPrice(Job calldata job, uint256 i, address hop, INodeRegistry.Node memory node)
+        private
+        view
+        returns (uint256)
+    {
+        if (_fits(job, i, node.modelId, node.start, node.end, node.pricePerToken)) return node.pricePerToken;
+        (INodeRegistry.Terms memory prior, uint64 changedAt) = _registry.priorTerms(hop);
+        if (
+            changedAt != 0 && job.deadline <= uint256(changedAt) + _params.maxJobTtl
+                && _fits(job, i, prior.modelId, prior.start, prior.end, prior.pricePerToken)
+        ) return prior.pricePerToken;
+        if (node.modelId != job.modelId) revert ModelMismatch(hop, job.modelId, node.modelId);
+        if (job.spanStarts[i] < node.start || job.spanEnds[i] > node.end) {
+            revert SpanMismatch(hop, job.spanStarts[i], job.spanEnds[i]);
+        }
+        revert PriceAboveCap(hop, node.pricePerToken, job.maxPricePerToken);
+    }
+
+    function _fits(Job calldata job, uint256 i, bytes32 modelId, uint16 start, uint16 end, uint256 price)
+        private
+        pure
+        returns (bool)
+    {
+        return modelId == job.modelId && start <= job.spanStarts[i] && job.spanEnds[i] <= end
+            && price <= job.maxPricePerToken;
     }
 
     /// @dev Applies the amendments in order: each cuts the hop's current holder down to the

@@ -17,12 +17,16 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
     IERC20 private immutable _token;
     uint256 private immutable _minStake;
     uint64 private immutable _unbondingDelay;
+    uint64 private immutable _termsLock;
 
     address private _market;
     mapping(address node => Node) private _nodes;
     address[] private _active;
     /// @dev Position in `_active` plus one, so that zero means "not listed".
     mapping(address node => uint256) private _activeSlot;
+    /// @dev Each node's terms before its last change of them, and that change's time.
+    mapping(address node => Terms) private _prior;
+    mapping(address node => uint64) private _termsChangedAt;
 
     modifier onlyMarket() {
         if (msg.sender != _market) revert NotMarket(msg.sender);
@@ -32,10 +36,15 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
     /// @param token_ The staked token.
     /// @param minStake_ Minimum first stake; below it after a slash, a node is deactivated.
     /// @param unbondingDelay_ Seconds a leaving node stays slashable.
-    constructor(IERC20 token_, uint256 minStake_, uint64 unbondingDelay_) Ownable(msg.sender) {
+    /// @param termsLock_ Seconds between two changes of a node's model, span or price; the
+    /// market requires at least its longest job.
+    constructor(IERC20 token_, uint256 minStake_, uint64 unbondingDelay_, uint64 termsLock_)
+        Ownable(msg.sender)
+    {
         _token = token_;
         _minStake = minStake_;
         _unbondingDelay = unbondingDelay_;
+        _termsLock = termsLock_;
     }
 
     /// @inheritdoc INodeRegistry
@@ -87,6 +96,8 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
         }
         uint256 amount = node.stake;
         delete _nodes[msg.sender];
+        delete _prior[msg.sender];
+        delete _termsChangedAt[msg.sender];
         emit StakeWithdrawn(msg.sender, amount);
         _token.safeTransfer(msg.sender, amount);
     }
@@ -142,6 +153,24 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc INodeRegistry
+    function termsLock() external view returns (uint64) {
+        return _termsLock;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function priorTerms(address node) external view returns (Terms memory prior, uint64 changedAt) {
+        return (_prior[node], _termsChangedAt[node]);
+    }
+
+    /// @inheritdoc INodeRegistry
+    function payableUntil(address node) external view returns (uint64) {
+        Node storage record = _nodes[node];
+        if (record.status == NodeStatus.Active) return type(uint64).max;
+        if (record.status == NodeStatus.None) return 0;
+        return record.unbondingAt - _unbondingDelay + _termsLock;
+    }
+
+    /// @inheritdoc INodeRegistry
     function market() external view returns (address) {
         return _market;
     }
@@ -160,7 +189,21 @@ contract NodeRegistry is INodeRegistry, Ownable, ReentrancyGuard {
         if (cfg.hardware == bytes32(0)) revert InvalidHardware();
     }
 
+    /// @dev A change of the terms a job is checked against keeps the old ones (`_prior`)
+    /// for the jobs sent before it, at most once per `_termsLock` (or a second change could
+    /// void jobs sent under the first). A first stake has no terms to keep.
     function _applyConfig(Node storage node, NodeConfig calldata cfg) private {
+        bool changed = node.modelId != cfg.modelId || node.start != cfg.start || node.end != cfg.end
+            || node.pricePerToken != cfg.pricePerToken;
+        if (changed && node.modelId != bytes32(0)) {
+            uint256 allowedAt = uint256(_termsChangedAt[msg.sender]) + _termsLock;
+            if (_termsChangedAt[msg.sender] != 0 && block.timestamp < allowedAt) {
+                revert TermsChangeTooSoon(msg.sender, allowedAt);
+            }
+            _prior[msg.sender] = Terms(node.modelId, node.start, node.end, node.pricePerToken);
+            _termsChangedAt[msg.sender] = uint64(block.timestamp);
+            emit TermsChanged(msg.sender, uint64(block.timestamp));
+        }
         node.endpoint = cfg.endpoint;
         node.pubkey = cfg.pubkey;
         node.modelId = cfg.modelId;

@@ -152,7 +152,8 @@ interface IBatchSettlement {
     /// @notice Entry `index` is malformed: clients out of order, no jobs or too many, no
     /// credits or too many, credits out of order.
     error BadEntry(uint16 index);
-    /// @notice The poster, or a node an entry credits, is not an active node.
+    /// @notice The poster, or a node an entry credits, is neither active nor a node that
+    /// asked to leave less than the registry's `termsLock` ago (`payableUntil`).
     error NodeNotActive(address node);
     /// @notice No batch with this id.
     error UnknownBatch(uint256 batchId);
@@ -195,7 +196,8 @@ interface IBatchSettlement {
     /// @notice Parameters are inconsistent.
     error InvalidParams();
 
-    /// @notice Posts a batch; the caller must be an active node. Entries are sorted by
+    /// @notice Posts a batch; the caller and every credited node must be payable (active, or
+    /// unbonding for less than the registry's `termsLock`). Entries are sorted by
     /// client; each client's escrow is debited by its entry's total, or the entry is marked
     /// unfunded if the escrow does not cover it.
     function postBatch(Entry[] calldata entries) external returns (uint256 batchId);

@@ -145,7 +145,8 @@ interface IJobMarket {
     error TooManyTokens(uint32 served, uint32 max);
     /// @notice A job must serve at least one token.
     error NoTokensServed();
-    /// @notice A hop of the route is not an active node.
+    /// @notice A hop of the route is not an active node, nor one that asked to leave after
+    /// the job may have been sent to it.
     error NodeNotActive(address node);
     /// @notice A hop serves another model than the job asks for.
     error ModelMismatch(address node, bytes32 expected, bytes32 actual);

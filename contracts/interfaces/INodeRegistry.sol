@@ -56,6 +56,9 @@ interface INodeRegistry {
         uint256 pricePerToken,
         bytes32 hardware
     );
+    /// @notice A node's model, span or price changed at `changedAt`; jobs it may have been
+    /// sent before then are still checked and priced against the terms it had.
+    event TermsChanged(address indexed node, uint64 changedAt);
     /// @notice A node left the active set; its `stake` can be withdrawn from `unbondingAt`.
     event UnstakeRequested(address indexed node, uint256 stake, uint64 unbondingAt);
     /// @notice A node took back its remaining stake and was deleted.
@@ -65,6 +68,17 @@ interface INodeRegistry {
     /// @notice The owner wired the registry to its job market (once).
     event MarketSet(address indexed market);
 
+    /// @notice What a job is checked and priced against: the model, span and price.
+    struct Terms {
+        bytes32 modelId;
+        uint16 start;
+        uint16 end;
+        uint256 pricePerToken;
+    }
+
+    /// @notice A node's model, span or price changed less than `termsLock` ago: the next
+    /// change may come from `allowedAt` (its jobs are checked against its last two terms).
+    error TermsChangeTooSoon(address node, uint256 allowedAt);
     /// @notice A first stake of `have` is below the minimum `need`.
     error StakeBelowMinimum(address account, uint256 have, uint256 need);
     /// @notice The span is empty or reversed (`start >= end`).
@@ -98,7 +112,9 @@ interface INodeRegistry {
     /// @notice Stakes `amount` and applies `cfg`; the first stake registers the node.
     function stake(uint256 amount, NodeConfig calldata cfg) external;
 
-    /// @notice Changes an active node's configuration.
+    /// @notice Changes an active node's configuration. A change of model, span or price
+    /// keeps the terms it replaces for the jobs sent before it (`priorTerms`), and may come
+    /// at most once per `termsLock`.
     function updateConfig(NodeConfig calldata cfg) external;
 
     /// @notice Leaves the active set; the stake unlocks after the unbonding delay.
@@ -128,6 +144,19 @@ interface INodeRegistry {
 
     /// @notice Seconds between `requestUnstake` and `withdraw`.
     function unbondingDelay() external view returns (uint64);
+
+    /// @notice The terms `node` had before its last change of model, span or price, and when
+    /// that change was (0: never changed).
+    function priorTerms(address node) external view returns (Terms memory prior, uint64 changedAt);
+
+    /// @notice The last second at which work sent to `node` may still be paid: never ending
+    /// (the largest uint64) while it is active; for an unbonding node, `termsLock` after it
+    /// asked to leave (a job sent before then has expired by that time); 0 for none.
+    function payableUntil(address node) external view returns (uint64);
+
+    /// @notice Seconds between two changes of a node's model, span or price: at least the
+    /// market's longest job, so that a job is always checked against terms it was sent under.
+    function termsLock() external view returns (uint64);
 
     /// @notice The job market allowed to slash.
     function market() external view returns (address);

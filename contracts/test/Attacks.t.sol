@@ -46,7 +46,7 @@ contract AttacksTest is DisputeFixture {
 
     function _hookedMarket() internal returns (HookedMarket memory h) {
         h.token = new HookToken();
-        h.registry = new NodeRegistry(IERC20(address(h.token)), MIN_STAKE, UNBONDING);
+        h.registry = new NodeRegistry(IERC20(address(h.token)), MIN_STAKE, UNBONDING, TERMS_LOCK);
         h.market = new JobMarket(IERC20(address(h.token)), h.registry, _params());
         h.registry.setMarket(address(h.market));
         h.court = new DisputeCourt(IERC20(address(h.token)), h.market, _courtParams());
@@ -348,7 +348,7 @@ contract AttacksTest is DisputeFixture {
         IJobMarket.MarketParams memory p = _params();
         p.slashAmount = 3;
         p.bountyBps = 5_000;
-        NodeRegistry reg = new NodeRegistry(IERC20(address(token)), 1, UNBONDING);
+        NodeRegistry reg = new NodeRegistry(IERC20(address(token)), 1, UNBONDING, TERMS_LOCK);
         JobMarket mkt = new JobMarket(IERC20(address(token)), reg, p);
         reg.setMarket(address(mkt));
         for (uint256 i = 0; i < 3; ++i) {

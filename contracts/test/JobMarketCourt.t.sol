@@ -27,7 +27,7 @@ contract JobMarketCourtTest is MarketFixture {
     }
 
     function _market(IJobMarket.MarketParams memory p) internal returns (NodeRegistry r, JobMarket m) {
-        r = new NodeRegistry(IERC20(address(token)), MIN_STAKE, UNBONDING);
+        r = new NodeRegistry(IERC20(address(token)), MIN_STAKE, UNBONDING, TERMS_LOCK);
         m = new JobMarket(IERC20(address(token)), r, p);
         r.setMarket(address(m));
         for (uint256 i = 0; i < 3; ++i) {

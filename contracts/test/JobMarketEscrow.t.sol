@@ -28,7 +28,7 @@ contract JobMarketEscrowTest is MarketFixture {
         vm.expectRevert(IJobMarket.InvalidParams.selector);
         new JobMarket(IERC20(address(token)), registry, p);
 
-        NodeRegistry otherToken = new NodeRegistry(IERC20(address(0xdead)), MIN_STAKE, UNBONDING);
+        NodeRegistry otherToken = new NodeRegistry(IERC20(address(0xdead)), MIN_STAKE, UNBONDING, TERMS_LOCK);
         vm.expectRevert(IJobMarket.InvalidParams.selector);
         new JobMarket(IERC20(address(token)), otherToken, _params());
     }

@@ -136,9 +136,10 @@ contract JobMarketJobsTest is MarketFixture {
 
         vm.prank(nodes[2]);
         registry.requestUnstake();
-        _expectSubmitRevert(
-            _job(client, 1), 1, abi.encodeWithSelector(IJobMarket.NodeNotActive.selector, nodes[2])
-        );
+        vm.warp(block.timestamp + 1);
+        job = _job(client, 1); // sent after nodes[2] asked to leave (RegistrationChanges.t.sol)
+        job.deadline = uint64(block.timestamp + TERMS_LOCK);
+        _expectSubmitRevert(job, 1, abi.encodeWithSelector(IJobMarket.NodeNotActive.selector, nodes[2]));
     }
 
     function testEscrowMustCoverTheCost() public {

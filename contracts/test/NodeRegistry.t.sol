@@ -15,7 +15,7 @@ contract NodeRegistryTest is MarketFixture {
 
     function setUp() public override {
         super.setUp();
-        reg = new NodeRegistry(IERC20(address(token)), MIN_STAKE, UNBONDING);
+        reg = new NodeRegistry(IERC20(address(token)), MIN_STAKE, UNBONDING, TERMS_LOCK);
         reg.setMarket(address(this));
         node = nodes[0];
         vm.prank(node);
@@ -217,7 +217,7 @@ contract NodeRegistryTest is MarketFixture {
     }
 
     function testMarketIsSetOnceByTheOwner() public {
-        NodeRegistry fresh = new NodeRegistry(IERC20(address(token)), MIN_STAKE, UNBONDING);
+        NodeRegistry fresh = new NodeRegistry(IERC20(address(token)), MIN_STAKE, UNBONDING, TERMS_LOCK);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, other));
         vm.prank(other);
         fresh.setMarket(other);

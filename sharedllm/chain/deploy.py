@@ -55,21 +55,34 @@ def deploy(
             "or griefing an honest node could pay",
             field="params",
         )
-    if params.unbonding_delay <= params.longest_dispute:
+    # A node that asked to leave is still paid for the jobs it was sent before, submitted
+    # (or batched) up to maxJobTtl later (the registry's terms lock): it must stay slashable
+    # until their disputes and demands can end.
+    if params.unbonding_delay <= params.max_job_ttl + params.longest_dispute:
         raise ChainError(
-            "params: unbondingDelay must exceed the challenge window plus two rounds of "
-            "commit and reveal windows, or a node could leave before its dispute ends",
+            "params: unbondingDelay must exceed maxJobTtl plus the challenge window plus two "
+            "rounds of commit and reveal windows, or a node could leave before a dispute of a "
+            "job it was sent ends",
             field="params",
         )
-    if params.unbonding_delay <= params.challenge_window + params.batch_response_window:
+    if params.unbonding_delay <= (
+        params.max_job_ttl + params.challenge_window + params.batch_response_window
+    ):
         raise ChainError(
-            "params: unbondingDelay must exceed the challenge window plus the batch response "
-            "window, or a poster could leave before a demand on its batch is answered",
+            "params: unbondingDelay must exceed maxJobTtl plus the challenge window plus the "
+            "batch response window, or a poster could leave before a demand on its batch is "
+            "answered",
             field="params",
         )
     token, first_block = _deploy_one(w3, deployer, "ShareToken", *_token_args(initial_supply))
     registry, _ = _deploy_one(
-        w3, deployer, "NodeRegistry", token, params.min_stake, params.unbonding_delay
+        w3,
+        deployer,
+        "NodeRegistry",
+        token,
+        params.min_stake,
+        params.unbonding_delay,
+        params.max_job_ttl,  # the terms lock: one change of model, span or price per job
     )
     market, _ = _deploy_one(w3, deployer, "JobMarket", token, registry, params.market_tuple())
     registry_contract = contract(w3, "NodeRegistry", registry)

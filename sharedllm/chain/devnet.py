@@ -33,8 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20
 
 # Seconds, so that tests and the demo run fast: a job can be disputed and proven over-charged
-# until at most 2 * 10 + 2 * (25 + 10) = 90 s after its commitment, inside the 120 s a node
-# stays slashable after it leaves.
+# until at most 2 * 10 + 2 * (25 + 10) = 90 s after its commitment, and a node that asked to
+# leave is paid for jobs submitted up to max_job_ttl (600 s) after it asked: both inside the
+# 720 s it stays slashable.
 DEVNET_PARAMS = MarketParams(
     challenge_window=10,
     withdrawal_delay=900,
@@ -54,7 +55,7 @@ DEVNET_PARAMS = MarketParams(
     demand_bond=5 * WEI_PER_SHARE,
     batch_response_window=15,
     min_stake=100 * WEI_PER_SHARE,
-    unbonding_delay=120,
+    unbonding_delay=720,
 )
 # anvil mines only on transactions by default. Verifiers draw their randomness from the block
 # after a job's commitment, and a quiet chain's clock must move for challenge windows to end,

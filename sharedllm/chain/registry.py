@@ -90,6 +90,16 @@ class NodeInfo:
         return body
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What a job is checked and priced against (``INodeRegistry.Terms``)."""
+
+    model_id: str
+    start: int
+    end: int
+    price_per_token: int
+
+
 class Registry:
     def __init__(self, w3: Web3, contract: Any) -> None:
         self.w3 = w3
@@ -101,6 +111,24 @@ class Registry:
 
     def unbonding_delay(self) -> int:
         return call_as(int, self.contract.functions.unbondingDelay(), "unbondingDelay")
+
+    def terms_lock(self) -> int:
+        """Seconds between two changes of a node's model, span or price."""
+        return call_as(int, self.contract.functions.termsLock(), "termsLock")
+
+    def terms_changed_at(self, address: str) -> int:
+        """When ``address`` last changed its model, span or price (0: never)."""
+        return self.prior_terms(address)[1]
+
+    def prior_terms(self, address: str) -> tuple[Terms, int]:
+        """The terms ``address`` had before its last change of them, and when that was."""
+        raw, changed_at = call(self.contract.functions.priorTerms(address), "priorTerms")
+        model, start, end, price = raw
+        return Terms("0x" + bytes(model).hex(), start, end, price), int(changed_at)
+
+    def payable_until(self, address: str) -> int:
+        """Until when work sent to ``address`` may be paid (the largest uint64 while active)."""
+        return call_as(int, self.contract.functions.payableUntil(address), "payableUntil")
 
     def get_node(self, address: str) -> NodeInfo:
         raw = call(self.contract.functions.getNode(address), "getNode")

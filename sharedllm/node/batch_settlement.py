@@ -45,8 +45,10 @@ from sharedllm.chain.batch_tree import (
 )
 from sharedllm.chain.batches import BatchRecord
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.registry import NodeInfo, Terms
+from sharedllm.chain.terms_lock import hop_price
 from sharedllm.chain.transact import rpc
-from sharedllm.errors import ConfigError, ContractRevert, SharedLLMError
+from sharedllm.errors import ConfigError, ContractRevert, JobRejected, SharedLLMError
 from sharedllm.node.ledger import (
     BATCH_FINALIZED,
     BATCH_POSTED,
@@ -162,9 +164,10 @@ class BatchPoster:
                 continue  # the next batch takes it
             if len(by_client.get(client, ())) >= MAX_ENTRY_JOBS:
                 continue
-            hop_prices = tuple(prices(node) for node in job.route)
-            if any(p > job.max_price_per_token for p in hop_prices):
-                self.ledger.set_status(entry.job_id, REFUSED, error="PriceAboveCap")
+            try:
+                hop_prices = tuple(prices(job, i) for i in range(len(job.route)))
+            except JobRejected as exc:  # as the market would refuse it
+                self.ledger.set_status(entry.job_id, REFUSED, error=exc.code)
                 continue
             by_client.setdefault(client, []).append(
                 BatchedJob(
@@ -187,13 +190,18 @@ class BatchPoster:
         log.info("batch %s: %d jobs from %d clients", key[:10], len(taken), len(entries))
         self._send(self.ledger.batch_row(key), resumed=False)
 
-    def _prices(self) -> Callable[[str], int]:
-        cache: dict[str, int] = {}
+    def _prices(self) -> Callable[[Job, int], int]:
+        """Each hop's price as the market would set it (``terms_lock.hop_price``): a node's
+        registered terms, or those before its last change for a job sent before it."""
+        cache: dict[str, tuple[NodeInfo, Terms, int]] = {}
+        ttl = int(self.chain.market.params()["maxJobTtl"])
 
-        def price(node: str) -> int:
+        def price(job: Job, hop: int) -> int:
+            node = job.route[hop]
             if node not in cache:
-                cache[node] = self.chain.registry.get_node(node).price_per_token
-            return cache[node]
+                prior, changed_at = self.chain.registry.prior_terms(node)
+                cache[node] = (self.chain.registry.get_node(node), prior, changed_at)
+            return hop_price(job, hop, *cache[node], ttl)
 
         return price
 

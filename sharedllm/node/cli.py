@@ -375,7 +375,7 @@ def _run(args: argparse.Namespace) -> int:
             from sharedllm.node.move_registration import StakedRegistration
 
             settler = node.settler
-            registration = StakedRegistration(settler.chain, settler.account, settler.ledger)
+            registration = StakedRegistration(settler.chain, settler.account)
         admission, background = node.admission, [node.settler.run]
         transcripts, handoff, ledger = node.transcripts, node.handoff, node.settler.ledger
         link_key = node.key

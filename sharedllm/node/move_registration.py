@@ -3,17 +3,17 @@ node, its registry entry.
 
 A free node learns of its peers from ``--peer`` and tells nobody it moved: its ``/info``
 says so. A staked node's peers are the registry's active nodes on its model, pinned to their
-registered keys; before it changes its registered span it waits until every job it served
-has reached the chain (the JobMarket checks each hop's layers against its registration when
-a job is submitted, so a job still to be submitted would be refused after the change), and
-then it sends ``updateConfig`` with the new span, everything else unchanged.
+registered keys; it sends ``updateConfig`` with the new span, everything else unchanged.
+The jobs it served on the old span stay payable: the market checks a job that may have been
+sent before a change of span against the span the node had then (``chain/terms_lock.py``).
+That is why a node may change its span only once per the registry's terms lock, and why a
+staked node does not plan a move until the lock since its last change is over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -21,8 +21,8 @@ from eth_account.signers.local import LocalAccount
 
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.registry import NodeConfig
+from sharedllm.chain.times import format_duration
 from sharedllm.errors import ProtocolError, SharedLLMError
-from sharedllm.node.ledger import SERVED, Ledger
 from sharedllm.peers.link_tls import LinkTrust
 from sharedllm.protocol.session_msgs import parse_url
 
@@ -34,8 +34,8 @@ class MoveRegistration(Protocol):
         """The nodes whose spans the decision weighs (their links pinned in ``trust``)."""
         ...
 
-    def jobs_on_chain(self) -> bool:
-        """Whether nothing this node served still has to reach the chain."""
+    async def move_refusal(self) -> str | None:
+        """Why the registration cannot change now (and no move is planned), or None."""
         ...
 
     async def moved(self, start: int, end: int) -> None:
@@ -52,8 +52,8 @@ class FreePeers:
     async def peer_urls(self, trust: LinkTrust) -> list[str]:
         return self.peers
 
-    def jobs_on_chain(self) -> bool:
-        return True
+    async def move_refusal(self) -> str | None:
+        return None
 
     async def moved(self, start: int, end: int) -> None:
         return None
@@ -62,8 +62,8 @@ class FreePeers:
 class StakedRegistration:
     """A staked node: the registry's nodes, and its own registry entry."""
 
-    def __init__(self, chain: Chain, account: LocalAccount, ledger: Ledger) -> None:
-        self.chain, self.account, self.ledger = chain, account, ledger
+    def __init__(self, chain: Chain, account: LocalAccount) -> None:
+        self.chain, self.account = chain, account
 
     async def peer_urls(self, trust: LinkTrust) -> list[str]:
         me = await asyncio.to_thread(self.chain.registry.get_node, self.account.address)
@@ -80,14 +80,17 @@ class StakedRegistration:
             urls.append(url)
         return urls
 
-    def jobs_on_chain(self) -> bool:
-        now = time.time()
-        waiting = [
-            j.job_id for j in self.ledger.with_status(SERVED) if int(j.job["deadline"]) > now
-        ]  # a job past its deadline can no longer be submitted, so no change can break it
-        if waiting:
-            log.info("move: %d served jobs are not on-chain yet", len(waiting))
-        return not waiting
+    async def move_refusal(self) -> str | None:
+        registry = self.chain.registry
+        changed_at = await asyncio.to_thread(registry.terms_changed_at, self.account.address)
+        if not changed_at:
+            return None
+        lock = await asyncio.to_thread(registry.terms_lock)
+        now = await asyncio.to_thread(self.chain.now)
+        if now >= changed_at + lock:
+            return None
+        wait, per = format_duration(changed_at + lock - now), format_duration(lock)
+        return f"the registry takes the next change of span in {wait} (one per {per})"
 
     async def moved(self, start: int, end: int) -> None:
         """Send ``updateConfig`` with the new span; if the chain's answer is lost, the entry

@@ -11,9 +11,10 @@ lowest key goes on.
 Moving is done so that nothing is lost: the node says ``moving_to`` at /info at once (peers
 count it at its target, clients plan around it) and opens no new session; it fetches the
 target's missing shards from peers (hash-checked), loads the new layers beside the old,
-waits for the old span's sessions to finish (and, staked, for the jobs it served to reach
-the chain), records the new span (``move_registration``), and only then serves it and
-drops the old layers. If that does not happen within ``move_drain_s`` the move is called
+waits for the old span's sessions to finish, records the new span (``move_registration``;
+the jobs served on the old span stay payable), and only then serves it and drops the old
+layers. A staked node plans no move while the registry's terms lock since its last change
+of span or price lasts. If that does not happen within ``move_drain_s`` the move is called
 off and the node stays, serving what it served.
 """
 
@@ -77,6 +78,10 @@ class Rebalancer:
 
     async def check(self) -> Move | None:
         """Whether to move, from what the live peers serve now and how fast each serves it."""
+        refusal = await self.registration.move_refusal()
+        if refusal is not None:
+            log.debug("rebalance: no move for now: %s", refusal)
+            return None
         worker = self.state.worker
         if worker.queued_steps == 0:
             await worker.measure_speed()  # this node's own figure, fresh
@@ -137,8 +142,7 @@ class Rebalancer:
             new = await asyncio.to_thread(self.build_worker, move.start, move.end)
             if not await self._drained(began + st.config.move_drain_s):
                 log.warning(
-                    "move to %d:%d called off: %d sessions still open, or served jobs not "
-                    "on-chain, after %.0f s",
+                    "move to %d:%d called off: %d sessions still open after %.0f s",
                     move.start, move.end, st.sessions.open_count, st.config.move_drain_s,
                 )  # fmt: skip
                 return False
@@ -158,10 +162,8 @@ class Rebalancer:
                 new.close()
 
     async def _drained(self, deadline: float) -> bool:
-        """Wait until no session is open and what was served is on-chain; False on time."""
-        while self.state.sessions.open_count > 0 or not await asyncio.to_thread(
-            self.registration.jobs_on_chain
-        ):
+        """Wait until no session is open; False on time."""
+        while self.state.sessions.open_count > 0:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(DRAIN_POLL_S)

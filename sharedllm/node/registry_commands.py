@@ -18,6 +18,7 @@ from sharedllm.chain.node_keys import (
     public_key_bytes32,
 )
 from sharedllm.chain.registry import NodeConfig, NodeInfo
+from sharedllm.chain.terms_lock import check_terms_change
 from sharedllm.chain.times import ready_phrase
 from sharedllm.errors import ChainError, ConfigError, SharedLLMError
 from sharedllm.node.earnings import Earnings, earnings
@@ -132,6 +133,7 @@ def stake(args: argparse.Namespace) -> int:
             "node is unbonding: withdraw first, then stake again", code="NodeUnbonding"
         )
     cfg = _config(args, current)
+    check_terms_change(chain, current, cfg)
     if current.status == "None":
         need = chain.registry.min_stake()
         if amount < need:
@@ -152,7 +154,9 @@ def update(args: argparse.Namespace) -> int:
     current = chain.registry.get_node(account.address)
     if current.status != "Active":
         raise ConfigError("node is not active: stake first", code="NodeNotActive")
-    tx = chain.registry.update_config(account, _config(args, current))
+    cfg = _config(args, current)
+    check_terms_change(chain, current, cfg)
+    tx = chain.registry.update_config(account, cfg)
     _report(args, chain, account.address, "config updated", tx.tx_hash)
     return 0
 

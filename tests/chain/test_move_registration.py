@@ -1,19 +1,17 @@
 """What a staked node's move changes on-chain (``node/move_registration.py``), against a real
-anvil: the peers it weighs, when it may change its registration, and the change itself."""
+anvil: the peers it weighs, when it may change its registration (once per terms lock), and
+the change itself."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
 
 import pytest
 
 from sharedllm.chain.accounts import dev_account
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.registry import NodeConfig
-from sharedllm.errors import ChainError
-from sharedllm.node.ledger import SUBMITTED, Ledger
+from sharedllm.errors import ChainError, ContractRevert
 from sharedllm.node.move_registration import StakedRegistration
 
 pytestmark = pytest.mark.chain
@@ -30,17 +28,15 @@ def _stake(chain, account, port: int, model: str, start: int, end: int, hardware
 
 
 @pytest.fixture
-def staked(chain, tmp_path: Path):
+def staked(chain):
     _stake(chain, MOVER, 9001, MODEL, 0, 10, "cuda-sm86")
     _stake(chain, PEER, 9002, MODEL, 10, 30, "cpu")
     _stake(chain, STRANGER, 9003, OTHER_MODEL, 0, 30, "cpu")
-    ledger = Ledger(tmp_path / "ledger.db")
-    yield chain, StakedRegistration(chain, MOVER, ledger), ledger
-    ledger.close()
+    return chain, StakedRegistration(chain, MOVER)
 
 
 def test_the_peers_are_the_registrys_nodes_on_the_model_pinned_to_their_keys(staked):
-    _, registration, _ = staked
+    _, registration = staked
 
     class Expected:  # what the node's links are told to expect, by URL
         def __init__(self) -> None:
@@ -54,21 +50,25 @@ def test_the_peers_are_the_registrys_nodes_on_the_model_pinned_to_their_keys(sta
     assert trust.keys == {"https://127.0.0.1:9002": ((9002).to_bytes(32, "big"),)}
 
 
-def test_a_served_job_not_yet_on_chain_holds_the_move_until_it_is(staked):
-    _, registration, ledger = staked
-    assert registration.jobs_on_chain()
-    soon = {"deadline": int(time.time()) + 600}
-    ledger.record_served("0x" + "01" * 32, soon, "0x", 0, 3, 4, "0x" + "00" * 32, [])
-    assert not registration.jobs_on_chain()
-    ledger.set_status("0x" + "01" * 32, SUBMITTED)
-    assert registration.jobs_on_chain()
-    past = {"deadline": int(time.time()) - 1}  # can no longer be submitted: nothing to break
-    ledger.record_served("0x" + "02" * 32, past, "0x", 0, 3, 4, "0x" + "00" * 32, [])
-    assert registration.jobs_on_chain()
+def test_a_move_waits_out_the_terms_lock_of_the_last_change(staked, anvil):
+    """Jobs sent before a change of span are checked against the span the node had, so the
+    registry takes one change per lock; the node plans no move until it is over."""
+    chain, registration = staked
+    assert asyncio.run(registration.move_refusal()) is None  # never changed
+    asyncio.run(registration.moved(20, 30))
+    refusal = asyncio.run(registration.move_refusal())
+    assert refusal is not None and "next change of span in 10 min" in refusal
+    with pytest.raises(ContractRevert) as refused:  # what the registry would say
+        asyncio.run(registration.moved(0, 10))
+    assert refused.value.code == "TermsChangeTooSoon"
+    anvil.advance_time(chain.registry.terms_lock())
+    assert asyncio.run(registration.move_refusal()) is None
+    asyncio.run(registration.moved(0, 10))
+    assert chain.registry.get_node(MOVER.address).start == 0
 
 
-def test_the_move_changes_only_the_span_and_survives_a_lost_receipt(staked, monkeypatch):
-    chain, registration, _ = staked
+def test_the_move_changes_only_the_span_and_survives_a_lost_receipt(staked, anvil, monkeypatch):
+    chain, registration = staked
     asyncio.run(registration.moved(20, 30))
     entry = chain.registry.get_node(MOVER.address)
     assert (entry.start, entry.end, entry.hardware, entry.price_per_token) == (
@@ -84,6 +84,7 @@ def test_the_move_changes_only_the_span_and_survives_a_lost_receipt(staked, monk
         raise ChainError("the RPC went away before the receipt", code="RPC_UNAVAILABLE")
 
     monkeypatch.setattr(chain.registry, "update_config", lost)
+    anvil.advance_time(chain.registry.terms_lock())  # one change of span per lock
     asyncio.run(registration.moved(0, 10))
     assert (chain.registry.get_node(MOVER.address).start, 10) == (0, 10)
 
@@ -92,6 +93,7 @@ def test_the_move_changes_only_the_span_and_survives_a_lost_receipt(staked, monk
         raise ChainError("the RPC went away", code="RPC_UNAVAILABLE")
 
     monkeypatch.setattr(chain.registry, "update_config", refused)
+    anvil.advance_time(chain.registry.terms_lock())
     with pytest.raises(ChainError):
         asyncio.run(registration.moved(20, 30))
     entry = chain.registry.get_node(MOVER.address)

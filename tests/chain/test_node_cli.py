@@ -82,6 +82,16 @@ def test_stake_update_unstake_withdraw(
     node = chain.registry.get_node(address)
     assert (node.start, node.end, node.endpoint) == (10, 20, "https://127.0.0.1:9000")
 
+    # A second change of span or price within the terms lock is refused before it is sent
+    # (jobs sent under 10:20 must stay checkable against it); the endpoint changes freely.
+    code, _, err = run(capsys, "update", "--dev-account", str(NODE), "--price", "0.000002")
+    assert code == 1 and "[TermsChangeTooSoon]" in err
+    assert "the next change can come in " in err and "once per 10 min" in err
+    assert chain.registry.get_node(address).price_per_token == 10**12
+    code, _, _ = run(capsys, "update", "--dev-account", str(NODE), "--endpoint",
+                     "https://127.0.0.1:9001")  # fmt: skip
+    assert code == 0
+
     code, out, _ = run(capsys, "stake", "--dev-account", str(NODE), "--amount", "0.5")
     assert code == 0
     assert chain.registry.get_node(address).stake == 150 * WEI_PER_SHARE + WEI_PER_SHARE // 2

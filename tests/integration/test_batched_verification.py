@@ -44,7 +44,7 @@ JURORS = (10, 11, 12)
 POSTER = 17  # a dev account staked as a node with no node process: the test posts for it
 # A window long enough for a batch to be posted, read, drawn from and recomputed in it.
 PARAMS = dataclasses.replace(
-    DEVNET_PARAMS, challenge_window=30, response_window=20, commit_window=30, unbonding_delay=200
+    DEVNET_PARAMS, challenge_window=30, response_window=20, commit_window=30, unbonding_delay=800
 )
 BATCHING = ("--threads", "1", "--batch-size", "2", "--batch-age", "4")
 SETTLE_S = 150

@@ -5,7 +5,8 @@ answer through a NAT'ed node equals `generate`'s and settles on-chain; a relay t
 or replays the bytes it carries mid-answer breaks the link (TLS ends at the node), and the
 client hands the span to the other NAT'ed node under the same job, the text unchanged; a
 relay that cuts the link after a step got through leaves that step paid to the node that ran
-it, under the same job. The test makes every namespace itself and removes them, also when it fails."""
+it, under the same job. The test makes every namespace itself and removes them, also when it
+fails."""
 
 from __future__ import annotations
 

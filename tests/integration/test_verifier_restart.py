@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.model, pytest.mark.nodes]
 PROMPT = "What is the capital of France?"
 TOKENS = 4
 # Long enough for a restarted verifier (imports, model load) to still be inside the window.
-PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=30, unbonding_delay=200)
+PARAMS = dataclasses.replace(DEVNET_PARAMS, challenge_window=30, unbonding_delay=800)
 
 
 @pytest.fixture(scope="module")

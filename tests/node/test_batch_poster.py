@@ -35,17 +35,25 @@ PRICE = 10**12
 SPANS = ((0, 10), (10, 20), (20, 30))
 
 
+def _config(i: int, price: int = PRICE) -> NodeConfig:
+    start, end = SPANS[i]
+    return NodeConfig(f"http://127.0.0.1:{9300 + i}", "0x" + "02" * 32, MODEL_ID, start, end,
+                      price)  # fmt: skip
+
+
+def _staked(net: Devnet) -> Devnet:
+    chain = net.chain()
+    for i in range(len(SPANS)):
+        chain.registry.stake(dev_account(1 + i), 100 * WEI_PER_SHARE, _config(i), chain.token)
+    for client in (4, 5):
+        chain.market.deposit(dev_account(client), 10 * WEI_PER_SHARE, chain.token)
+    return net
+
+
 @pytest.fixture(scope="module")
 def devnet() -> Iterator[Devnet]:
     with Devnet() as net:
-        chain = net.chain()
-        for i, (start, end) in enumerate(SPANS):
-            cfg = NodeConfig(f"http://127.0.0.1:{9300 + i}", "0x" + "02" * 32, MODEL_ID, start,
-                             end, PRICE)  # fmt: skip
-            chain.registry.stake(dev_account(1 + i), 100 * WEI_PER_SHARE, cfg, chain.token)
-        for client in (4, 5):
-            chain.market.deposit(dev_account(client), 10 * WEI_PER_SHARE, chain.token)
-        yield net
+        yield _staked(net)
 
 
 def _serve(devnet: Devnet, ledger: Ledger, client: int, tokens: int = 5) -> str:
@@ -102,6 +110,36 @@ def test_a_full_batch_is_posted_once_and_paid(devnet: Devnet, tmp_path: Path) ->
         sum(p.payout for p in paid)
         == chain.batches.paid(row["batch_id"], dev_account(3).address)[0]
     )
+
+
+def test_hops_that_reprice_or_leave_after_serving_are_still_batched_at_their_old_price(
+    tmp_path: Path,
+) -> None:
+    """Proof of concept, then the fix: after three answers were served, hop 1 raises its
+    price above the jobs' cap and hop 0 asks to leave. The poster used to refuse every job
+    (PriceAboveCap, at the new price), and the chain a batch crediting hop 0 (NodeNotActive):
+    no hop paid for work done. Now the batch prices each hop as the market does, by the
+    terms the jobs were sent under, and pays all three."""
+    with Devnet() as fresh:
+        net = _staked(fresh)
+        chain = net.chain()
+        poster, ledger = _poster(net, tmp_path)
+        jobs = [_serve(net, ledger, 4), _serve(net, ledger, 5), _serve(net, ledger, 4)]
+        chain.registry.update_config(dev_account(2), _config(1, price=5 * PRICE))
+        chain.registry.request_unstake(dev_account(1))
+        before = [chain.token.balance_of(dev_account(1 + i).address) for i in range(3)]
+        _settle(poster, ledger)
+        (row,) = ledger.batches(BATCH_POSTED)
+        posted = batch_from_json(json.loads(row["body"]), chain.chain_id, chain.market.address,
+                                 poster.reward_per_token)  # fmt: skip
+        assert {p for e in posted for j in e.jobs for p in j.prices} == {PRICE}
+        net.advance_time(chain.deployment.params.challenge_window + 1)
+        _settle(poster, ledger)
+        assert {ledger.get(j).status for j in jobs} == {FINALIZED}
+        after = [chain.token.balance_of(dev_account(1 + i).address) for i in range(3)]
+        tokens = sum(ledger.get(j).tokens for j in jobs)
+        for i in range(3):
+            assert after[i] - before[i] >= tokens * 10 * PRICE, f"hop {i} paid for its layers"
 
 
 def test_killed_after_sending_a_batch_the_node_records_it_and_sends_nothing(

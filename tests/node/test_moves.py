@@ -104,36 +104,35 @@ def test_a_moving_node_says_so_at_info_and_opens_no_session(store, manifest):
 
 
 class _Registry:
-    """A registration whose served jobs reach the chain only when the test says so."""
+    """A registration that records moves, and refuses them while the test says so."""
 
     def __init__(self, state: NodeState) -> None:
         self.state = state
-        self.on_chain = False
+        self.refusal: str | None = None
         self.recorded: list[tuple[tuple[int, int], tuple[int, int]]] = []
 
     async def peer_urls(self, trust) -> list[str]:
         return []
 
-    def jobs_on_chain(self) -> bool:
-        return self.on_chain
+    async def move_refusal(self) -> str | None:
+        return self.refusal
 
     async def moved(self, start: int, end: int) -> None:
         worker = self.state.worker
         self.recorded.append(((worker.start, worker.end), (start, end)))
 
 
-def test_a_staked_move_waits_for_served_jobs_and_records_the_span_before_serving_it(
+def test_a_staked_move_records_the_span_before_serving_it_and_waits_out_the_terms_lock(
     store, manifest
 ):
     async def run() -> None:
         st = _state(store, manifest)
         registry = _Registry(st)
         mover = Rebalancer(st, "http://self:1", _builder(store, manifest), registry)
-        moving = asyncio.create_task(mover.move(Move(28, 30, "test")))
-        await asyncio.sleep(1.0)
-        assert not moving.done() and registry.recorded == []  # a served job is not on-chain
-        registry.on_chain = True
-        assert await asyncio.wait_for(moving, 30) is True
+        registry.refusal = "the registry takes the next change of span in 9 min 58 s"
+        assert await mover.check() is None  # no move is even planned
+        registry.refusal = None
+        assert await asyncio.wait_for(mover.move(Move(28, 30, "test")), 30) is True
         # Recorded on-chain while the node still served the old span, then served.
         assert registry.recorded == [((0, 2), (28, 30))]
         assert (st.worker.start, st.worker.end) == (28, 30)

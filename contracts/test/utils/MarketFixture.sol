@@ -21,6 +21,7 @@ abstract contract MarketFixture is Test {
     bytes32 internal constant MODEL = keccak256("SmolLM2-135M-Instruct");
     uint256 internal constant MIN_STAKE = 100e18;
     uint64 internal constant UNBONDING = 7 days;
+    uint64 internal constant TERMS_LOCK = 1 days; // the market's maxJobTtl
     uint256 internal constant PRICE = 1e12;
     uint256 internal constant T0 = 1_700_000_000;
 
@@ -86,7 +87,7 @@ abstract contract MarketFixture is Test {
     }
 
     function _deploy(IERC20 asset) internal returns (NodeRegistry reg, JobMarket mkt, DisputeCourt crt) {
-        reg = new NodeRegistry(asset, MIN_STAKE, UNBONDING);
+        reg = new NodeRegistry(asset, MIN_STAKE, UNBONDING, TERMS_LOCK);
         mkt = new JobMarket(asset, reg, _params());
         reg.setMarket(address(mkt));
         crt = new DisputeCourt(asset, mkt, _courtParams());
