@@ -2,7 +2,8 @@
 
 The baseline is a plain ERC-20 ``transfer`` of SHARE in the same run, so the table reads as
 "how many token transfers does this operation cost". Run: ``python bench/gas.py``;
-``--markdown docs/GAS.md`` also writes the table there.
+``--markdown docs/GAS.md`` also writes the tables there, in place of the ones it holds
+(the prose around them is kept).
 """
 
 from __future__ import annotations
@@ -303,14 +304,31 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows) + "\n\n## Batched settlement, 3-hop answers\n\n" + batch_table(rows, batched)
     print(text)
     if args.markdown:
-        args.markdown.write_text(
-            "# Gas per operation\n\n"
-            "Measured by `python bench/gas.py` on anvil (cancun, optimizer 200 runs) with the\n"
-            "contracts shipped in `sharedllm/chain/artifacts`. Jobs serve 32 tokens over 30\n"
-            "layers; the baseline is a SHARE `transfer` in the same run. Totals include the\n"
-            "21,000 intrinsic gas of a transaction.\n\n" + text + "\n"
-        )
+        old = args.markdown.read_text() if args.markdown.exists() else ""
+        args.markdown.write_text(with_tables(old, text))
     return 0
+
+
+HEADER = (
+    "# Gas per operation\n\n"
+    "Measured by `python bench/gas.py` on anvil (cancun, optimizer 200 runs) with the\n"
+    "contracts shipped in `sharedllm/chain/artifacts`. Jobs serve 32 tokens over 30\n"
+    "layers; the baseline is a SHARE `transfer` in the same run. Totals include the\n"
+    "21,000 intrinsic gas of a transaction.\n\n"
+)
+
+
+def with_tables(old: str, text: str) -> str:
+    """``old`` with its two tables replaced by ``text`` and its prose kept; a file without
+    them becomes the header and the tables."""
+    start = old.find("| operation |")
+    batched = old.find("## Batched settlement", start)
+    if start < 0 or batched < 0:
+        return HEADER + text + "\n"
+    rows = old.find("\n|", batched)
+    end = old.find("\n\n", rows + 1)
+    end = len(old) if end < 0 else end
+    return old[:start] + text + old[end:]
 
 
 if __name__ == "__main__":
