@@ -111,6 +111,7 @@ bench: setup
 	$(PY) bench/node_start.py
 	$(PY) bench/gas.py
 	$(PY) bench/detection.py
+	$(PY) bench/cli_startup.py
 
 # ruff for style; mypy (strict; the packages in pyproject.toml) for types; import-linter for the
 # package graph of docs/ARCHITECTURE.md (settings in pyproject.toml); slither for the

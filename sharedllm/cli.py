@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 
-from sharedllm.cli_base import build, run
+import click
+
+from sharedllm.cli_base import entry, program, run
 
 
-def sharedllm_main(argv: Sequence[str] | None = None) -> int:
+def sharedllm_program() -> click.Group:
     from sharedllm.chain import cli as chain_cli
     from sharedllm.client import cli as client_cli
     from sharedllm.client import network_cli
@@ -16,19 +17,35 @@ def sharedllm_main(argv: Sequence[str] | None = None) -> int:
     from sharedllm.model import cli as model_cli
     from sharedllm.relay import cli as relay_cli
 
-    parser = build(
+    group = program(
         "sharedllm",
         "Use the SharedLLM network: run a devnet, manage models, pay for and run generations.",
-        [
-            chain_cli.register_client,
-            model_cli.register,
-            client_cli.register,
-            network_cli.register,
-            gateway_cli.register,
-            relay_cli.register,
-        ],
     )
-    return run(parser, argv)
+    for register in (
+        chain_cli.register_client,
+        model_cli.register,
+        client_cli.register,
+        network_cli.register,
+        gateway_cli.register,
+        relay_cli.register,
+    ):
+        register(group)
+    return group
+
+
+def verifier_program() -> click.Group:
+    from sharedllm.verifier import cli as verifier_cli
+
+    group = program(
+        "sharedllm-verifier",
+        "Spot-check the network's work by redundant execution and challenge cheaters.",
+    )
+    verifier_cli.register(group)
+    return group
+
+
+def sharedllm_main(argv: Sequence[str] | None = None) -> int:
+    return run(sharedllm_program(), argv)
 
 
 def node_main(argv: Sequence[str] | None = None) -> int:
@@ -41,21 +58,9 @@ def verifier_main(
     argv: Sequence[str] | None = None, fault: Callable[[str], None] | None = None
 ) -> int:
     """``fault``: a test's fault point for the service (``sharedllm.testing.faulty_verifier``)."""
-    from sharedllm.verifier import cli as verifier_cli
-
-    parser = build(
-        "sharedllm-verifier",
-        "Spot-check the network's work by redundant execution and challenge cheaters.",
-        [verifier_cli.register],
-    )
-    parser.set_defaults(fault=fault)
-    return run(parser, argv)
+    return run(verifier_program(), argv, fault=fault)
 
 
-def _entry(main: Callable[[Sequence[str] | None], int]) -> Callable[[], None]:
-    return lambda: sys.exit(main(None))
-
-
-sharedllm = _entry(sharedllm_main)
-sharedllm_node = _entry(node_main)
-sharedllm_verifier = _entry(verifier_main)
+sharedllm = entry(sharedllm_main)
+sharedllm_node = entry(node_main)
+sharedllm_verifier = entry(verifier_main)

@@ -7,7 +7,6 @@ transaction from a key the whole internet holds.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from sharedllm import paths
+from sharedllm.cli_base import prompt_secret
 from sharedllm.errors import ConfigError, KeystoreError
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -51,8 +51,9 @@ def keystores_dir() -> Path:
     return paths.home() / "keystores"
 
 
-def read_password(password_file: Path | None) -> str:
-    """From ``--password-file``, else ``$SHAREDLLM_PASSWORD``, else an unechoed prompt."""
+def read_password(password_file: Path | None, *, new: bool = False) -> str:
+    """From ``--password-file``, else ``$SHAREDLLM_PASSWORD``, else a hidden prompt on the
+    terminal (``new``: typed twice, for a keystore being created)."""
     if password_file is not None:
         try:
             return password_file.read_text().rstrip("\r\n")
@@ -63,7 +64,7 @@ def read_password(password_file: Path | None) -> str:
     if PASSWORD_ENV in os.environ:
         return os.environ[PASSWORD_ENV]
     if sys.stdin.isatty():
-        return getpass.getpass("keystore password: ")
+        return prompt_secret("keystore password", repeat=new)
     raise KeystoreError(f"keystore is locked: pass --password-file or set {PASSWORD_ENV}")
 
 

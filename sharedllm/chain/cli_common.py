@@ -1,20 +1,24 @@
 """Options and plumbing every chain command shares: RPC, deployment, signer, output.
 
-Option values are parsed inside the commands rather than by argparse ``type=``, so a bad
-value becomes the program's one-line ``error: [CODE] ...`` instead of a usage dump.
+Values with a meaning (amounts, addresses, spans) are parsed inside the commands, so that a
+bad one becomes the program's ``error: [CODE] ...`` naming the problem.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from sharedllm import paths
+from sharedllm.cli_base import Args, Exclusive, Progress, json_flag, option
 from sharedllm.errors import ChainError, ConfigError, KeystoreError, ProtocolError
 
 if TYPE_CHECKING:
@@ -23,39 +27,55 @@ if TYPE_CHECKING:
     from sharedllm.chain.connection import Chain
 
 # web3 and eth-account are imported by the functions that use them, not here: every
-# command's parser is built from these options, and those imports cost seconds.
+# program is built from these options, and those imports cost seconds.
 
+BLOCK_WAIT_S = 30  # past the time, how long a wait looks for a newer block
 AMOUNT_HELP = 'in SHARE, decimals allowed ("150", "0.5")'
 
 
-def add_chain_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rpc-url",
-        help="JSON-RPC URL (default: $SHAREDLLM_RPC_URL, the deployment file's, or "
-        f"{paths.DEFAULT_RPC_URL})",
-    )
-    parser.add_argument(
-        "--deployment",
-        type=Path,
-        help="deployment file (default: $SHAREDLLM_DEPLOYMENT or $SHAREDLLM_HOME/deployment.json)",
-    )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+def chain_params() -> list[click.Parameter]:
+    """``--rpc-url``, ``--deployment`` and ``--json``."""
+    return [
+        option(
+            "--rpc-url",
+            help="JSON-RPC URL (default: $SHAREDLLM_RPC_URL, the deployment file's, or "
+            f"{paths.DEFAULT_RPC_URL})",
+        ),
+        option(
+            "--deployment",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="deployment file (default: $SHAREDLLM_DEPLOYMENT or "
+            "$SHAREDLLM_HOME/deployment.json)",
+        ),
+        json_flag(),
+    ]
 
 
-def add_account_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--keystore", type=Path, help="encrypted JSON keystore of the account")
-    group.add_argument(
-        "--dev-account", metavar="N", help="anvil dev account N (0..19); devnet (chain 31337) only"
-    )
-    parser.add_argument(
-        "--password-file",
-        type=Path,
-        help="file holding the keystore password (else $SHAREDLLM_PASSWORD, else a prompt)",
-    )
+def account_params() -> list[click.Parameter]:
+    """``--keystore`` or ``--dev-account``, and ``--password-file``."""
+    return [
+        Exclusive(
+            "--keystore",
+            type=click.Path(path_type=Path, dir_okay=False),
+            excludes=["dev_account"],
+            help="encrypted JSON keystore of the account",
+        ),
+        Exclusive(
+            "--dev-account",
+            metavar="N",
+            excludes=["keystore"],
+            help="anvil dev account N (0..19); devnet (chain 31337) only",
+        ),
+        option(
+            "--password-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="file holding the keystore password (else $SHAREDLLM_PASSWORD, else a "
+            "hidden prompt)",
+        ),
+    ]
 
 
-def open_chain(args: argparse.Namespace) -> Chain:
+def open_chain(args: Args) -> Chain:
     from sharedllm.chain.connection import connect
     from sharedllm.chain.deployment import Deployment
 
@@ -69,7 +89,7 @@ def open_chain(args: argparse.Namespace) -> Chain:
     return connect(rpc_url, deployment)
 
 
-def signer(args: argparse.Namespace, chain: Chain) -> LocalAccount:
+def signer(args: Args, chain: Chain) -> LocalAccount:
     from sharedllm.chain.accounts import (
         dev_account,
         load_keystore,
@@ -91,7 +111,7 @@ def signer(args: argparse.Namespace, chain: Chain) -> LocalAccount:
     raise KeystoreError("no account: pass --keystore PATH (or --dev-account N on a devnet)")
 
 
-def address_of(args: argparse.Namespace, chain: Chain) -> str:
+def address_of(args: Args, chain: Chain) -> str:
     """The address a read-only command reports on: ``--address`` or the signer's."""
     from sharedllm.chain.accounts import keystore_address
     from sharedllm.protocol.types import parse_address
@@ -109,7 +129,7 @@ def address_of(args: argparse.Namespace, chain: Chain) -> str:
     return signer(args, chain).address
 
 
-def emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> None:
+def emit(args: Args, data: dict[str, Any], lines: list[str]) -> None:
     """JSON (amounts as decimal wei strings) with ``--json``, else readable lines."""
     if args.json:
         print(json.dumps(data, default=str), flush=True)
@@ -117,11 +137,11 @@ def emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> No
         print("\n".join(lines), flush=True)
 
 
-def chain_command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[..., int | None]:
+def chain_command(fn: Callable[[Args], int | None]) -> Callable[..., int | None]:
     """Turn transport failures that escape the wrappers into a one-line ChainError."""
 
     @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int | None:
+    def run(args: Args) -> int | None:
         from web3.exceptions import Web3Exception
 
         try:
@@ -131,3 +151,26 @@ def chain_command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[..
             raise ChainError(f"RPC failed: {first}") from None
 
     return run
+
+
+def wait_for_chain_time(chain: Chain, ready_at: int, what: str) -> int:
+    """Wait until the latest block's time reaches ``ready_at`` (a transaction's gas is
+    estimated against it), showing the time left; returns the chain time reached.
+
+    The latest block's time moves in steps, so the time left is counted from the first
+    reading plus the time waited since; once that has passed ``ready_at`` by
+    ``BLOCK_WAIT_S`` with no newer block (a devnet that mines only on transactions), the
+    wait ends and the transaction's own block decides."""
+    from sharedllm.chain.times import ready_phrase
+
+    first, began = chain.now(), time.monotonic()
+    total = max(1, ready_at - first)
+    pause = 1.0 if sys.stderr.isatty() else max(1.0, min(60.0, total / 10))
+    with Progress(f"{what} delay", total) as progress:
+        while True:
+            latest = chain.now()
+            now = max(latest, first + int(time.monotonic() - began))
+            progress.step(now - first, ready_phrase(ready_at, now))
+            if latest >= ready_at or now >= ready_at + BLOCK_WAIT_S:
+                return max(now, ready_at)
+            time.sleep(min(pause, max(0.2, ready_at - now)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import threading
 from typing import Any
@@ -17,15 +16,24 @@ from sharedllm.chain.accounts import (
     require_dev_chain,
 )
 from sharedllm.chain.amounts import format_share, parse_positive_share
-from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
+from sharedllm.chain.cli_common import (
+    address_of,
+    chain_command,
+    emit,
+    open_chain,
+    signer,
+    wait_for_chain_time,
+)
 from sharedllm.chain.devnet import Devnet
-from sharedllm.chain.times import ready_phrase
+from sharedllm.chain.times import format_duration, ready_phrase
+from sharedllm.cli_base import Args, confirm
 from sharedllm.errors import ConfigError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CONFIRM_DEPOSIT_ABOVE = 100 * 10**18  # wei: a deposit above this asks first
 
 
-def devnet(args: argparse.Namespace) -> int:
+def devnet(args: Args) -> int:
     """Run anvil with the contracts deployed until Ctrl-C or SIGTERM."""
     stop = threading.Event()
     # Both signals just set the event: SIGINT may arrive ignored from a background shell,
@@ -63,10 +71,16 @@ def _devnet_lines(rpc_url: str, data: dict[str, Any]) -> list[str]:
 
 
 @chain_command
-def deposit(args: argparse.Namespace) -> int:
+def deposit(args: Args) -> int:
     amount = parse_positive_share(args.amount)
     chain = open_chain(args)
     account = signer(args, chain)
+    if amount > CONFIRM_DEPOSIT_ABOVE:
+        confirm(
+            args,
+            f"deposit {format_share(amount)} SHARE from {account.address} into escrow?",
+            action="a deposit above 100 SHARE",
+        )
     tx = chain.market.deposit(account, amount, chain.token)
     escrow = chain.market.escrow_of(account.address)
     emit(
@@ -83,7 +97,7 @@ def deposit(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def withdraw(args: argparse.Namespace) -> int:
+def withdraw(args: Args) -> int:
     chain = open_chain(args)
     account = signer(args, chain)
     if args.action == "request":
@@ -97,6 +111,13 @@ def withdraw(args: argparse.Namespace) -> int:
                 f"{format_share(amount)}",
                 code="InsufficientEscrow",
             )
+        delay = chain.market.params()["withdrawalDelay"]
+        confirm(
+            args,
+            f"withdraw {format_share(amount)} SHARE from escrow? It can be taken out "
+            f"{format_duration(delay)} after this request, and jobs cannot spend it meanwhile",
+            action="withdraw request",
+        )
         tx = chain.market.request_withdrawal(account, amount)
         pending = chain.market.pending_withdrawal(account.address)
         emit(
@@ -121,12 +142,19 @@ def withdraw(args: argparse.Namespace) -> int:
             code="NoWithdrawalRequested",
         )
     now = chain.now()
+    if now < pending.ready_at and args.wait:
+        now = wait_for_chain_time(chain, pending.ready_at, "withdrawal")
     if now < pending.ready_at:
         raise ConfigError(
             f"the withdrawal of {format_share(pending.amount)} SHARE is not ready: "
             f"{ready_phrase(pending.ready_at, now)}",
             code="WithdrawalNotReady",
         )
+    confirm(
+        args,
+        f"take {format_share(pending.amount)} SHARE out of escrow into {account.address}?",
+        action="withdraw execute",
+    )
     before = chain.token.balance_of(account.address)
     tx = chain.market.withdraw(account)
     paid = chain.token.balance_of(account.address) - before
@@ -139,7 +167,7 @@ def withdraw(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def balance(args: argparse.Namespace) -> int:
+def balance(args: Args) -> int:
     chain = open_chain(args)
     who = address_of(args, chain)
     wallet = chain.token.balance_of(who)
@@ -167,7 +195,7 @@ def balance(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def faucet(args: argparse.Namespace) -> int:
+def faucet(args: Args) -> int:
     """Mint SHARE on a devnet; the token owner is dev account 0."""
     amount = parse_positive_share(args.amount)
     chain = open_chain(args)
@@ -184,9 +212,9 @@ def faucet(args: argparse.Namespace) -> int:
     return 0
 
 
-def account(args: argparse.Namespace) -> int:
+def account(args: Args) -> int:
     if args.action == "new":
-        password = read_password(args.password_file)
+        password = read_password(args.password_file, new=True)
         if not password:
             raise ConfigError("password: refusing to create a keystore with an empty password")
         created, path = new_keystore(password, args.keystore)

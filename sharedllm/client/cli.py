@@ -2,66 +2,83 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import sys
 from typing import Any
 
-from sharedllm.chain.cli_common import add_account_options, add_chain_options
+import click
+
+from sharedllm.chain.cli_common import account_params, chain_params
+from sharedllm.cli_base import Args, argument, command, flag, option
 from sharedllm.errors import ConfigError, SharedLLMError
 from sharedllm.model.device import DEVICES
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add this part's commands."""
-    gen = sub.add_parser("generate", help="answer one prompt through the network")
-    gen.add_argument("prompt")
-    gen.add_argument("--no-chat-template", action="store_true", help="send the prompt as is")
-    _common(gen)
-    gen.set_defaults(func=_generate)
-    chat = sub.add_parser("chat", help="talk with the model, one line per turn (Ctrl-D ends)")
-    _common(chat)
-    chat.set_defaults(func=_chat)
+def register(group: click.Group) -> None:
+    """Add ``generate`` and ``chat``."""
+    group.add_command(
+        command(
+            "generate",
+            "sharedllm.client.cli:generate",
+            "Answer one prompt through the network.\n\n"
+            "With an account (--keystore or --dev-account), every answer is a signed job "
+            "paid from its escrow.",
+            [
+                argument("prompt"),
+                flag("--no-chat-template", help="send the prompt as is"),
+                *_common(),
+            ],
+        )
+    )
+    group.add_command(
+        command(
+            "chat",
+            "sharedllm.client.cli:chat",
+            "Talk with the model, one line per turn (Ctrl-D ends).\n\n"
+            "With an account (--keystore or --dev-account), every answer is a signed job "
+            "paid from its escrow.",
+            _common(),
+        )
+    )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--nodes",
-        help="comma-separated node URLs (default: $SHAREDLLM_NODES; with an account, the "
-        "registry's active nodes)",
-    )
-    paid = p.add_argument_group(
-        "payment", "with an account, every answer is a signed job paid from its escrow"
-    )
-    add_chain_options(paid)
-    add_account_options(paid)
-    p.add_argument("--trust", help="comma-separated node URLs: use only these")
-    p.add_argument("--model", help="model id (default: the store's default model)")
-    p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int)
-    p.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="cpu",
-        help="where the embedding and the head run: cpu (default), auto, cuda or mps",
-    )
-    p.add_argument(
-        "--link-delay-ms",
-        type=float,
-        default=0.0,
-        help="TEST/BENCH ONLY: delay every outbound frame by this one-way latency",
-    )
+def _common() -> list[click.Parameter]:
+    return [
+        option(
+            "--nodes",
+            help="comma-separated node URLs (default: $SHAREDLLM_NODES; with an account, the "
+            "registry's active nodes)",
+        ),
+        *chain_params(),
+        *account_params(),
+        option("--trust", help="comma-separated node URLs: use only these"),
+        option("--model", help="model id (default: the store's default model)"),
+        option("--max-tokens", type=int, default=128, help="longest answer, in tokens"),
+        option("--temperature", type=float, default=0.0, help="0 = greedy"),
+        option("--top-p", type=float, default=1.0, help="nucleus sampling's probability mass"),
+        option("--seed", type=int, help="sampling seed (default: a random one)"),
+        option(
+            "--device",
+            type=click.Choice(DEVICES),
+            default="cpu",
+            help="where the embedding and the head run: cpu, auto, cuda or mps",
+        ),
+        option(
+            "--link-delay-ms",
+            type=float,
+            default=0.0,
+            help="TEST/BENCH ONLY: delay every outbound frame by this one-way latency",
+        ),
+    ]
 
 
 def _split(text: str | None) -> list[str]:
     return [u.strip() for u in (text or "").split(",") if u.strip()]
 
 
-def _generator(args: argparse.Namespace) -> Any:
+def _generator(args: Args) -> Any:
     from sharedllm.client.generate import TextGenerator
     from sharedllm.client.planner import RoutePolicy
     from sharedllm.model.device import resolve_device
@@ -90,7 +107,7 @@ def _generator(args: argparse.Namespace) -> Any:
     )
 
 
-def _payer(args: argparse.Namespace) -> Any:
+def _payer(args: Args) -> Any:
     from sharedllm.chain.cli_common import open_chain, signer
     from sharedllm.client.job_book import JobBook
     from sharedllm.client.payer import Payer
@@ -101,7 +118,7 @@ def _payer(args: argparse.Namespace) -> Any:
     return Payer(chain, account, RegistryDirectory(chain, args.model), JobBook())
 
 
-def _show_jobs(gen: Any, first: int, args: argparse.Namespace) -> None:
+def _show_jobs(gen: Any, first: int, args: Args) -> None:
     """After a paid answer: each job's id, route, tokens and cost (failover adds a job)."""
     from sharedllm.chain.amounts import format_share
 
@@ -163,7 +180,7 @@ async def _stream(gen: Any, pieces: Any) -> str:
     return "".join(text)
 
 
-def _generate(args: argparse.Namespace) -> int:
+def generate(args: Args) -> int:
     async def main() -> None:
         async with _generator(args) as gen:
             first = len(gen.payer.jobs) if gen.payer else 0
@@ -184,7 +201,7 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chat(args: argparse.Namespace) -> int:
+def chat(args: Args) -> int:
     from sharedllm.model.sampling import SamplingParams
 
     async def main() -> None:

@@ -181,6 +181,39 @@ def job_lines(lines: list[JobLine], client: str | None) -> list[str]:
     return out
 
 
+def waiting_note(lines: list[JobLine], window: int, now: int) -> str:
+    """What the unsettled jobs wait for, soonest first: ``2 finalized; 1 committed (its
+    challenge window ends in 3 min 10 s); 1 served (waiting for a node's submission or
+    batch, by its deadline in 52 min)``."""
+    from sharedllm.chain.times import format_duration
+
+    counts: dict[str, int] = {}
+    waits: dict[str, int] = {}
+    for line in lines:
+        counts[line.status] = counts.get(line.status, 0) + 1
+        if line.status == "committed" and line.submitted_at is not None:
+            end = line.submitted_at + window
+        elif line.status in ("signed", "served"):
+            end = line.booked.job.deadline
+        else:
+            continue
+        waits[line.status] = min(waits.get(line.status, end), end)
+    parts = []
+    for status, count in counts.items():
+        part = f"{count} {status}"
+        if status == "committed" and status in waits:
+            part += f" (the first challenge window ends in {format_duration(waits[status] - now)})"
+        elif status in waits:
+            part += (
+                " (waiting for a node's submission or batch, by the deadline in "
+                f"{format_duration(waits[status] - now)})"
+            )
+        elif status in ("challenged", "under review"):
+            part += " (waiting for the jury)"
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def _dispute_line(d: dict[str, Any]) -> str:
     what = f"hop {d['hop']} ({d['accused']}) accused of {d['kind']}"
     if d["phase"] == "drawing":

@@ -2,51 +2,68 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
+import sys
+
+import click
 
 from sharedllm.chain.cli_common import (
-    add_account_options,
-    add_chain_options,
+    account_params,
     address_of,
     chain_command,
+    chain_params,
     emit,
     open_chain,
 )
+from sharedllm.cli_base import Args, Progress, command, flag, option
 from sharedllm.errors import ConfigError, ProtocolError
 
 MAX_PROBE_TIMEOUT_S = 60.0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(group: click.Group) -> None:
     """Add ``nodes`` and ``jobs``."""
-    about = "list the active nodes of the registry, probe them, and show layer coverage"
-    p = sub.add_parser("nodes", help=about, description=about)
-    add_chain_options(p)
-    p.add_argument("--model", help="only nodes registered for this model id")
-    p.add_argument(
-        "--timeout", default="2", help="seconds to wait for each node's /info (default 2)"
+    group.add_command(
+        command(
+            "nodes",
+            "sharedllm.client.network_cli:nodes",
+            "List the active nodes of the registry, probe them, and show layer coverage.",
+            [
+                *chain_params(),
+                option("--model", help="only nodes registered for this model id"),
+                option("--timeout", default="2", help="seconds to wait for each node's /info"),
+                flag("--no-probe", help="read the chain only"),
+                option(
+                    "--layers",
+                    help="the model's layer count (default: the local manifest's, else /info's)",
+                ),
+            ],
+        )
     )
-    p.add_argument("--no-probe", action="store_true", help="read the chain only")
-    p.add_argument("--layers", help="the model's layer count (default: local manifest, else /info)")
-    p.set_defaults(func=nodes)
-
-    about = "list the jobs you signed, with their status on-chain"
-    p = sub.add_parser(
-        "jobs",
-        help=about,
-        description=about + "; without an account option, every job in the local job book",
+    group.add_command(
+        command(
+            "jobs",
+            "sharedllm.client.network_cli:jobs",
+            "List the jobs you signed, with their status on-chain.\n\n"
+            "Without an account option, every job in the local job book.",
+            [
+                *chain_params(),
+                *account_params(),
+                option("--address", help="any client address (default: the account's)"),
+                option("--limit", help="show only the latest N jobs"),
+                flag(
+                    "--wait",
+                    help="wait until every job shown is settled (finalized, upheld, expired, "
+                    "refunded or unfunded), showing what the others wait for",
+                ),
+            ],
+        )
     )
-    add_chain_options(p)
-    add_account_options(p)
-    p.add_argument("--address", help="any client address (default: the account's)")
-    p.add_argument("--limit", help="show only the latest N jobs")
-    p.set_defaults(func=jobs)
 
 
 @chain_command
-def nodes(args: argparse.Namespace) -> int:
+def nodes(args: Args) -> int:
     from sharedllm.client.network_text import network_lines
     from sharedllm.client.network_view import read_network
 
@@ -60,7 +77,7 @@ def nodes(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def jobs(args: argparse.Namespace) -> int:
+def jobs(args: Args) -> int:
     from sharedllm.client.job_book import JobBook
     from sharedllm.client.jobs_view import job_lines, refresh
 
@@ -74,12 +91,38 @@ def jobs(args: argparse.Namespace) -> int:
     lines = refresh(chain, booked)
     if limit is not None:
         lines = lines[-limit:]
+    if args.wait:
+        lines = _wait_settled(chain, lines)
     emit(
         args,
         {"client": client, "jobs": [line.to_json() for line in lines]},
         job_lines(lines, client),
     )
     return 0
+
+
+def _wait_settled(chain, lines):  # noqa: ANN001, ANN202 - Chain, list[JobLine]
+    """Refresh ``lines`` until every job is settled, showing how many are and what the rest
+    wait for (a bar on a terminal, a line per change elsewhere)."""
+    import time
+
+    from sharedllm.client.jobs_view import SETTLED, refresh, waiting_note
+
+    window = chain.market.params()["challengeWindow"]
+    terminal = sys.stderr.isatty()
+    shown: tuple[list[str], float] | None = None
+    with Progress("jobs settled", len(lines)) as progress:
+        while True:
+            done = sum(line.status in SETTLED for line in lines)
+            statuses = sorted(line.status for line in lines)
+            # Off a terminal: a line when a job moves on, else one a minute.
+            if terminal or shown is None or shown[0] != statuses or time.monotonic() > shown[1]:
+                progress.step(done, waiting_note(lines, window, chain.now()))
+                shown = (statuses, time.monotonic() + 60)
+            if done == len(lines):
+                return lines
+            time.sleep(1.0 if terminal else 5.0)
+            lines = refresh(chain, [line.booked for line in lines])
 
 
 def _model(text: str | None) -> str | None:

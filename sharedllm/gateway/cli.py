@@ -2,78 +2,123 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
 import sys
 from pathlib import Path
 
+import click
+
 from sharedllm.chain.cli_common import (
-    AMOUNT_HELP,
-    add_account_options,
-    add_chain_options,
+    account_params,
     chain_command,
+    chain_params,
     emit,
     open_chain,
     signer,
+)
+from sharedllm.cli_base import (
+    CONTEXT,
+    Args,
+    argument,
+    command,
+    json_flag,
+    option,
+    ready_line,
+    runs,
 )
 from sharedllm.errors import ConfigError
 from sharedllm.model.device import DEVICES
 from sharedllm.stop_signals import stop_event
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add this part's commands."""
-    serve = sub.add_parser(
+def register(group: click.Group) -> None:
+    """Add ``serve`` and ``serve keys add|list|revoke``."""
+    serve = click.Group(
         "serve",
-        help="serve the OpenAI-compatible API and the web page",
-        # argparse would show the optional `keys` subcommand as if it were required.
-        usage="sharedllm serve [options]\n       sharedllm serve keys {add,list,revoke} ...",
-        description="Serve /v1 (OpenAI-compatible, paid from the operator's account within "
-        "each API key's budget) and the web page (paid by the visitor's own wallet).",
+        help="Serve the OpenAI-compatible API and the web page.\n\n"
+        "Serves /v1 (OpenAI-compatible, paid from the operator's account within each API "
+        "key's budget) and the web page (paid by the visitor's own wallet). The operator is "
+        "the account of --keystore or --dev-account; without one, only the web page works. "
+        "`serve keys ...` manages the API keys and their budgets.",
+        short_help="Serve the OpenAI-compatible API and the web page",
+        invoke_without_command=True,
+        callback=runs(f"{COMMANDS}:serve"),
+        context_settings=CONTEXT,
+        params=[
+            option("--host", default="127.0.0.1", help="address to listen on"),
+            option("--port", type=int, default=8080, help="0 picks a free port"),
+            option("--model", help="model id (default: the store's default model)"),
+            option(
+                "--models-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="model store (default: $SHAREDLLM_HOME/models)",
+            ),
+            _keys_option(),
+            option(
+                "--device",
+                type=click.Choice(DEVICES),
+                default="cpu",
+                help="where the embedding and the head run: cpu, auto, cuda or mps",
+            ),
+            *chain_params(),
+            *account_params(),
+        ],
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    serve.add_argument("--model", help="model id (default: the store's default model)")
-    serve.add_argument(
-        "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
+    keys = click.Group(
+        "keys", help="Manage API keys and their budgets.", context_settings=CONTEXT,
+        no_args_is_help=True,
+    )  # fmt: skip
+    keys.add_command(
+        command(
+            "add",
+            f"{COMMANDS}:keys_add",
+            "Create a key with a budget; prints the key once.",
+            [
+                argument("name"),
+                option(
+                    "--budget",
+                    required=True,
+                    help='what the key may spend, in SHARE, decimals allowed ("150", "0.5")',
+                ),
+                _keys_option(),
+                json_flag(),
+            ],
+        )  # fmt: skip
     )
-    serve.add_argument(
-        "--keys", type=Path, help="API key database (default: $SHAREDLLM_HOME/gateway/keys.db)"
+    keys.add_command(
+        command(
+            "list",
+            f"{COMMANDS}:keys_list",
+            "Every key: budget, spent, held, left.",
+            [_keys_option(), json_flag()],
+        )
     )
-    serve.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="cpu",
-        help="where the embedding and the head run: cpu (default), auto, cuda or mps",
+    keys.add_command(
+        command(
+            "revoke",
+            f"{COMMANDS}:keys_revoke",
+            "Refuse a key from now on.",
+            [argument("name"), _keys_option(), json_flag()],
+        )
     )
-    operator = serve.add_argument_group(
-        "operator", "the account whose escrow pays for API requests (none: web page only)"
-    )
-    add_chain_options(operator)
-    add_account_options(operator)
-    serve.set_defaults(func=_serve)
+    serve.add_command(keys)
+    group.add_command(serve)
 
-    keys = serve.add_subparsers(dest="serve_command", metavar="keys")
-    group = keys.add_parser("keys", help="manage API keys and their budgets")
-    actions = group.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="create a key with a budget; prints the key once")
-    add.add_argument("name")
-    add.add_argument("--budget", required=True, help=f"what the key may spend, {AMOUNT_HELP}")
-    add.set_defaults(func=_keys_add)
-    show = actions.add_parser("list", help="every key: budget, spent, held, left")
-    show.set_defaults(func=_keys_list)
-    revoke = actions.add_parser("revoke", help="refuse a key from now on")
-    revoke.add_argument("name")
-    revoke.set_defaults(func=_keys_revoke)
-    for action in (add, show, revoke):
-        # SUPPRESS, so a --keys given before `keys` is not reset by the subcommand's default.
-        action.add_argument("--keys", type=Path, default=argparse.SUPPRESS, help="key database")
-        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+
+COMMANDS = "sharedllm.gateway.cli"
 
 
-def _keys(args: argparse.Namespace):  # noqa: ANN202 - ApiKeys, imported lazily
+def _keys_option() -> click.Option:
+    return option(
+        "--keys",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="API key database (default: $SHAREDLLM_HOME/gateway/keys.db)",
+    )
+
+
+def _keys(args: Args):  # noqa: ANN202 - ApiKeys, imported lazily
     from sharedllm.gateway.api_keys import ApiKeys
 
     return ApiKeys(args.keys)
@@ -87,7 +132,7 @@ def _key_json(key) -> dict:  # noqa: ANN001
     }  # fmt: skip
 
 
-def _keys_add(args: argparse.Namespace) -> int:
+def keys_add(args: Args) -> int:
     from sharedllm.chain.amounts import format_share, parse_share
 
     budget = parse_share(args.budget, "budget")
@@ -106,7 +151,7 @@ def _keys_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_list(args: argparse.Namespace) -> int:
+def keys_list(args: Args) -> int:
     from sharedllm.chain.amounts import format_share
 
     keys = _keys(args).list()
@@ -121,19 +166,19 @@ def _keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_revoke(args: argparse.Namespace) -> int:
+def keys_revoke(args: Args) -> int:
     key = _keys(args).revoke(args.name)
     emit(args, _key_json(key), [f"API key {key.name!r} revoked"])
     return 0
 
 
 @chain_command
-def _serve(args: argparse.Namespace) -> int:
+def serve(args: Args) -> int:
     asyncio.run(_run(args))
     return 0
 
 
-async def _run(args: argparse.Namespace) -> None:
+async def _run(args: Args) -> None:
     from aiohttp import web
 
     from sharedllm.chain.amounts import format_share
@@ -176,13 +221,15 @@ async def _run(args: argparse.Namespace) -> None:
         stop = stop_event()
         if settled:
             print(f"settled {settled} reservation(s) left by an earlier run", file=sys.stderr)
-        print(
-            f"ready {url} api={url}/v1 web={url}/ model={manifest.model_id}\n"
-            f"  OpenAI API base: {url}/v1  (model {manifest.name.lower()!r})\n"
-            f"  web page:        {url}/\n"
-            f"  paying:          {payer}",
-            flush=True,
-        )
+        fields = {"api": f"{url}/v1", "web": f"{url}/", "model": manifest.model_id}
+        print(ready_line(url, fields, as_json=args.json), flush=True)
+        if not args.json:
+            print(
+                f"  OpenAI API base: {url}/v1  (model {manifest.name.lower()!r})\n"
+                f"  web page:        {url}/\n"
+                f"  paying:          {payer}",
+                flush=True,
+            )
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -2,55 +2,73 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
+import click
+
+from sharedllm.cli_base import (
+    CONTEXT,
+    Args,
+    Progress,
+    argument,
+    command,
+    flag,
+    format_size,
+    json_flag,
+    option,
+)
 from sharedllm.errors import ConfigError
 from sharedllm.model.manifest import FLOAT32, PRECISIONS
 from sharedllm.model.store import ModelStore
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add this part's commands."""
-    model = sub.add_parser("model", help="import and inspect models in the local store")
-    model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-
-    imp = model_sub.add_parser(
-        "import",
-        help="shard a checkpoint into the store (default: SmolLM2-135M-Instruct)",
-        description="Convert checkpoints (.gguf files or folders with config.json) into "
-        "content-addressed shards and manifests; prints each model id.",
+def register(group: click.Group) -> None:
+    """Add ``model import|list|info``."""
+    model = click.Group(
+        "model", help="Import and inspect models in the local store.",
+        short_help="Import and inspect models in the local store", context_settings=CONTEXT,
+        no_args_is_help=True,
+    )  # fmt: skip
+    model.add_command(
+        command(
+            "import",
+            "sharedllm.model.cli:import_models",
+            "Shard a checkpoint into the store (default: SmolLM2-135M-Instruct).\n\n"
+            "Converts checkpoints (.gguf files or folders with config.json) into "
+            "content-addressed shards and manifests; prints each model id. On a terminal a "
+            "bar shows the layers written, elsewhere a line per step.",
+            [
+                argument("path", nargs=-1, type=click.Path(path_type=Path)),
+                option(
+                    "--precision",
+                    type=click.Choice(PRECISIONS),
+                    default=FLOAT32,
+                    help="the decoder layers' weights: float32, or int8 (torchao weight-only, "
+                    "about a quarter of the bytes) as a model id of its own",
+                ),
+                flag("--set-default", help="make it the default model"),
+                json_flag("print each result as one JSON object per line"),
+            ],
+        )
     )
-    imp.add_argument(
-        "path", nargs="*", type=Path, help=".gguf files or checkpoint folders (one or more)"
+    model.add_command(
+        command("list", "sharedllm.model.cli:list_models", "List imported models.", [json_flag()])
     )
-    imp.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=FLOAT32,
-        help="the decoder layers' weights: float32 (default), or int8 (torchao weight-only, "
-        "about a quarter of the bytes) as a model id of its own",
+    model.add_command(
+        command(
+            "info",
+            "sharedllm.model.cli:show_model",
+            "Show a model's manifest (MODEL_ID default: the default model).",
+            [argument("model_id", required=False), json_flag()],
+        )
     )
-    imp.add_argument("--set-default", action="store_true", help="make it the default model")
-    imp.add_argument(
-        "--json", action="store_true", help="print each result as one JSON object per line"
-    )
-    imp.set_defaults(func=_import)
-
-    lst = model_sub.add_parser("list", help="list imported models")
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(func=_list)
-
-    info = model_sub.add_parser("info", help="show a model's manifest")
-    info.add_argument("model_id", nargs="?", help="model id (default: the default model)")
-    info.add_argument("--json", action="store_true")
-    info.set_defaults(func=_info)
+    group.add_command(model)
 
 
-def _import(args: argparse.Namespace) -> int:
+def import_models(args: Args) -> int:
     from sharedllm.model.importer import import_model
 
     paths: list[Path | None] = list(args.path) or [None]
@@ -63,13 +81,15 @@ def _import(args: argparse.Namespace) -> int:
         print(f"[{time.monotonic() - started:5.1f}s] {message}", file=sys.stderr, flush=True)
 
     for path in paths:
-        result = import_model(
-            store,
-            path,
-            precision=args.precision,
-            set_default=True if args.set_default else None,
-            progress=progress,
-        )
+        with LayerBar() as bar:
+            result = import_model(
+                store,
+                path,
+                precision=args.precision,
+                set_default=True if args.set_default else None,
+                progress=progress,
+                layer_written=bar.written,
+            )
         manifest = result.manifest
         if args.json:
             body = {
@@ -85,7 +105,28 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
+class LayerBar:
+    """The layers an import writes: a bar on a terminal, a line per layer elsewhere."""
+
+    def __init__(self) -> None:
+        self.written_bytes = 0
+        self._bar: Progress | None = None
+
+    def written(self, done: int, total: int, size: int) -> None:
+        if self._bar is None:
+            self._bar = Progress("writing layers", total)
+        self.written_bytes += size
+        self._bar.step(done, f"{done}/{total} layers, {format_size(self.written_bytes)}")
+
+    def __enter__(self) -> LayerBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def list_models(args: Args) -> int:
     store = ModelStore()
     default = store.default_model_id()
     rows = []
@@ -116,7 +157,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
+def show_model(args: Args) -> int:
     store = ModelStore()
     manifest = store.manifest(args.model_id)
     present = [store.has_shard(h) for h in manifest.layer_shards]

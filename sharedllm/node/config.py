@@ -36,6 +36,7 @@ class NodeConfig:
     step_timeout_s: float = 30.0  # the most a step's push may wait for the rest of the route
     link_delay_ms: float = 0.0  # test/bench only: one-way delay on every outbound frame
     price: int = 0  # SHARE wei per position per layer (prompt and answer tokens alike)
+    json_output: bool = False  # the ready line as one JSON object (`run --json`)
     device: str = "cpu"  # where the span's weights and caches live (model/device.py)
     public_key: str | None = None
     address: str | None = None  # the staking account; set when serving paid jobs

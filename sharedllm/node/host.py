@@ -33,6 +33,7 @@ import time
 import traceback
 from pathlib import Path
 
+from sharedllm.cli_base import ready_line
 from sharedllm.errors import ModelError, NodeHostError
 from sharedllm.node.host_wire import (
     STDIO_FDS,
@@ -62,7 +63,7 @@ class _Stop(Exception):
     pass
 
 
-def run_host(socket_file: Path, models_dir: Path | None) -> int:
+def run_host(socket_file: Path, models_dir: Path | None, *, as_json: bool = False) -> int:
     began = time.perf_counter()
     _claim(socket_file)  # before the long import: a second host fails at once
     fingerprint = code_fingerprint()
@@ -77,10 +78,8 @@ def run_host(socket_file: Path, models_dir: Path | None) -> int:
     signal.signal(signal.SIGINT, stop)
     # Nodes report their exit status to their run commands; the kernel reaps them here.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    print(
-        f"ready {socket_file} models={len(models)} preload_s={time.perf_counter() - began:.2f}",
-        flush=True,
-    )
+    fields = {"models": len(models), "preload_s": f"{time.perf_counter() - began:.2f}"}
+    print(ready_line(str(socket_file), fields, as_json=as_json), flush=True)
     try:
         while True:
             conn, _ = listener.accept()
@@ -219,7 +218,7 @@ def _become_node(
         from sharedllm.node.cli import main
 
         code = main(request.argv)
-    except SystemExit as exc:  # argparse: --help, or a usage error
+    except SystemExit as exc:  # a completion request exits from inside click
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
         traceback.print_exc()

@@ -9,7 +9,6 @@ own process.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sharedllm import paths
+from sharedllm.cli_base import prompt_secret
 from sharedllm.errors import NodeHostError
 from sharedllm.node.host_wire import (
     STDIO_FDS,
@@ -50,7 +50,7 @@ def run_in_host(socket_file: Path, argv: list[str], *, needs_password: bool) -> 
             return None
         env = dict(os.environ)
         if needs_password and paths.PASSWORD_ENV not in env and sys.stdin.isatty():
-            env[paths.PASSWORD_ENV] = getpass.getpass("keystore password: ")
+            env[paths.PASSWORD_ENV] = prompt_secret("keystore password")
         umask = os.umask(0)
         os.umask(umask)
         request = RunRequest([*argv, "--no-host"], env, os.getcwd(), umask, code_fingerprint())

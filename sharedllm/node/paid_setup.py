@@ -7,7 +7,6 @@ refuses to start and says what to fix.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from sharedllm import paths
 from sharedllm.chain.cli_common import open_chain, signer
 from sharedllm.chain.node_keys import default_node_key_path, load_node_key, public_key_bytes32
 from sharedllm.chain.registry import NodeInfo
+from sharedllm.cli_base import Args
 from sharedllm.errors import ConfigError
 from sharedllm.model.store import ModelStore
 from sharedllm.node import step_journal
@@ -40,7 +40,7 @@ class PaidNode:
     key: SigningKey  # the registered node key: receipts, and the TLS certificate
 
 
-def paid_node(args: argparse.Namespace, hardware: str) -> PaidNode:
+def paid_node(args: Args, hardware: str) -> PaidNode:
     """``hardware``: the class of the device the node serves on, which must be the one it
     registered."""
     chain = open_chain(args)

@@ -6,11 +6,16 @@ is a position), decimals allowed (``--price 0.000001`` is 1e12 wei).
 
 from __future__ import annotations
 
-import argparse
-
 from sharedllm import paths
 from sharedllm.chain.amounts import format_share, parse_positive_share, parse_share
-from sharedllm.chain.cli_common import address_of, chain_command, emit, open_chain, signer
+from sharedllm.chain.cli_common import (
+    address_of,
+    chain_command,
+    emit,
+    open_chain,
+    signer,
+    wait_for_chain_time,
+)
 from sharedllm.chain.connection import Chain
 from sharedllm.chain.node_keys import (
     default_node_key_path,
@@ -19,7 +24,8 @@ from sharedllm.chain.node_keys import (
 )
 from sharedllm.chain.registry import NodeConfig, NodeInfo
 from sharedllm.chain.terms_lock import check_terms_change
-from sharedllm.chain.times import ready_phrase
+from sharedllm.chain.times import format_duration, ready_phrase
+from sharedllm.cli_base import Args, confirm
 from sharedllm.errors import ChainError, ConfigError, SharedLLMError
 from sharedllm.node.earnings import Earnings, earnings
 
@@ -38,7 +44,7 @@ def parse_layers(text: str) -> tuple[int, int]:
     return start, end
 
 
-def _pubkey(args: argparse.Namespace, known: NodeInfo | None) -> str:
+def _pubkey(args: Args, known: NodeInfo | None) -> str:
     """``--pubkey``, else ``--node-key``'s, else the registered one, else the default key's."""
     if args.pubkey:
         return args.pubkey
@@ -84,7 +90,7 @@ def _default_hardware() -> str:
     return hardware_class(resolve_device("auto"))
 
 
-def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
+def _config(args: Args, current: NodeInfo) -> NodeConfig:
     """Options given on the command line over the node's registered config (if any)."""
     known = current if current.status != "None" else None
     endpoint = args.endpoint or (known.endpoint if known else None)
@@ -123,7 +129,7 @@ def _config(args: argparse.Namespace, current: NodeInfo) -> NodeConfig:
 
 
 @chain_command
-def stake(args: argparse.Namespace) -> int:
+def stake(args: Args) -> int:
     amount = parse_positive_share(args.amount, "--amount")
     chain = open_chain(args)
     account = signer(args, chain)
@@ -148,7 +154,7 @@ def stake(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def update(args: argparse.Namespace) -> int:
+def update(args: Args) -> int:
     chain = open_chain(args)
     account = signer(args, chain)
     current = chain.registry.get_node(account.address)
@@ -162,18 +168,25 @@ def update(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def unstake(args: argparse.Namespace) -> int:
+def unstake(args: Args) -> int:
     chain = open_chain(args)
     account = signer(args, chain)
     if chain.registry.get_node(account.address).status != "Active":
         raise ConfigError("node is not active: nothing to unstake", code="NodeNotActive")
+    delay = chain.registry.unbonding_delay()
+    confirm(
+        args,
+        f"unstake node {account.address}? It leaves the active list at once, and its "
+        f"stake can be withdrawn {format_duration(delay)} from now",
+        action="unstake",
+    )
     tx = chain.registry.request_unstake(account)
     _report(args, chain, account.address, "unstake requested", tx.tx_hash)
     return 0
 
 
 @chain_command
-def withdraw(args: argparse.Namespace) -> int:
+def withdraw(args: Args) -> int:
     chain = open_chain(args)
     account = signer(args, chain)
     node = chain.registry.get_node(account.address)
@@ -182,18 +195,26 @@ def withdraw(args: argparse.Namespace) -> int:
             "node is not unbonding: run `sharedllm-node unstake` first", code="NotUnbonding"
         )
     now = chain.now()
+    if now < node.unbonding_at and args.wait:
+        now = wait_for_chain_time(chain, node.unbonding_at, "unbonding")
     if now < node.unbonding_at:
         raise ChainError(
             f"unbonding is not over: the stake is {ready_phrase(node.unbonding_at, now)}",
             code="UnbondingNotOver",
         )
+    confirm(
+        args,
+        f"withdraw the stake of {format_share(node.stake)} SHARE into {account.address}? "
+        "The node's registration ends",
+        action="withdraw",
+    )
     tx = chain.registry.withdraw(account)
     _report(args, chain, account.address, f"withdrew {format_share(node.stake)} SHARE", tx.tx_hash)
     return 0
 
 
 @chain_command
-def status(args: argparse.Namespace) -> int:
+def status(args: Args) -> int:
     chain = open_chain(args)
     address = address_of(args, chain)
     _report(args, chain, address, None, None, earnings(paths.nodes_dir() / address / "ledger.db"))
@@ -201,7 +222,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _report(
-    args: argparse.Namespace,
+    args: Args,
     chain: Chain,
     address: str,
     did: str | None,

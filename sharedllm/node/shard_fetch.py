@@ -8,7 +8,8 @@ model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sharedllm.errors import ModelError, SharedLLMError
 from sharedllm.model.span import SpanRunner
@@ -19,6 +20,18 @@ log = logging.getLogger("sharedllm.node")
 SHARD_TIMEOUT_S = 120.0
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """One shard stored: the ``done``-th of ``total``, and the bytes fetched so far."""
+
+    layer: int
+    peer: str
+    size: int
+    done: int
+    total: int
+    bytes_so_far: int
+
+
 async def fetch_missing_shards(
     peers: PeerClient,
     store: ModelStore,
@@ -26,10 +39,13 @@ async def fetch_missing_shards(
     start: int,
     end: int,
     peer_urls: Sequence[str],
+    progress: Callable[[Fetched], None] = lambda _step: None,
 ) -> list[str]:
-    """Fetch every shard of layers ``[start, end)`` not in the store; returns their hashes."""
+    """Fetch every shard of layers ``[start, end)`` not in the store; returns their hashes.
+    ``progress`` hears of each shard once it is stored."""
     missing = SpanRunner.missing_shards(store, manifest, start, end)
-    for digest in missing:
+    fetched = 0
+    for done, digest in enumerate(missing, 1):
         layer = manifest.layer_shards.index(digest)
         problems: list[str] = []
         for peer in peer_urls:
@@ -37,6 +53,8 @@ async def fetch_missing_shards(
                 data = await peers.get_bytes(f"{peer}/shards/{digest}", SHARD_TIMEOUT_S)
                 store.add_shard_bytes(digest, data)
                 log.info("fetched layer %d shard %s from %s", layer, digest[:12], peer)
+                fetched += len(data)
+                progress(Fetched(layer, peer, len(data), done, len(missing), fetched))
                 break
             except SharedLLMError as exc:
                 problems.append(f"{peer}: {exc}")

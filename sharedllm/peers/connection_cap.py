@@ -19,9 +19,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from sharedllm.peers.client_address import client_of
-from sharedllm.peers.link_tls import HANDSHAKE_TIMEOUT_S
 
 DEFAULT_PER_PEER = 256
+HANDSHAKE_TIMEOUT_S = 5.0  # a stranger's half-open TLS handshake holds a socket no longer
 REFUSAL_LINGER_S = 1.0  # how long a refused connection may stay half-open
 
 

@@ -37,7 +37,6 @@ from nacl.signing import SigningKey
 
 from sharedllm.errors import LinkUntrusted, PeerError
 
-HANDSHAKE_TIMEOUT_S = 5.0  # a stranger's half-open handshake holds a socket no longer
 _NOT_BEFORE = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 _NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 

@@ -2,38 +2,51 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from pathlib import Path
 
+import click
+
+from sharedllm.cli_base import Args, command, json_flag, option, ready_line
 from sharedllm.errors import ConfigError
 from sharedllm.paths import home
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    relay = sub.add_parser(
-        "relay",
-        help="relay connections to nodes that cannot accept them (behind NAT)",
-        description="Nodes started with `sharedllm-node run --relay HOST:PORT` register here "
-        "with their node key and get a public port of their own; clients' connections to it "
-        "are copied to the node unread (their TLS ends at the node).",
+def register(group: click.Group) -> None:
+    """Add ``relay``."""
+    group.add_command(
+        command(
+            "relay",
+            "sharedllm.relay.cli:run_relay",
+            "Relay connections to nodes that cannot accept them (behind NAT).\n\n"
+            "Nodes started with `sharedllm-node run --relay HOST:PORT` register here with "
+            "their node key and get a public port of their own; clients' connections to it "
+            "are copied to the node unread (their TLS ends at the node).",
+            [
+                option("--host", default="0.0.0.0", help="address to listen on"),
+                option("--port", type=int, default=7000, help="the port nodes register at"),
+                option(
+                    "--public-host", help="the host clients reach this relay at (default: --host)"
+                ),
+                option(
+                    "--ports", default="40000-40999", help="public ports to give nodes, FIRST-LAST"
+                ),
+                option(
+                    "--max-per-node",
+                    type=int,
+                    default=256,
+                    help="client connections per node at once",
+                ),
+                option(
+                    "--db",
+                    type=click.Path(path_type=Path, dir_okay=False),
+                    help="which port is whose (default: $SHAREDLLM_HOME/relay/ports.db)",
+                ),
+                json_flag("print the ready line as one JSON object"),
+            ],
+        )  # fmt: skip
     )
-    relay.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    relay.add_argument("--port", type=int, default=7000, help="the port nodes register at")
-    relay.add_argument(
-        "--public-host", help="the host clients reach this relay at (default: --host)"
-    )
-    relay.add_argument(
-        "--ports", default="40000-40999", help="public ports to give nodes, as FIRST-LAST"
-    )
-    relay.add_argument(
-        "--max-per-node", type=int, default=256, help="client connections per node at once"
-    )
-    relay.add_argument(
-        "--db", type=Path, help="which port is whose (default: $SHAREDLLM_HOME/relay/ports.db)"
-    )
-    relay.set_defaults(func=_relay)
 
 
 def _ports(value: str) -> range:
@@ -46,7 +59,7 @@ def _ports(value: str) -> range:
     return range(lo, hi + 1)
 
 
-def _relay(args: argparse.Namespace) -> int:
+def run_relay(args: Args) -> int:
     from sharedllm.relay.server import PortBook, Relay
     from sharedllm.stop_signals import stop_event
 
@@ -66,10 +79,9 @@ def _relay(args: argparse.Namespace) -> int:
         relay = kind(args.host, args.port, public, ports, book, max_per_node=args.max_per_node)
         port = await relay.start()
         stop = stop_event()
-        print(
-            f"ready relay {args.host}:{port} public={public} ports={ports.start}-{ports.stop - 1}",
-            flush=True,
-        )
+        fields = {"public": public, "ports": f"{ports.start}-{ports.stop - 1}"}
+        line = ready_line(f"{args.host}:{port}", fields, as_json=args.json, kind="relay")
+        print(line, flush=True)
         try:
             await stop.wait()
         finally:

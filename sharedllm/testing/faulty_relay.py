@@ -20,6 +20,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
+from sharedllm.cli_base import program, run
 from sharedllm.relay import cli as relay_cli
 from sharedllm.relay.server import CHUNK, Relay
 
@@ -127,11 +128,9 @@ def faulty_main(argv: Sequence[str]) -> int:
     )
     ours.add_argument("--after-bytes", type=int, default=4096)
     flags, rest = ours.parse_known_args(argv)
-    parser = argparse.ArgumentParser(prog="faulty_relay")
-    relay_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["relay", *rest])
-    args.relay_class = tampering(flags.tamper, flags.after_bytes)
-    return int(args.func(args))
+    group = program("faulty_relay", "A relay that tampers with what it relays.")
+    relay_cli.register(group)
+    return run(group, ["relay", *rest], relay_class=tampering(flags.tamper, flags.after_bytes))
 
 
 if __name__ == "__main__":

@@ -2,74 +2,95 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from pathlib import Path
 
+import click
+
 from sharedllm.chain.cli_common import (
     AMOUNT_HELP,
-    add_account_options,
-    add_chain_options,
+    account_params,
     chain_command,
+    chain_params,
     emit,
     open_chain,
     signer,
 )
+from sharedllm.cli_base import Args, command, option, ready_line
 from sharedllm.model.device import DEVICES
 from sharedllm.stop_signals import stop_event
 
 DEFAULT_PROBABILITY = "0.1"
-LEDGER_HELP = "ledger file (default: $SHAREDLLM_HOME/verifiers/ADDRESS/ledger.db)"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add this part's commands."""
-    stake = sub.add_parser("stake", help="stake SHARE as a verifier on the DisputeCourt")
-    stake.add_argument("--amount", required=True, help=AMOUNT_HELP)
-    add_chain_options(stake)
-    add_account_options(stake)
-    stake.set_defaults(func=_stake)
+def register(group: click.Group) -> None:
+    """Add ``stake``, ``run`` and ``status``."""
+    chain = [*chain_params(), *account_params()]
+    ledger = option(
+        "--ledger",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="ledger file (default: $SHAREDLLM_HOME/verifiers/ADDRESS/ledger.db)",
+    )
+    group.add_command(
+        command(
+            "stake",
+            f"{COMMANDS}:stake",
+            "Stake SHARE as a verifier on the DisputeCourt.",
+            [option("--amount", required=True, help="SHARE to stake, " + AMOUNT_HELP), *chain],
+        )
+    )
+    group.add_command(
+        command(
+            "run",
+            f"{COMMANDS}:run_verifier",
+            "Follow commitments, check a random sample, dispute faults, sit on juries.",
+            [
+                option(
+                    "--probability",
+                    default=DEFAULT_PROBABILITY,
+                    help="chance that a job is checked, 0..1",
+                ),
+                option(
+                    "--stake",
+                    help="stake this much first if not yet a verifier (default: the court's "
+                    "minimum); " + AMOUNT_HELP,
+                ),
+                option(
+                    "--bond",
+                    help="bond posted with each dispute (default: the court's minimum); "
+                    + AMOUNT_HELP,
+                ),
+                option("--threads", type=int, default=1, help="torch threads for recomputation"),
+                option(
+                    "--device",
+                    type=click.Choice(DEVICES),
+                    default="cpu",
+                    help="where recomputation runs: cpu (the class the tolerance rule was "
+                    "measured on), auto, cuda or mps",
+                ),
+                option(
+                    "--models-dir",
+                    type=click.Path(path_type=Path, file_okay=False),
+                    help="model store (default: $SHAREDLLM_HOME/models)",
+                ),
+                option("--poll-interval", type=float, default=1.0, help="seconds between passes"),
+                ledger,
+                *chain,
+            ],
+        )
+    )
+    group.add_command(
+        command(
+            "status",
+            f"{COMMANDS}:status",
+            "The verifier's stake and what its ledger holds.",
+            [ledger, *chain],
+        )
+    )
 
-    run = sub.add_parser(
-        "run", help="follow commitments, check a random sample, dispute faults, sit on juries"
-    )
-    run.add_argument(
-        "--probability",
-        default=DEFAULT_PROBABILITY,
-        help=f"chance that a job is checked, 0..1 (default {DEFAULT_PROBABILITY})",
-    )
-    run.add_argument(
-        "--stake",
-        help="stake this much first if not yet a verifier (default: the court's minimum); "
-        + AMOUNT_HELP,
-    )
-    run.add_argument(
-        "--bond",
-        help="bond posted with each dispute (default: the court's minimum); " + AMOUNT_HELP,
-    )
-    run.add_argument("--threads", type=int, default=1, help="torch threads for recomputation")
-    run.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="cpu",
-        help="where recomputation runs: cpu (default, the class the tolerance rule was "
-        "measured on), auto, cuda or mps",
-    )
-    run.add_argument(
-        "--models-dir", type=Path, help="model store (default: $SHAREDLLM_HOME/models)"
-    )
-    run.add_argument("--poll-interval", type=float, default=1.0, help="seconds between passes")
-    run.add_argument("--ledger", type=Path, help=LEDGER_HELP)
-    add_chain_options(run)
-    add_account_options(run)
-    run.set_defaults(func=_run)
 
-    status = sub.add_parser("status", help="the verifier's stake and what its ledger holds")
-    status.add_argument("--ledger", type=Path, help=LEDGER_HELP)
-    add_chain_options(status)
-    add_account_options(status)
-    status.set_defaults(func=_status)
+COMMANDS = "sharedllm.verifier.cli"
 
 
 def ensure_staked(chain, account, amount: int | None) -> int:
@@ -84,7 +105,7 @@ def ensure_staked(chain, account, amount: int | None) -> int:
 
 
 @chain_command
-def _stake(args: argparse.Namespace) -> int:
+def stake(args: Args) -> int:
     from sharedllm.chain.amounts import format_share, parse_positive_share
 
     amount = parse_positive_share(args.amount, "--amount")
@@ -102,7 +123,7 @@ def _stake(args: argparse.Namespace) -> int:
 
 
 @chain_command
-def _run(args: argparse.Namespace) -> int:
+def run_verifier(args: Args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from sharedllm.chain.amounts import format_share, parse_positive_share
     from sharedllm.verifier.selection import SelectionPolicy, parse_probability
@@ -147,7 +168,8 @@ def _run(args: argparse.Namespace) -> int:
         device=device,
     )
     _preload(service, chain)
-    ready = f"ready {account.address} probability={probability} ledger={ledger.path}"
+    fields = {"probability": probability, "ledger": ledger.path}
+    ready = ready_line(account.address, fields, as_json=args.json)
     asyncio.run(_serve(service, args.poll_interval, ready))
     ledger.close()
     return 0
@@ -169,7 +191,7 @@ async def _serve(service, interval: float, ready: str) -> None:
 
 
 @chain_command
-def _status(args: argparse.Namespace) -> int:
+def status(args: Args) -> int:
     from collections import Counter
 
     from sharedllm.chain.amounts import format_share

@@ -34,8 +34,15 @@ def test_deposit_withdraw_and_balance(
     wallet = chain.token.balance_of(who)
     me = ("--dev-account", str(CLIENT))
 
-    assert run(capsys, "deposit", "150", *me)[0] == 0
-    assert run(capsys, "deposit", "0.25", *me)[0] == 0
+    # A script without --yes and without a terminal goes ahead, as before the question was
+    # asked, told to pass --yes.
+    code, _, err = run(capsys, "deposit", "150", *me)
+    assert code == 0 and "note: a deposit above 100 SHARE asks for confirmation" in err
+    assert "pass --yes in scripts" in err
+    assert run(capsys, "deposit", "0.25", *me)[1:] == (
+        "deposited 0.25 SHARE; escrow now 150.25 SHARE\n",
+        "",
+    )
     code, out, _ = run(capsys, "balance", *me, "--json")
     shown = json.loads(out)
     assert code == 0
@@ -52,9 +59,13 @@ def test_deposit_withdraw_and_balance(
     code, out, _ = run(capsys, "balance", *me)
     assert "pending withdrawal: 100 SHARE, ready in " in out
 
-    anvil.advance_time(chain.deployment.params.withdrawal_delay + 1)
-    code, out, _ = run(capsys, "withdraw", "execute", *me)
-    assert code == 0 and "withdrew 100 SHARE" in out
+    # --wait waits out the rest of the delay, a line per step off a terminal.
+    anvil.advance_time(chain.deployment.params.withdrawal_delay - 3)
+    code, out, err = run(capsys, "withdraw", "execute", "--wait", "--yes", *me)
+    assert code == 0 and "withdrew 100 SHARE" in out, err
+    waits = [line for line in err.splitlines() if line.startswith("withdrawal delay: ")]
+    assert waits[0].startswith("withdrawal delay: ready in ") and " s (" in waits[0]
+    assert waits[-1] == "withdrawal delay: ready now" and "note:" not in err
     assert chain.market.escrow_of(who) == 50 * WEI_PER_SHARE + WEI_PER_SHARE // 4
     assert chain.token.balance_of(who) == wallet - chain.market.escrow_of(who)
 

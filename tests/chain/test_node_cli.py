@@ -96,16 +96,16 @@ def test_stake_update_unstake_withdraw(
     assert code == 0
     assert chain.registry.get_node(address).stake == 150 * WEI_PER_SHARE + WEI_PER_SHARE // 2
 
-    code, out, _ = run(capsys, "unstake", "--dev-account", str(NODE))
+    code, out, _ = run(capsys, "unstake", "--dev-account", str(NODE), "--yes")
     assert code == 0 and "Unbonding" in out
     assert not chain.registry.is_active(address)
 
     code, _, err = run(capsys, "withdraw", "--dev-account", str(NODE))
     assert code == 1 and "UnbondingNotOver" in err and "ready in " in err
 
-    anvil.advance_time(chain.deployment.params.unbonding_delay + 1)
-    code, out, _ = run(capsys, "withdraw", "--dev-account", str(NODE))
-    assert code == 0
+    anvil.advance_time(chain.deployment.params.unbonding_delay - 2)
+    code, out, err = run(capsys, "withdraw", "--dev-account", str(NODE), "--wait", "-y")
+    assert code == 0 and "unbonding delay: ready now" in err
     assert chain.registry.get_node(address).status == "None"
     assert chain.token.balance_of(address) == wallet_before
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +184,33 @@ def test_a_batched_job_shows_its_batch_committed_then_finalized(
     # A poster that no longer serves its batch leaves the job as the book knows it.
     (shown,) = jobs_json(net, capsys, *me)["jobs"]
     assert shown["batch"] is None and shown["status"] == "signed"
+
+
+def test_jobs_wait_shows_what_a_job_waits_for_until_it_settles(
+    net: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = net.chain
+    job, signature, job_id = book_job(net)
+    chain.market.submit_result(dev_account(ROUTE[-1].account), job, signature, 6, COMMITMENT)
+    window = chain.deployment.params.challenge_window
+    result: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: result.append(
+            sharedllm_main(["jobs", *net.cli(), "--dev-account", "4", "--wait", "--json"])
+        )
+    )
+    waiting.start()
+    try:
+        time.sleep(1.5)
+        assert not result, "it returned while the job was only committed"
+        net.devnet.advance_time(window + 1)
+        chain.market.finalize(net.client, job_id)
+    finally:
+        waiting.join(timeout=60)
+    assert result == [0]
+    out, err = capsys.readouterr()
+    (shown,) = json.loads(out)["jobs"]
+    assert shown["status"] == "finalized"
+    steps = [line for line in err.splitlines() if line.startswith("jobs settled: ")]
+    assert steps[0].startswith("jobs settled: 1 committed (the first challenge window ends in ")
+    assert steps[-1] == "jobs settled: 1 finalized"
