@@ -297,17 +297,21 @@ class Progress:
             )
             self._bar.__enter__()
         self._done = 0
+        self._ended = False
 
     def step(self, done: int, note: str) -> None:
-        """``done`` of ``total`` so far; ``note`` says what the step was."""
+        """``done`` of ``total`` so far; ``note`` says what the step was. The bar ends at
+        the total (what is printed next starts on a line of its own); steps after it,
+        while a wait makes sure, show nothing more."""
         done = min(max(done, self._done), self.total)
         if self._bar is not None:
             self._bar.update(done - self._done, note)
-        else:
+        elif not self._ended:
             print(f"{self.label}: {note}", file=self.stream, flush=True)
         self._done = done
-        if done >= self.total:
+        if done >= self.total and self._bar is not None:
             self.close()
+            self._ended = True
 
     def close(self) -> None:
         if self._bar is not None:

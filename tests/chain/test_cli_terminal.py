@@ -14,6 +14,7 @@ from terminal import Terminal
 from sharedllm.chain.accounts import dev_account, load_keystore
 from sharedllm.chain.amounts import WEI_PER_SHARE
 from sharedllm.chain.connection import Chain
+from sharedllm.chain.devnet import Devnet
 from sharedllm.chain.registry import NodeConfig
 from sharedllm.cli_base import EXIT_FAILED
 
@@ -107,4 +108,23 @@ def test_unstake_and_escrow_withdrawal_ask_first(chain: Chain, sharedllm_home: P
         t.expect("withdraw 4 SHARE from escrow? It can be taken out ")
         t.type("n\n")
         assert t.wait() == EXIT_FAILED
+    assert chain.market.pending_withdrawal(client.address).amount == 0
+
+
+def test_a_withdrawal_waits_out_its_delay_with_a_bar(
+    anvil: Devnet, chain: Chain, sharedllm_home: Path
+) -> None:
+    client = dev_account(CLIENT)
+    chain.market.deposit(client, 10 * WEI_PER_SHARE, chain.token)
+    chain.market.request_withdrawal(client, 4 * WEI_PER_SHARE)
+    anvil.advance_time(chain.deployment.params.withdrawal_delay - 3)
+    argv = [str(BIN / "sharedllm"), "withdraw", "execute", "--wait", "--dev-account",
+            str(CLIENT)]  # fmt: skip
+    with Terminal(argv, env(sharedllm_home)) as t:
+        t.expect("withdrawal delay  [")  # click's bar, redrawn in place
+        t.expect("#")
+        t.expect(f"take 4 SHARE out of escrow into {client.address}? [y/N]: ")
+        t.type("y\n")
+        assert t.wait() == 0 and "withdrew 4 SHARE from escrow" in t.output
+    assert "withdrawal delay: " not in t.output  # no plain lines on a terminal
     assert chain.market.pending_withdrawal(client.address).amount == 0
