@@ -56,7 +56,8 @@ class Exclusive(click.Option):
 
 def option(*decls: str, **attrs: Any) -> click.Option:
     """A click option whose help shows its default when it has one worth showing."""
-    attrs.setdefault("show_default", attrs.get("default") not in (None, False, ()))
+    default = attrs.get("default")
+    attrs.setdefault("show_default", not (default is None or default is False or default == ()))
     return click.Option(decls, **attrs)
 
 

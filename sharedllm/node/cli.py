@@ -293,6 +293,13 @@ def run_node(args: Args) -> int:
         if status is not None:
             return status
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if "torch" not in sys.modules:  # a node host's fork has them already
+        print(
+            "starting: importing torch and transformers (a few seconds; a node host, "
+            "`sharedllm-node host`, keeps them loaded for the next start)",
+            file=sys.stderr,
+            flush=True,
+        )
     # Heavy imports (torch, transformers) happen once, here, not at CLI start-up.
     from sharedllm.model.store import ModelStore
     from sharedllm.node.app import serve

@@ -37,5 +37,6 @@ def test_a_node_without_shards_fetches_them_and_shows_each(
         assert line.startswith(f"layer {layer} ({size / 2**20:.1f} MiB) from {peer.url}; ")
         assert f"; {done}/2 layers, " in line
     assert f"starting: layers 1:3 of {manifest.name}" in log
+    assert "starting: importing torch" not in log  # a fork of the session's node host
     assert all(bare.has_shard(h) for h in manifest.layer_shards[1:3])
     assert not bare.has_shard(manifest.layer_shards[0])
