@@ -122,3 +122,29 @@ def dequantized(weight: torch.Tensor) -> torch.Tensor:
     if type(weight) not in (torch.Tensor, nn.Parameter) and callable(dequantize):
         return dequantize().to(torch.float32)
     return weight.detach().to(torch.float32).clone()
+
+
+def estimated_layer_bytes(cfg: dict[str, object], precision: str) -> int:
+    """Bytes of one Llama-style decoder layer in ``precision``, for when no shard is here to
+    measure: its Linear weights at the precision's width (with a float32 scale per row when
+    quantized), its norms in float32."""
+    hidden = _int(cfg, "hidden_size")
+    heads = _int(cfg, "num_attention_heads", 1)
+    head_dim = _int(cfg, "head_dim", 0) or hidden // heads
+    kv_heads = _int(cfg, "num_key_value_heads", heads)
+    inter = _int(cfg, "intermediate_size", 4 * hidden)
+    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
+    linear = attention + 3 * hidden * inter
+    if precision == FLOAT32:
+        return 4 * (linear + 2 * hidden)
+    rows = heads * head_dim + 2 * kv_heads * head_dim + 2 * hidden + 2 * inter
+    return linear + 4 * rows + 4 * 2 * hidden
+
+
+def _int(cfg: dict[str, object], key: str, default: int | None = None) -> int:
+    value = cfg.get(key, default)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, int | float | str):
+        raise ModelError(f"config {key}: expected a number, got {value!r}", code="BAD_MANIFEST")
+    return int(value)

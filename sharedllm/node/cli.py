@@ -448,6 +448,7 @@ def run_node(args: Args) -> int:
 
 
 async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
+    from sharedllm.model.precision import estimated_layer_bytes
     from sharedllm.peers.http import PeerClient
     from sharedllm.peers.probe import probe_all
     from sharedllm.placement.span_choice import choose_span, layers_that_fit
@@ -457,7 +458,7 @@ async def _auto_span(args, store, manifest, config) -> tuple[int, int]:
     if store.has_shard(first):
         layer_bytes = store.shard_path(first).stat().st_size
     else:
-        layer_bytes = _estimated_layer_bytes(manifest.config, manifest.dtype)
+        layer_bytes = estimated_layer_bytes(manifest.config, manifest.dtype)
     count = layers_that_fit(budget, layer_bytes, config.cache_budget_bytes, manifest.num_layers)
     async with PeerClient(trust=config.peer_trust()) as peers:
         urls = list(dict.fromkeys(config.peers))
@@ -489,25 +490,6 @@ async def _fetch_shards(store, manifest, span, config) -> None:
             start, end = span
             urls = list(dict.fromkeys(config.peers))
             await fetch_missing_shards(peers, store, manifest, start, end, urls, show)
-
-
-def _estimated_layer_bytes(cfg: dict, precision: str) -> int:
-    """Bytes of one Llama-style decoder layer in ``precision``, for when no shard is here to
-    measure: its Linear weights at the precision's width (with a float32 scale per row when
-    quantized), its norms in float32."""
-    from sharedllm.model.manifest import FLOAT32
-
-    hidden = int(cfg["hidden_size"])
-    heads = int(cfg.get("num_attention_heads", 1))
-    head_dim = int(cfg.get("head_dim") or hidden // heads)
-    kv_heads = int(cfg.get("num_key_value_heads", heads))
-    inter = int(cfg.get("intermediate_size", 4 * hidden))
-    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
-    linear = attention + 3 * hidden * inter
-    if precision == FLOAT32:
-        return 4 * (linear + 2 * hidden)
-    rows = heads * head_dim + 2 * kv_heads * head_dim + 2 * hidden + 2 * inter
-    return linear + 4 * rows + 4 * 2 * hidden
 
 
 @dataclass(frozen=True)

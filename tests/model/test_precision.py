@@ -17,6 +17,7 @@ from sharedllm.model.architecture import config_from_dict, load_weights, skeleto
 from sharedllm.model.client_model import ClientModel
 from sharedllm.model.importer import import_model
 from sharedllm.model.manifest import parse_manifest
+from sharedllm.model.precision import estimated_layer_bytes
 from sharedllm.model.shards import decode_modules
 from sharedllm.model.span import SpanRunner
 from sharedllm.model.store import ModelStore
@@ -173,10 +174,8 @@ def test_the_command_line_imports_in_int8(tmp_path, llama, monkeypatch, capsys):
 def test_placement_counts_the_precisions_layer_size(imported):
     """``--layers auto`` on a node without the shards yet estimates a layer's bytes in the
     model's precision, close to what the shards weigh."""
-    from sharedllm.node.cli import _estimated_layer_bytes
-
     store, float32, int8 = imported
     for manifest in (float32, int8):
         size = store.shard_path(manifest.layer_shards[0]).stat().st_size
-        estimate = _estimated_layer_bytes(manifest.config, manifest.dtype)
+        estimate = estimated_layer_bytes(manifest.config, manifest.dtype)
         assert abs(estimate - size) < 0.05 * size, (manifest.dtype, estimate, size)
