@@ -180,6 +180,7 @@ def busy_node(model_home: Path):
         yield started[0]
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_a_long_replay_does_not_hold_the_worker_from_other_sessions(busy_node, manifest):
     """Proof of concept: a stranger opens a session and replays 400 one-position steps, each
     a full pass over the span. Replayed as one job, it held the node's only worker for the

@@ -144,6 +144,7 @@ def test_last_hop_killed_before_submitting_submits_once_after_restart(net: Local
     assert _submissions(net, job_id) == 1
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_last_hop_killed_right_after_submitting_does_not_submit_again(net: LocalNetwork) -> None:
     chain = net.chain
     client = dev_account(8)

@@ -83,6 +83,7 @@ def _span_at_info(node) -> tuple[int, int]:
     return tuple(info["span"])
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_a_node_moves_to_layers_a_dead_node_left_and_the_network_answers_again(
     network, client_model, generate_baseline
 ):

@@ -35,6 +35,7 @@ def test_greedy_matches_generate(nodes, client_model, generate_baseline, prompt)
     assert tokens == generate_baseline[prompt]
 
 
+@pytest.mark.slow  # about 10 s; the default run stays under its 20 minutes
 def test_seeded_sampling_repeats(nodes, client_model):
     params = SamplingParams(temperature=0.9, top_p=0.95, seed=1234)
     urls = [n.url for n in nodes]

@@ -196,6 +196,7 @@ def test_the_cheater_is_slashed_through_the_jury_and_honest_work_is_paid(
     assert "0x" + opened[0]["evidence"].hex() == ledger.get(bad).evidence
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_a_lone_griefer_loses_its_bond_and_the_honest_node_keeps_its_stake(
     net: LocalNetwork,
 ) -> None:
@@ -457,6 +458,7 @@ def test_a_silent_juror_is_penalised_and_a_restarted_one_reveals_once(net: Local
     assert_every_token_in_one_place(net)
 
 
+@pytest.mark.slow  # about 30 s; the default run stays under its 20 minutes
 def test_a_job_the_draw_skips_is_not_logged_at_info(net: LocalNetwork) -> None:
     """An operator acts on selected jobs; 52 'skipped' lines in a short session were noise."""
     verifier = net.start_verifier(1e-12)  # the draw skips every job

@@ -75,6 +75,7 @@ def test_a_job_settled_while_the_verifier_was_down_is_missed_without_a_transacti
     assert row.status == "missed" and "finalized" in row.reason
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_a_crash_after_the_dispute_is_sent_does_not_send_another(net: LocalNetwork) -> None:
     job_id, verdict = _crash_then_restart(net, "after_challenge")
     assert verdict.startswith("challenged hop=1") and "(found)" in verdict, verdict
@@ -85,6 +86,7 @@ def test_a_crash_after_the_dispute_is_sent_does_not_send_another(net: LocalNetwo
     assert row.status == CHALLENGED and row.hop == 1 and row.challenge_tx
 
 
+@pytest.mark.slow  # about 25 s; the default run stays under its 20 minutes
 def test_a_crash_in_the_middle_of_a_check_redoes_it(net: LocalNetwork) -> None:
     job_id, verdict = _crash_then_restart(net, "mid_check")
     assert verdict.startswith("challenged hop=1 reason=output"), verdict
